@@ -1,0 +1,3 @@
+from respy._cli import entry_point
+
+entry_point()

@@ -1,0 +1,85 @@
+"""A finished (or interrupted) run: the tally plus what is needed to read it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from respy._tally import Kind, LatencyHistogram, Row, Tally
+
+if TYPE_CHECKING:
+    from respy._expectation import Expectation
+    from respy._verdict import Verdict
+
+
+@dataclass
+class Measurement:
+    """What respy measured: counts per label, latencies, and how the run ended."""
+
+    url: str
+    tally: Tally
+    elapsed_s: float
+    planned: int | None = None
+    concurrency: int = 0
+    by: str = "body"
+    stop_reason: str = ""
+    interrupted_by: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        """Requests sent and accounted for (every one is in exactly one row)."""
+        return self.tally.total
+
+    @property
+    def rows(self) -> list[Row]:
+        return self.tally.rows()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.tally.counts
+
+    @property
+    def errors(self) -> int:
+        """Requests that did not end in a 2xx answer (non-2xx statuses and transport errors)."""
+        return sum(row.count for row in self.rows if row.kind is not Kind.OK)
+
+    @property
+    def answered(self) -> int:
+        return self.tally.answered
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupted_by is not None
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def latency(self) -> LatencyHistogram:
+        return self.tally.latency
+
+    def latency_ms(self) -> dict[str, float | None]:
+        def ms(q: float) -> float | None:
+            value = self.latency.quantile(q)
+            return None if value is None else round(value * 1000, 3)
+
+        return {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99)}
+
+    def check(self, expectation: Expectation, *, alpha: float = 0.01, tolerance: float | None = None) -> Verdict:
+        """The verdict of these counts against ``expectation`` (fixed-N chi-square and tolerance band)."""
+        from respy._assign import assign
+        from respy._verdict import decide
+
+        assignment = assign(self.rows, expectation)
+        return decide(assignment, expectation, alpha=alpha, tolerance=tolerance, batches=self.tally.batches.complete())
+
+    def to_dict(self) -> dict[str, Any]:
+        from respy._report import measurement_dict
+
+        return measurement_dict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)

@@ -1,0 +1,200 @@
+"""Aggregation of results: counts per label, bounded in memory, plus a latency histogram.
+
+The request loop (``_engine``) feeds a :class:`Tally`; the printing lives in ``_report``.
+Nothing here keeps a list of responses: memory stays bounded however many requests are sent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+MAX_LABELS = 10_000
+OVERFLOW_LABEL = "(responses past the distinct-label limit)"
+
+
+class Kind(str, Enum):
+    """What kind of result a row counts."""
+
+    OK = "ok"  # a 2xx answer
+    HTTP_ERROR = "http"  # an HTTP answer with a status outside 2xx
+    TRANSPORT = "error"  # no HTTP answer: refused, timeout, reset, DNS, TLS...
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the distribution table."""
+
+    label: str
+    count: int
+    kind: Kind
+    status: int | None = None
+
+    @property
+    def is_ok(self) -> bool:
+        return self.kind is Kind.OK
+
+
+def kind_of_status(status: int) -> Kind:
+    return Kind.OK if 200 <= status < 300 else Kind.HTTP_ERROR
+
+
+class LatencyHistogram:
+    """Log-bucketed latencies: 1% relative precision from 10 µs to ~1 day, fixed size."""
+
+    _MIN_S = 1e-5
+    _GROWTH = 1.01
+    _BUCKETS = 2200
+
+    def __init__(self) -> None:
+        self._counts = [0] * self._BUCKETS
+        self.count = 0
+        self.total_s = 0.0
+        self.max_s = 0.0
+        self._log_growth = math.log(self._GROWTH)
+
+    def record(self, seconds: float) -> None:
+        index = 0
+        if seconds > self._MIN_S:
+            index = min(int(math.log(seconds / self._MIN_S) / self._log_growth) + 1, self._BUCKETS - 1)
+        self._counts[index] += 1
+        self.count += 1
+        self.total_s += seconds
+        if seconds > self.max_s:
+            self.max_s = seconds
+
+    def quantile(self, q: float) -> float | None:
+        """Upper edge of the bucket holding quantile ``q`` (capped at the largest value seen)."""
+        if self.count == 0:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for index, bucket in enumerate(self._counts):
+            seen += bucket
+            if seen >= rank:
+                upper = self._MIN_S * self._GROWTH**index
+                return min(upper, self.max_s)
+        return self.max_s
+
+    def merge(self, other: LatencyHistogram) -> None:
+        for index, bucket in enumerate(other._counts):
+            self._counts[index] += bucket
+        self.count += other.count
+        self.total_s += other.total_s
+        self.max_s = max(self.max_s, other.max_s)
+
+    def to_state(self) -> dict[str, object]:
+        sparse = {str(i): c for i, c in enumerate(self._counts) if c}
+        return {"buckets": sparse, "count": self.count, "total_s": self.total_s, "max_s": self.max_s}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, object]) -> LatencyHistogram:
+        histogram = cls()
+        buckets = state.get("buckets", {})
+        if isinstance(buckets, Mapping):
+            for index, count in buckets.items():
+                histogram._counts[int(index)] = int(count)
+        histogram.count = int(state.get("count", 0))  # type: ignore[call-overload]
+        histogram.total_s = float(state.get("total_s", 0.0))  # type: ignore[arg-type]
+        histogram.max_s = float(state.get("max_s", 0.0))  # type: ignore[arg-type]
+        return histogram
+
+
+class Batches:
+    """Counts per label over consecutive batches of requests, for the independence check.
+
+    Keeps at most ``2 * target`` batches: when full, neighbours are merged and the batch size doubles,
+    so a run of any length is summarised in bounded memory.
+    """
+
+    def __init__(self, batch_size: int = 10, target: int = 20) -> None:
+        self.batch_size = batch_size
+        self.target = target
+        self.batches: list[dict[str, int]] = []
+        self._current: dict[str, int] = {}
+        self._filled = 0
+
+    def add(self, label: str) -> None:
+        self._current[label] = self._current.get(label, 0) + 1
+        self._filled += 1
+        if self._filled >= self.batch_size:
+            self.batches.append(self._current)
+            self._current = {}
+            self._filled = 0
+            if len(self.batches) >= 2 * self.target:
+                self._halve()
+
+    def _halve(self) -> None:
+        merged: list[dict[str, int]] = []
+        for first, second in zip(self.batches[0::2], self.batches[1::2], strict=False):
+            combined = dict(first)
+            for label, count in second.items():
+                combined[label] = combined.get(label, 0) + count
+            merged.append(combined)
+        self.batches = merged
+        self.batch_size *= 2
+
+    def complete(self) -> list[dict[str, int]]:
+        """The full batches (the unfinished one is left out: batches must be of equal size)."""
+        return list(self.batches)
+
+
+class Tally:
+    """Streaming counts per label, bounded to ``max_labels`` distinct labels."""
+
+    def __init__(self, max_labels: int = MAX_LABELS) -> None:
+        self.max_labels = max_labels
+        self._rows: dict[tuple[Kind, str], list[int]] = {}  # (kind, label) -> [count, first status]
+        self.latency = LatencyHistogram()
+        self.batches = Batches()
+        self.total = 0
+
+    def add(self, label: str, kind: Kind, status: int | None = None, latency_s: float | None = None) -> None:
+        key = (kind, label)
+        slot = self._rows.get(key)
+        if slot is None:
+            if len(self._rows) >= self.max_labels:
+                key = (kind, OVERFLOW_LABEL)
+                slot = self._rows.setdefault(key, [0, status if status is not None else -1])
+            else:
+                slot = self._rows[key] = [0, status if status is not None else -1]
+        slot[0] += 1
+        self.total += 1
+        self.batches.add(key[1])
+        if latency_s is not None:
+            self.latency.record(latency_s)
+
+    def rows(self) -> list[Row]:
+        """Every row, most frequent first (ties by label, for stable output)."""
+        rows = [
+            Row(label=label, count=count, kind=kind, status=None if status < 0 else status)
+            for (kind, label), (count, status) in self._rows.items()
+        ]
+        rows.sort(key=lambda row: (-row.count, row.label))
+        return rows
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows():
+            counts[row.label] = counts.get(row.label, 0) + row.count
+        return counts
+
+    @property
+    def answered(self) -> int:
+        """Requests that got an HTTP answer of any status."""
+        return sum(count for (kind, _), (count, _) in self._rows.items() if kind is not Kind.TRANSPORT)
+
+    def merge(self, other: Tally) -> None:
+        for (kind, label), (count, status) in other._rows.items():
+            slot = self._rows.setdefault((kind, label), [0, status])
+            slot[0] += count
+        self.total += other.total
+        self.latency.merge(other.latency)
+        self.batches.batches.extend(other.batches.complete())
+
+
+def rows_total(rows: Iterable[Row]) -> int:
+    return sum(row.count for row in rows)
