@@ -53,7 +53,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def positive_int(text: str) -> int:
@@ -226,13 +226,19 @@ def main(argv: Sequence[str] | None = None, streams: Streams | None = None) -> i
 
         return run_measure(build_parser().parse_args(args), streams)
     except RespyError as exc:
-        print(f"respy: error: {exc}", file=streams.err)
+        print(f"respy: error: {_one_line(str(exc))}", file=streams.err)
         return exc.exit_code
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except KeyboardInterrupt:
         print("respy: interrupted", file=streams.err)
         return EXIT_SIGNAL["SIGINT"]
     except BrokenPipeError:
         return EXIT_OK
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _subcommand(name: str, args: list[str], streams: Streams) -> int:
