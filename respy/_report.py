@@ -37,7 +37,9 @@ class Evaluation:
 
 
 def can_encode(text: str, stream: TextIO) -> bool:
-    encoding = getattr(stream, "encoding", None) or "ascii"
+    encoding = getattr(stream, "encoding", None)
+    if encoding is None:  # an in-memory text stream holds any character
+        return True
     try:
         text.encode(encoding)
     except (UnicodeEncodeError, LookupError):
@@ -45,10 +47,14 @@ def can_encode(text: str, stream: TextIO) -> bool:
     return True
 
 
-def header_line(url: str, planned: int | None, duration: float | None, stream: TextIO = sys.stdout) -> str:
+def header_line(
+    url: str, planned: int | None, duration: float | None, stream: TextIO = sys.stdout, *, sequential: bool = False
+) -> str:
     """The original respy's signature line: ``☎️   1000 requests to URL...``."""
     icon = PHONE if can_encode(PHONE, stream) else "=>"
-    if planned is None and duration:
+    if sequential:
+        what = f"up to {planned} requests (until the verdict is clear)"
+    elif planned is None and duration:
         what = f"requests for {duration:g} s"
     elif duration:
         what = f"up to {planned} requests for {duration:g} s"

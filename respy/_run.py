@@ -151,7 +151,8 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
         requests = plan.sequential_budget if plan is not None and plan.sequential_budget else DEFAULT_REQUESTS
     load = Load(requests=requests, concurrency=args.concurrency, rate=args.rate, duration=args.duration)
     if args.output == "table":
-        streams.out.write(header_line(url, load.requests, load.duration, streams.out) + "\n")
+        sequential = plan is not None and plan.sequential is not None
+        streams.out.write(header_line(url, load.requests, load.duration, streams.out, sequential=sequential) + "\n")
         streams.out.flush()
     stop_check = plan.stop_check if plan is not None else None
     result = execute(target, load, streams, quiet=args.quiet, stop_check=stop_check)

@@ -1,0 +1,131 @@
+"""--expect end to end: the real client against seeded weighted-random servers on 127.0.0.1.
+
+The servers draw each answer from a seeded RNG, so every count here is deterministic: these tests cannot
+flake. The verdict's own false-failure rate (alpha = 0.01) is covered by the calibration tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli, weighted_handler
+
+SINGLE, MULTIPLE = "weather-backend: single", "weather-backend: multiple"
+
+
+@pytest.fixture
+def tutorial_rules(fixtures_dir: Path) -> str:
+    return str(fixtures_dir / "tutorial" / "weather-rules.yaml")
+
+
+def test_tutorial_rules_pass_at_90_10(serve, tutorial_rules: str) -> None:
+    server = serve(weighted_handler({SINGLE: 90, MULTIPLE: 10}, seed=7))
+    result = run_cli(server.url + "/version", "-n", "2000", "-c", "20", "-H", "Host: weather-backend",
+                     "--expect", tutorial_rules, "-o", "json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert data["verdict"]["outcome"] == "PASS"
+    assert {e["outcome"]: e["probability"] for e in data["expected"]} == {"single": 0.9, "multiple": 0.1}
+    assert data["assignment"]["claimed"] == {SINGLE: "single", MULTIPLE: "multiple"}
+
+
+def test_tutorial_rules_fail_at_50_50_with_a_verdict_line(serve, tutorial_rules: str) -> None:
+    server = serve(weighted_handler({SINGLE: 50, MULTIPLE: 50}, seed=7))
+    result = run_cli(server.url + "/version", "-n", "1000", "-c", "20", "-H", "Host: weather-backend",
+                     "--expect", tutorial_rules)
+    assert result.code == 1
+    verdict = [line for line in result.out.splitlines() if line.startswith("FAIL")]
+    assert len(verdict) == 1
+    assert "observed single 5" in verdict[0] and "declared 90% / 10%" in verdict[0]
+    assert "1000 requests" in verdict[0]
+    header = result.out.splitlines()[2]
+    for column in ("RESPONSE", "DESTINATION", "EXPECTED %", "OBSERVED % (interval)"):
+        assert column in header
+
+
+def test_an_undeclared_third_body_fails_and_is_named(serve, tutorial_rules: str) -> None:
+    server = serve(weighted_handler({SINGLE: 85, MULTIPLE: 10, "weather-backend: canary": 5}, seed=3))
+    result = run_cli(server.url, "-n", "400", "-H", "Host: weather-backend", "--expect", tutorial_rules, "-o", "json")
+    assert result.code == 1
+    reasons = " ".join(result.json()["verdict"]["reasons"])
+    assert "weather-backend: canary" in reasons
+    assert "--map" in reasons
+
+
+def test_inline_weights(serve) -> None:
+    server = serve(weighted_handler({"v1": 70, "v2": 30}, seed=11))
+    result = run_cli(server.url, "-n", "3000", "--expect", "v1=70,v2=30", "-o", "json")
+    assert result.code == 0, result.err
+    assert result.json()["verdict"]["outcome"] == "PASS"
+    wrong = run_cli(server.url, "-n", "3000", "--expect", "v1=30,v2=70", "-o", "json")
+    assert wrong.code == 1
+
+
+def test_kind_list_on_stdin(serve, fixtures_dir: Path) -> None:
+    import yaml
+
+    documents = list(yaml.safe_load_all((fixtures_dir / "tutorial" / "weather-rules.yaml").read_text()))
+    listing = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": documents})
+    server = serve(weighted_handler({SINGLE: 90, MULTIPLE: 10}, seed=5))
+    proc = subprocess.run(
+        [sys.executable, "-m", "respy", server.url, "-n", "2000", "-H", "Host: weather-backend", "--expect", "-"],
+        input=listing, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith("PASS")
+
+
+def test_rules_that_do_not_route_this_request_exit_2_naming_the_hosts(serve, tutorial_rules: str) -> None:
+    server = serve(weighted_handler({SINGLE: 1}, seed=1))
+    result = run_cli(server.url, "-n", "10", "-H", "Host: reviews", "--expect", tutorial_rules)
+    assert result.code == 2
+    assert "weather-backend" in result.err
+    assert server.stats.requests == 0  # nothing is sent when the rules cannot be used
+
+
+def test_map_names_a_destination_for_a_label(serve) -> None:
+    server = serve(weighted_handler({"blue": 50, "green": 50}, seed=2))
+    result = run_cli(server.url, "-n", "2000", "--expect", "v1=50,v2=50", "--map", "blue=v1", "--map", "green=v2",
+                     "-o", "json")
+    assert result.code == 0, result.err
+    assert result.json()["assignment"]["claimed"] == {"blue": "v1", "green": "v2"}
+    bad = run_cli(server.url, "-n", "10", "--expect", "v1=50,v2=50", "--map", "blue=v9")
+    assert bad.code == 2 and "v9" in bad.err
+
+
+def test_a_warning_before_the_run_when_n_cannot_confirm(serve) -> None:
+    server = serve(weighted_handler({"a": 99, "b": 1}, seed=2))
+    result = run_cli(server.url, "-n", "200", "--expect", "a=99,b=1")
+    assert "cannot confirm 99/1" in result.err
+    assert result.code == 3  # too few requests to decide: INCONCLUSIVE
+    assert "requests are needed to decide" in result.out
+
+
+def test_sequential_fail_at_50_50_stops_early_and_json_says_how_many(serve, tutorial_rules: str) -> None:
+    server = serve(weighted_handler({SINGLE: 50, MULTIPLE: 50}, seed=9))
+    result = run_cli(server.url, "-c", "10", "-H", "Host: weather-backend", "--expect", tutorial_rules, "-o", "json")
+    assert result.code == 1
+    data = result.json()
+    assert data["verdict"]["outcome"] == "FAIL"
+    assert data["requests"] <= 200
+    assert data["requests"] == server.stats.requests
+    assert data["verdict"]["test"] == "sequential Dirichlet-multinomial"
+
+
+def test_sequential_pass_at_90_10_within_the_budget(serve, tutorial_rules: str) -> None:
+    server = serve(weighted_handler({SINGLE: 90, MULTIPLE: 10}, seed=9))
+    result = run_cli(server.url, "-c", "10", "-H", "Host: weather-backend", "--expect", tutorial_rules, "-o", "json")
+    assert result.code == 0, result.out
+    data = result.json()
+    assert data["requests"] < data["sequential"]["budget"]
+    assert data["sequential"]["stop_reason"].startswith("verdict clear after")
+
+
+def test_strict_mode_is_consistent_or_fail(serve) -> None:
+    server = serve(weighted_handler({"v1": 90, "v2": 10}, seed=4))
+    result = run_cli(server.url, "-n", "500", "--expect", "v1=90,v2=10", "--strict", "-o", "json")
+    assert result.json()["verdict"]["outcome"] == "CONSISTENT"
+    assert result.code == 0
