@@ -70,11 +70,13 @@ class K8sObject:
     def error(self, message: str, path: Sequence[str | int] = ()) -> RulesError:
         return RulesError(f"{self.ref}: {message}", file=self.file, line=self.line_of(path))
 
-    def describe(self, ns_default: str | None = None) -> str:
+    def ref_in(self, ns_default: str) -> str:
+        """``ref`` with ``ns_default`` standing in for a namespace the manifest does not set."""
+        return f"{self.kind} {self.ns(ns_default)}/{self.name}"
+
+    def describe(self, ns_default: str) -> str:
         """``VirtualService default/vs-weather-backend (weather-rules.yaml:35)``."""
-        ns = self.namespace or ns_default
-        ref = f"{self.kind} {ns}/{self.name}" if ns else f"{self.kind} {self.name}"
-        return f"{ref} ({self.where})"
+        return f"{self.ref_in(ns_default)} ({self.where})"
 
 
 @dataclass(frozen=True)

@@ -36,15 +36,15 @@ def _virtual_service(obj: K8sObject, spec: Mapping[str, Any]) -> None:
 
 
 def _route_rule(obj: K8sObject, rule: Mapping[str, Any], path: P) -> None:
-    for j, match in _items(obj, rule.get("match"), path + ("match",)):
-        _str_list(obj, match.get("gateways"), path + ("match", j, "gateways"))
+    for j, match in _items(obj, rule.get("match"), (*path, "match")):
+        _str_list(obj, match.get("gateways"), (*path, "match", j, "gateways"))
         for key in ("headers", "withoutHeaders", "queryParams", "sourceLabels"):
-            _optional_mapping(obj, match.get(key), path + ("match", j, key))
-    for k, dest in _items(obj, rule.get("route"), path + ("route",)):
-        _optional_mapping(obj, dest.get("destination"), path + ("route", k, "destination"))
-        _weight(obj, dest.get("weight"), path + ("route", k, "weight"))
+            _optional_mapping(obj, match.get(key), (*path, "match", j, key))
+    for k, dest in _items(obj, rule.get("route"), (*path, "route")):
+        _optional_mapping(obj, dest.get("destination"), (*path, "route", k, "destination"))
+        _weight(obj, dest.get("weight"), (*path, "route", k, "weight"))
     for key in ("fault", "redirect", "directResponse", "delegate"):
-        _optional_mapping(obj, rule.get(key), path + (key,))
+        _optional_mapping(obj, rule.get(key), (*path, key))
 
 
 def _destination_rule(obj: K8sObject, spec: Mapping[str, Any]) -> None:
@@ -61,13 +61,13 @@ def _route(obj: K8sObject, spec: Mapping[str, Any]) -> None:
     _str_list(obj, spec.get("hostnames"), ("spec", "hostnames"))
     for i, rule in _items(obj, spec.get("rules"), ("spec", "rules")):
         path: P = ("spec", "rules", i)
-        for j, match in _items(obj, rule.get("matches"), path + ("matches",)):
-            _items(obj, match.get("headers"), path + ("matches", j, "headers"))
-            _items(obj, match.get("queryParams"), path + ("matches", j, "queryParams"))
-            _optional_mapping(obj, match.get("path"), path + ("matches", j, "path"))
-        _items(obj, rule.get("filters"), path + ("filters",))
-        for k, ref in _items(obj, rule.get("backendRefs"), path + ("backendRefs",)):
-            _weight(obj, ref.get("weight"), path + ("backendRefs", k, "weight"))
+        for j, match in _items(obj, rule.get("matches"), (*path, "matches")):
+            _items(obj, match.get("headers"), (*path, "matches", j, "headers"))
+            _items(obj, match.get("queryParams"), (*path, "matches", j, "queryParams"))
+            _optional_mapping(obj, match.get("path"), (*path, "matches", j, "path"))
+        _items(obj, rule.get("filters"), (*path, "filters"))
+        for k, ref in _items(obj, rule.get("backendRefs"), (*path, "backendRefs")):
+            _weight(obj, ref.get("weight"), (*path, "backendRefs", k, "weight"))
 
 
 def _items(obj: K8sObject, value: Any, path: P) -> list[tuple[int, Mapping[str, Any]]]:
@@ -77,7 +77,7 @@ def _items(obj: K8sObject, value: Any, path: P) -> list[tuple[int, Mapping[str, 
     if not isinstance(value, list):
         raise obj.error(f"`{_dotted(path)}` must be a list, not {_kind_of(value)}", path)
     for i, item in enumerate(value):
-        _mapping(obj, item, path + (i,))
+        _mapping(obj, item, (*path, i))
     return list(enumerate(value))
 
 

@@ -5,9 +5,9 @@ Reusable on hostile input: every failure is a ``RulesError`` naming the file and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -19,6 +19,7 @@ MAX_EXPANDED_NODES = 1_000_000
 MAX_BYTES = 64 * 1024 * 1024
 
 Path = tuple[str | int, ...]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class _BoundedSafeLoader(yaml.SafeLoader):
             if self._depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark
                 raise RulesError(f"YAML nested deeper than {MAX_DEPTH} levels", line=mark.line + 1)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -63,10 +64,13 @@ def decode(data: bytes, file: str) -> str:
 
 def parse_documents(text: str, file: str) -> Iterator[Document]:
     """Yield each non-empty document of a multi-document YAML stream."""
-    loader = _BoundedSafeLoader(text)
     try:
-        while loader.check_node():
-            node = _compose(loader, file)
+        loader = _BoundedSafeLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters up front
+        raise RulesError(f"not valid YAML: {exc}".replace("\n", " "), file=file, line=_reader_line(text, exc)) from None
+    try:
+        while _compose(loader.check_node, file):
+            node = _compose(loader.get_node, file)
             if node is None:
                 continue
             _check_expansion(node, file)
@@ -75,9 +79,10 @@ def parse_documents(text: str, file: str) -> Iterator[Document]:
         loader.dispose()
 
 
-def _compose(loader: _BoundedSafeLoader, file: str) -> Node | None:
+def _compose(step: Callable[[], T], file: str) -> T:
+    """Run one composing step of the loader, turning every YAML failure into a ``RulesError``."""
     try:
-        return loader.get_node()  # type: ignore[no-any-return]
+        return step()
     except RulesError as exc:
         raise RulesError(exc.message, file=file, line=exc.line) from None
     except yaml.MarkedYAMLError as exc:
@@ -97,7 +102,13 @@ def _construct(loader: yaml.SafeLoader, node: Node, file: str) -> Any:
     except yaml.YAMLError as exc:
         raise RulesError(f"refused YAML: {exc}", file=file) from None
     except (RecursionError, TypeError, ValueError) as exc:
-        raise RulesError(f"refused YAML: {type(exc).__name__}: {exc}", file=file, line=node.start_mark.line + 1) from None
+        line = node.start_mark.line + 1
+        raise RulesError(f"refused YAML: {type(exc).__name__}: {exc}", file=file, line=line) from None
+
+
+def _reader_line(text: str, exc: yaml.YAMLError) -> int | None:
+    position = getattr(exc, "position", None)
+    return text.count("\n", 0, position) + 1 if isinstance(position, int) else None
 
 
 def _problem(exc: yaml.MarkedYAMLError) -> str:
@@ -154,9 +165,9 @@ def _line_map(root: Node) -> dict[Path, int]:
         seen.add(id(node))
         lines[path] = node.start_mark.line + 1
         if isinstance(node, SequenceNode):
-            stack.extend((path + (i,), child) for i, child in enumerate(node.value))
+            stack.extend(((*path, i), child) for i, child in enumerate(node.value))
         elif isinstance(node, MappingNode):
             stack.extend(
-                (path + (key.value,), value) for key, value in node.value if isinstance(key, ScalarNode)
+                ((*path, key.value), value) for key, value in node.value if isinstance(key, ScalarNode)
             )
     return lines
