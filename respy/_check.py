@@ -66,6 +66,7 @@ class CheckPlan:
     tolerance: float | None
     strict: bool
     grace: int
+    namespace: str = "default"
     sequential: SequentialTest | None = None
     sequential_budget: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -109,17 +110,15 @@ class CheckPlan:
         if self.sequential is not None:
             measurement.extra["sequential"] = {"budget": self.sequential_budget, "stop_reason": measurement.stop_reason}
         if verdict.outcome == "FAIL":
-            explain_failure(evaluation, measurement, self.rules)
+            explain_failure(evaluation, measurement, self.rules, self.namespace)
         return evaluation
 
 
-def explain_failure(evaluation: Evaluation, measurement: Measurement, rules: RuleSet | None) -> None:
+def explain_failure(evaluation: Evaluation, measurement: Measurement, rules: RuleSet | None, namespace: str) -> None:
     """Fill in the diagnosis: what the observed counts do fit, and which manifest is to blame."""
-    try:
-        from respy._diagnosis import diagnose_evaluation
-    except ImportError:  # the diagnosis module is optional while it is being built
-        return
-    diagnose_evaluation(evaluation, measurement, rules)
+    from respy._diagnosis import diagnose_evaluation
+
+    diagnose_evaluation(evaluation, measurement, rules, namespace=namespace)
 
 
 def plan_check(args: argparse.Namespace, target: Target, streams: Streams) -> CheckPlan:
@@ -130,7 +129,7 @@ def plan_check(args: argparse.Namespace, target: Target, streams: Streams) -> Ch
     expectation = resolve(rules, url=target.url, headers=headers, method=target.method,
                           namespace=args.namespace, gateway=args.gateway)
     plan = CheckPlan(expectation=expectation, rules=rules, mapping=parse_maps(args.maps), alpha=args.alpha,
-                     tolerance=args.tolerance, strict=args.strict, grace=args.grace)
+                     tolerance=args.tolerance, strict=args.strict, grace=args.grace, namespace=args.namespace)
     _validate_mapping(plan)
     for warning in expectation.warnings:
         print(f"respy: warning: {warning}", file=streams.err)

@@ -1,0 +1,76 @@
+"""The tutorial end to end: its own manifests against a local round-robin server (what Kubernetes does when
+Istio's rules are not applied). The server alternates deterministically, so nothing here is random."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_cli
+
+from respy._localserver import Request, Response
+
+BODIES = ("weather-backend: single", "weather-backend: multiple")
+
+
+def round_robin():  # type: ignore[no-untyped-def]
+    cycle = itertools.cycle(BODIES)
+
+    async def handler(request: Request) -> Response:
+        return Response(200, next(cycle).encode())
+
+    return handler
+
+
+@pytest.fixture
+def tutorial(fixtures_dir: Path) -> tuple[str, str]:
+    folder = fixtures_dir / "tutorial"
+    return str(folder / "weather-rules.yaml"), str(folder / "weather-deployment.yaml")
+
+
+def check(server_url: str, *rules: str, output: str = "table"):  # type: ignore[no-untyped-def]
+    argv = [f"{server_url}/version", "-n", "1000", "-c", "10", "-H", "Host: weather-backend", "-o", output]
+    for path in rules:
+        argv += ["--expect", path]
+    return run_cli(*argv)
+
+
+def test_round_robin_fails_with_the_equal_split_explanation_and_the_port_fix(serve, tutorial) -> None:
+    server = serve(round_robin())
+    result = check(server.url, *tutorial)
+    assert result.code == 1, result.err
+    assert "FAIL  weather-backend" in result.out
+    assert "fits an equal split across 2 versions" in result.out
+    assert "not the declared 90/10" in result.out
+    assert 'Service default/weather-backend port 5000 is named "backend"' in result.out
+    assert "http-backend" in result.out and "appProtocol: http" in result.out
+
+
+def test_json_carries_the_diagnosis_and_the_findings(serve, tutorial) -> None:
+    server = serve(round_robin())
+    data = check(server.url, *tutorial, output="json").json()
+    assert data["verdict"]["outcome"] == "FAIL"
+    best = [c for c in data["diagnosis"] if c.get("best")] or data["diagnosis"][:1]
+    assert "equal" in best[0]["name"]
+    assert any(f["istio_code"] == "IST0118" and f["severity"] == "warning" for f in data["findings"])
+
+
+@pytest.mark.parametrize("fix", ["rename", "appProtocol"])
+def test_with_the_port_fixed_the_finding_is_gone(serve, tutorial, tmp_path: Path, fix: str) -> None:
+    rules, deployment = tutorial
+    documents = list(yaml.safe_load_all(Path(deployment).read_text()))
+    for doc in documents:
+        if doc["kind"] == "Service" and doc["metadata"]["name"] == "weather-backend":
+            port = doc["spec"]["ports"][0]
+            if fix == "rename":
+                port["name"] = "http-backend"
+            else:
+                port["appProtocol"] = "http"
+    fixed = tmp_path / "weather-deployment.yaml"
+    fixed.write_text(yaml.safe_dump_all(documents))
+    server = serve(round_robin())
+    data = check(server.url, rules, str(fixed), output="json").json()
+    assert data["verdict"]["outcome"] == "FAIL"  # the server still round-robins
+    assert not any(f["istio_code"] == "IST0118" for f in data.get("findings", []))
