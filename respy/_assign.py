@@ -65,7 +65,8 @@ def _owners(identifiers: Mapping[str, tuple[str, ...]]) -> dict[str, set[str]]:
 
 def match_destination(label: str, identifiers: Mapping[str, tuple[str, ...]]) -> str | None:
     """The one destination a 2xx label names, None when it names none; MappingError when several."""
-    matched = {ident.lower() for idents in identifiers.values() for ident in idents if token_pattern(ident).search(label)}
+    every = {ident for idents in identifiers.values() for ident in idents}
+    matched = {ident.lower() for ident in every if token_pattern(ident).search(label)}
     candidates = {name for name, idents in identifiers.items() if any(i.lower() in matched for i in idents)}
     if len(candidates) > 1:
         # An identifier owned by one destination only beats one shared by a few ("v2" beats "canary").
@@ -74,8 +75,7 @@ def match_destination(label: str, identifiers: Mapping[str, tuple[str, ...]]) ->
     if len(candidates) > 1:
         names = ", ".join(sorted(candidates))
         raise MappingError(
-            f"response {label!r} matches several destinations ({names}); "
-            f"say which with --map '{label}=DESTINATION'"
+            f"response {label!r} matches several destinations ({names}); say which with --map '{label}=DESTINATION'"
         )
     return next(iter(candidates), None)
 
