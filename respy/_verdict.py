@@ -476,7 +476,7 @@ def _extra(
 def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignment) -> str:
     """One line for people, e.g. ``FAIL  weather-backend: observed single 50.1% / multiple 49.9%, declared
     90% / 10% (chi-square 1,104.9, df 1, p < 1e-16, 1000 requests)``."""
-    what = expectation.host or expectation.route or "split"
+    what = short_host(expectation.host) or expectation.route or "split"
     shares = verdict.shares or share_estimates(categories(assignment, expectation), 0.95)
     names = " / ".join(f"{s.name} {_pct(s.observed)}" for s in shares)
     declared = " / ".join(f"{_num(s.expected * 100)}%" for s in shares)
@@ -489,12 +489,18 @@ def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignm
         ]
     )
     if verdict.p_value is not None:
-        details.append(format_p(verdict.p_value).replace("p = ", "p "))
+        details.append(format_p(verdict.p_value))
     details.append(f"{verdict.requests} requests")
     line = f"{verdict.outcome}  {what}: observed {names}, declared {declared} ({', '.join(details)})"
     if verdict.requests_needed:
         line += f"; about {verdict.requests_needed:,} requests are needed to decide"
     return line
+
+
+def short_host(host: str) -> str:
+    """``weather-backend`` for ``weather-backend.default.svc.cluster.local``: how people name a Service."""
+    name, sep, rest = host.partition(".")
+    return name if sep and ".svc." in f".{rest}." else host
 
 
 def split_text(probs: Sequence[float]) -> str:
