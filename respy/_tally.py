@@ -105,40 +105,53 @@ class LatencyHistogram:
 class Batches:
     """Counts per label over consecutive batches of requests, for the independence check.
 
-    Keeps at most ``2 * target`` batches: when full, neighbours are merged and the batch size doubles,
-    so a run of any length is summarised in bounded memory.
+    A request's batch is fixed by the order it was *sent* in (its ticket), not the order its answer came
+    back: versions with different latencies answer in a different order, which must not look like
+    dependence. Keeps at most ``2 * target`` batches: when full, neighbours merge and the batch size
+    doubles, so a run of any length is summarised in bounded memory.
     """
 
     def __init__(self, batch_size: int = 10, target: int = 20) -> None:
         self.batch_size = batch_size
         self.target = target
-        self.batches: list[dict[str, int]] = []
-        self._current: dict[str, int] = {}
-        self._filled = 0
+        self._batches: dict[int, dict[str, int]] = {}
+        self._sizes: dict[int, int] = {}
+        self._next_ticket = 0
 
-    def add(self, label: str) -> None:
-        self._current[label] = self._current.get(label, 0) + 1
-        self._filled += 1
-        if self._filled >= self.batch_size:
-            self.batches.append(self._current)
-            self._current = {}
-            self._filled = 0
-            if len(self.batches) >= 2 * self.target:
-                self._halve()
+    def add(self, label: str, ticket: int | None = None) -> None:
+        if ticket is None:
+            ticket = self._next_ticket
+        self._next_ticket = max(self._next_ticket, ticket + 1)
+        index = ticket // self.batch_size
+        counts = self._batches.setdefault(index, {})
+        counts[label] = counts.get(label, 0) + 1
+        self._sizes[index] = self._sizes.get(index, 0) + 1
+        if len(self._batches) > 2 * self.target:
+            self._halve()
 
     def _halve(self) -> None:
-        merged: list[dict[str, int]] = []
-        for first, second in zip(self.batches[0::2], self.batches[1::2], strict=False):
-            combined = dict(first)
-            for label, count in second.items():
-                combined[label] = combined.get(label, 0) + count
-            merged.append(combined)
-        self.batches = merged
+        merged: dict[int, dict[str, int]] = {}
+        sizes: dict[int, int] = {}
+        for index, counts in self._batches.items():
+            target = merged.setdefault(index // 2, {})
+            for label, count in counts.items():
+                target[label] = target.get(label, 0) + count
+            sizes[index // 2] = sizes.get(index // 2, 0) + self._sizes[index]
+        self._batches, self._sizes = merged, sizes
         self.batch_size *= 2
 
     def complete(self) -> list[dict[str, int]]:
-        """The full batches (the unfinished one is left out: batches must be of equal size)."""
-        return list(self.batches)
+        """The full batches in sending order (a batch still missing answers is left out)."""
+        return [dict(self._batches[i]) for i in sorted(self._batches) if self._sizes[i] == self.batch_size]
+
+    def extend(self, batches: list[dict[str, int]]) -> None:
+        """Append finished batches of another run (merging parallel runs)."""
+        for counts in batches:
+            index = max(self._batches, default=-1) + 1
+            self._batches[index] = dict(counts)
+            self._sizes[index] = self.batch_size
+        while len(self._batches) > 2 * self.target:
+            self._halve()
 
 
 class Tally:
@@ -151,7 +164,14 @@ class Tally:
         self.batches = Batches()
         self.total = 0
 
-    def add(self, label: str, kind: Kind, status: int | None = None, latency_s: float | None = None) -> None:
+    def add(
+        self,
+        label: str,
+        kind: Kind,
+        status: int | None = None,
+        latency_s: float | None = None,
+        ticket: int | None = None,
+    ) -> None:
         key = (kind, label)
         slot = self._rows.get(key)
         if slot is None:
@@ -162,7 +182,7 @@ class Tally:
                 slot = self._rows[key] = [0, status if status is not None else -1]
         slot[0] += 1
         self.total += 1
-        self.batches.add(key[1])
+        self.batches.add(key[1], ticket)
         if latency_s is not None:
             self.latency.record(latency_s)
 
@@ -193,7 +213,7 @@ class Tally:
             slot[0] += count
         self.total += other.total
         self.latency.merge(other.latency)
-        self.batches.batches.extend(other.batches.complete())
+        self.batches.extend(other.batches.complete())
 
 
 def rows_total(rows: Iterable[Row]) -> int:
