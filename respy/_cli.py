@@ -222,9 +222,10 @@ def main(argv: Sequence[str] | None = None, streams: Streams | None = None) -> i
     try:
         if args and args[0] in SUBCOMMANDS:
             return _subcommand(args[0], args[1:], streams)
+        parsed = build_parser().parse_args(args)  # --help and --version end here, before httpx is imported
         from respy._run import run_measure
 
-        return run_measure(build_parser().parse_args(args), streams)
+        return run_measure(parsed, streams)
     except RespyError as exc:
         print(f"respy: error: {_one_line(str(exc))}", file=streams.err)
         return exc.exit_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -59,6 +60,31 @@ class Expectation:
             for name, weight in weights.items()
         )
         return cls(outcomes=outcomes, route="inline weights")
+
+    @classmethod
+    def from_files(
+        cls,
+        *paths: str | os.PathLike[str],
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+        namespace: str = "default",
+        gateway: str | None = None,
+    ) -> Expectation:
+        """The split the routing YAML in ``paths`` (files or directories) declares for a request to ``url``.
+
+        The same resolution as ``respy URL --expect PATH...``: ``headers`` (e.g. ``{"Host": "weather-backend"}``)
+        pick the rule, ``gateway`` names the Istio Gateway the request enters through (None: a sidecar).
+        Raises ``RulesError`` (with file and line) or ``NotRoutedError`` when no rule routes the request.
+        """
+        from respy._errors import UsageError
+        from respy._rules import load_inputs, resolve
+
+        if not paths:
+            raise UsageError("Expectation.from_files needs at least one file or directory")
+        rules = load_inputs([os.fspath(path) for path in paths])
+        return resolve(rules, url=url, headers=dict(headers or {}), method=method.upper(), namespace=namespace,
+                       gateway=gateway)
 
     @property
     def destinations(self) -> tuple[Outcome, ...]:

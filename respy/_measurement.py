@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,13 +69,21 @@ class Measurement:
 
         return {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99)}
 
-    def check(self, expectation: Expectation, *, alpha: float = 0.01, tolerance: float | None = None) -> Verdict:
-        """The verdict of these counts against ``expectation`` (fixed-N chi-square and tolerance band)."""
-        from respy._assign import assign
-        from respy._verdict import decide
+    def check(
+        self,
+        expectation: Expectation,
+        *,
+        alpha: float = 0.01,
+        tolerance: float | None = None,
+        mapping: Mapping[str, str] | None = None,
+    ) -> Verdict:
+        """The verdict of these counts against ``expectation`` (fixed-N chi-square and tolerance band).
 
-        assignment = assign(self.rows, expectation)
-        return decide(assignment, expectation, alpha=alpha, tolerance=tolerance, batches=self.tally.batches.complete())
+        ``str(verdict)`` is the table and verdict line the CLI prints; ``mapping`` is ``--map`` (label -> outcome).
+        """
+        from respy._api import check
+
+        return check(self, expectation, alpha=alpha, tolerance=tolerance, mapping=mapping)
 
     def to_dict(self) -> dict[str, Any]:
         from respy._report import measurement_dict

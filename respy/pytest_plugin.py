@@ -1,0 +1,129 @@
+"""respy's pytest plugin (entry point ``pytest11: respy``): the ``respy`` fixture and ``--respy-*`` options.
+
+    def test_split(respy):
+        respy.assert_split("/version", {"single": 90, "multiple": 10}, headers={"Host": "weather-backend"})
+
+    pytest --respy-url http://127.0.0.1:8080 --respy-requests 2000
+
+pytest loads this module in every session of an environment where respy is installed, so it imports
+nothing heavy: the measuring machinery is imported when a test first uses the fixture.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from respy._expectation import Expectation
+    from respy._measurement import Measurement
+    from respy._verdict import Verdict
+
+DEFAULT_REQUESTS = 1000
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("respy", "respy: traffic split checks")
+    group.addoption(
+        "--respy-url",
+        dest="respy_url",
+        default=None,
+        metavar="URL",
+        help="base URL for the respy fixture: relative paths given to respy.measure / respy.assert_split "
+        "are joined onto it (e.g. http://127.0.0.1:8080)",
+    )
+    group.addoption(
+        "--respy-requests",
+        dest="respy_requests",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"requests per measurement when a test does not say (default {DEFAULT_REQUESTS})",
+    )
+
+
+class RespyFixture:
+    """What the ``respy`` fixture offers: ``measure``, ``measure_async``, ``assert_split``, ``expectation``."""
+
+    def __init__(self, base_url: str | None, requests: int) -> None:
+        self.base_url = base_url
+        self.requests = requests
+
+    def url(self, path: str = "") -> str:
+        """``path`` joined onto ``--respy-url`` (an absolute ``http(s)://`` URL is used as given)."""
+        from respy._errors import UsageError
+
+        if path.lower().startswith(("http://", "https://")):
+            return path
+        if not self.base_url:
+            raise UsageError(f"{path!r} is not an absolute URL and no base URL was given (pytest --respy-url URL)")
+        if not path:
+            return self.base_url
+        separator = "" if path.startswith(("?", "#")) else "/"
+        return self.base_url.rstrip("/") + separator + path.lstrip("/")
+
+    def measure(self, path: str = "", **options: Any) -> Measurement:
+        """``respy.measure`` on ``self.url(path)``; ``requests`` defaults to ``--respy-requests``."""
+        from respy._api import measure
+
+        options.setdefault("requests", self.requests)
+        return measure(self.url(path), **options)
+
+    async def measure_async(self, path: str = "", **options: Any) -> Measurement:
+        from respy._api import measure_async
+
+        options.setdefault("requests", self.requests)
+        return await measure_async(self.url(path), **options)
+
+    def assert_split(self, path: str, expectation: Expectation | Mapping[str, float], **options: Any) -> Verdict:
+        """``respy.assert_split`` on ``self.url(path)``: the test fails with the table and verdict line."""
+        __tracebackhide__ = True
+        from respy._api import assert_split
+
+        options.setdefault("requests", self.requests)
+        return assert_split(self.url(path), expectation, **options)
+
+    async def assert_split_async(
+        self, path: str, expectation: Expectation | Mapping[str, float], **options: Any
+    ) -> Verdict:
+        __tracebackhide__ = True
+        from respy._api import assert_split_async
+
+        options.setdefault("requests", self.requests)
+        return await assert_split_async(self.url(path), expectation, **options)
+
+    def expectation(
+        self,
+        weights: Mapping[str, float] | None = None,
+        *,
+        files: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        url: str = "",
+        headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+        namespace: str = "default",
+        gateway: str | None = None,
+    ) -> Expectation:
+        """From plain ``weights``, or from routing YAML ``files`` resolved for a request to ``url``
+        (relative to ``--respy-url``, like ``measure``)."""
+        from respy._errors import UsageError
+        from respy._expectation import Expectation
+
+        if (weights is None) == (files is None):
+            raise UsageError("respy.expectation needs either weights=... or files=... (not both)")
+        if weights is not None:
+            return Expectation.from_weights(weights)
+        assert files is not None
+        paths = [files] if isinstance(files, str | os.PathLike) else list(files)
+        return Expectation.from_files(*paths, url=self.url(url), headers=headers, method=method,
+                                      namespace=namespace, gateway=gateway)
+
+
+@pytest.fixture
+def respy(request: pytest.FixtureRequest) -> RespyFixture:
+    """Measure and check traffic splits: ``respy.assert_split("/version", {"v1": 90, "v2": 10})``."""
+    config = request.config
+    requests = config.getoption("respy_requests") or DEFAULT_REQUESTS
+    return RespyFixture(base_url=config.getoption("respy_url"), requests=requests)
