@@ -106,7 +106,8 @@ class CheckPlan:
             verdict = decide(assignment, self.expectation, alpha=self.alpha, tolerance=self.tolerance,
                              strict=self.strict, grace=self.grace, batches=batches)
         evaluation = Evaluation(expectation=self.expectation, assignment=assignment, verdict=verdict,
-                                verdict_line=verdict_line(verdict, self.expectation, assignment), notes=list(self.notes))
+                                verdict_line=verdict_line(verdict, self.expectation, assignment),
+                                notes=list(self.notes))
         if self.sequential is not None:
             measurement.extra["sequential"] = {"budget": self.sequential_budget, "stop_reason": measurement.stop_reason}
         if verdict.outcome == "FAIL":

@@ -141,7 +141,8 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-H", "--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
                        help="add a header; repeatable; a Host header is sent as given and picks the routing rule. "
                             "Example: -H 'Host: weather-backend' -H 'end-user: jason'")
-    group.add_argument("-d", "--data", metavar="BODY", help="request body; @FILE reads it from a file. Example: -d '{}'")
+    group.add_argument("-d", "--data", metavar="BODY",
+                       help="request body; @FILE reads it from a file. Example: -d '{}'")
     group.add_argument("-t", "--timeout", type=positive_float, default=10.0, metavar="SECONDS",
                        help="limit for each whole request, connect to last byte (default 10). Example: -t 2")
     group.add_argument("--http2", action="store_true", help="use HTTP/2 where the server offers it (TLS, ALPN)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -22,9 +23,17 @@ from respy._cli import (
     parse_header,
     positive_int,
 )
-from respy._engine import Load, RunResult, RunState, Target, run
+from respy._engine import Load, RunResult, RunState, Target, event_loop_options, run
 from respy._measurement import Measurement
-from respy._report import Evaluation, can_encode, header_line, render_csv, render_json, render_text
+from respy._report import (
+    Evaluation,
+    can_encode,
+    header_line,
+    measurement_dict,
+    render_csv,
+    render_json,
+    render_text,
+)
 from respy._tally import Tally
 
 DEFAULT_REQUESTS = 1000
@@ -90,15 +99,24 @@ class Progress:
             self.stream.flush()
 
 
-def execute(target: Target, load: Load, streams: Streams, *, quiet: bool, stop_check=None) -> RunResult:  # type: ignore[no-untyped-def]
+def execute(  # type: ignore[no-untyped-def]
+    target: Target, load: Load, streams: Streams, *, quiet: bool, stop_check=None, procs: int | None = None
+) -> RunResult:
+    """Run the load: in worker processes when it is worth it (``procs``: --procs, None = automatic), in this
+    process when there is a sequential ``stop_check`` (it must see one growing tally)."""
+    from respy._procs import choose_procs, run_in_procs
+
     show_progress = not quiet and streams.err.isatty()
     progress = Progress(streams.err, load.requests) if show_progress else None
+    count = choose_procs(procs, load, sequential=stop_check is not None)
 
     async def go() -> RunResult:
         return await run(target, load, progress=progress, stop_check=stop_check, handle_signals=True)
 
     try:
-        return anyio.run(go)
+        if count > 1:
+            return run_in_procs(target, load, count, progress=progress)
+        return anyio.run(go, backend_options=event_loop_options())
     finally:
         if progress is not None:
             progress.clear()
@@ -120,8 +138,13 @@ def measurement_from(result: RunResult, target: Target, load: Load) -> Measureme
 def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, streams: Streams) -> None:
     if output == "json":
         text = render_json(measurement, evaluation)
+        if not can_encode(text, streams.out):  # e.g. a non-UTF-8 body on an ASCII stdout: escape, still valid JSON
+            text = json.dumps(measurement_dict(measurement, evaluation), ensure_ascii=True, indent=2)
     elif output == "csv":
         text = render_csv(measurement, evaluation)
+        if not can_encode(text, streams.out):
+            encoding = getattr(streams.out, "encoding", None) or "ascii"
+            text = text.encode(encoding, errors="replace").decode(encoding)
     else:
         text = render_text(measurement, evaluation, unicode_ok=can_encode("☎️…–", streams.out))
     streams.out.write(text.rstrip("\n") + "\n")
@@ -187,8 +210,9 @@ def run_demo(argv: list[str], streams: Streams) -> int:
     with weather_app(broken=options.broken, seed=options.seed) as app:
         args = build_demo_args(options, app.url)
         if not options.no_check:
-            print(f"respy demo: a local weather-backend at {app.url}, {'round-robin' if options.broken else 'routed 90/10'}"
-                  f"; checking it against {demo_rules_path()}", file=streams.err)
+            routing = "round-robin" if options.broken else "routed 90/10"
+            print(f"respy demo: a local weather-backend at {app.url}, {routing}; checking it against "
+                  f"{demo_rules_path()}", file=streams.err)
         return run_measure(args, streams)
 
 

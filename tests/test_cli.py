@@ -71,7 +71,7 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], expected: str) -> Non
 
 def test_bad_input_in_a_real_process_has_no_traceback() -> None:
     proc = respy_process("--n", "0", "--u", "http://weather-backend:5000/version")
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert err.startswith("respy: error: argument -n/--requests/--n: must be at least 1")
     assert len(err.strip().splitlines()) == 1
@@ -79,7 +79,7 @@ def test_bad_input_in_a_real_process_has_no_traceback() -> None:
 
 def test_nothing_reachable_exits_4_and_still_prints_the_table() -> None:
     proc = respy_process("http://127.0.0.1:9/", "-n", "5", "-c", "2")
-    out, err = proc.communicate(timeout=30)
+    out, _err = proc.communicate(timeout=30)
     assert proc.returncode == 4
     assert "| error: connection refused |     5 |" in out
 
@@ -117,7 +117,7 @@ def test_sigint_with_json_output_prints_one_complete_object() -> None:
         while server.stats.requests < 20 and time.time() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, _err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     data = json.loads(out)
     assert data["interrupted"] is True
