@@ -306,10 +306,10 @@ async def test_cancelling_measure_async_stops_sending(serve, anyio_backend: str)
     assert server.stats.requests == sent < 1_000_000
 
 
-def test_the_runnable_example_in_the_library_docs_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    text = (Path(__file__).resolve().parents[1] / "docs" / "library.md").read_text()
+def test_the_runnable_example_in_the_readme_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     example = next(block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "weather_app" in block)
-    exec(compile(example, "docs/library.md", "exec"), {"__name__": "docs_example"})
+    exec(compile(example, "README.md", "exec"), {"__name__": "docs_example"})
     out = capsys.readouterr().out
     assert "{'single': 0.9, 'multiple': 0.1}" in out
     assert re.search(r"(?m)^PASS  ", out)
