@@ -1,17 +1,24 @@
 """The request loop: C workers share a budget of N tickets and feed a Tally.
 
-Each worker owns its own connection (its own httpx transport with a pool of one), so no worker waits on
-a pool shared with the others: httpcore's shared pool re-scans every queued request on each event and
+Each worker owns its own connection (its own httpx transport keeping one connection), so no worker waits
+on a pool shared with the others: httpcore's shared pool re-scans every queued request on each event and
 gets slower as concurrency rises (notes/peers.md). The request is built once per worker and re-sent.
+
+For plain ``http://`` the transport is respy's own HTTP/1.1 one (``_transport``), which also enforces the
+whole-request timeout itself: with httpx's transport and an anyio cancel scope per request, one process
+reached about a seventh of the throughput (benchmarks/throughput.py --levers). https and HTTP/2 use
+httpx's transport under ``anyio.fail_after``. ``execute()`` runs this on uvloop where it is installed, and
+``_procs`` splits a large load over worker processes.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import signal
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -19,6 +26,7 @@ import httpx
 
 from respy._classify import By, label_error, label_response
 from respy._tally import Kind, Tally
+from respy._transport import HTTP11Transport
 
 USER_AGENT = "respy"
 INTERRUPT_GRACE_S = 1.0
@@ -93,6 +101,17 @@ StopCheck = Callable[[Tally], str | None]
 ProgressHook = Callable[[RunState, Tally], None]
 
 
+def event_loop_options() -> dict[str, object]:
+    """``anyio.run`` backend options: uvloop where it is installed, unless ``RESPY_EVENT_LOOP=asyncio``."""
+    if os.environ.get("RESPY_EVENT_LOOP", "").lower() == "asyncio":
+        return {}
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return {}
+    return {"use_uvloop": True}
+
+
 def ssl_context_for(target: Target) -> ssl.SSLContext:
     """One TLS context shared by every worker (building one per worker costs ~10 ms each)."""
     if not target.url.lower().startswith("https:"):
@@ -119,44 +138,79 @@ def build_request(target: Target) -> httpx.Request:
     return httpx.Request(target.method, target.url, headers=headers, content=target.data)
 
 
-def make_transport(target: Target, context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
+def make_transport(target: Target, context: ssl.SSLContext) -> httpx.AsyncBaseTransport:
+    """Plain HTTP/1.1: respy's own transport (one kept-alive connection, whole-request timeout built in);
+    https and HTTP/2: httpx's transport with a pool of one."""
     keepalive = 1 if target.keepalive else 0
+    if target.url[:5].lower() == "http:" and not target.http2 and _on_asyncio():
+        return HTTP11Transport(max_keepalive=keepalive, total_timeout=target.timeout)
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=keepalive)
     return httpx.AsyncHTTPTransport(verify=context, http2=target.http2, limits=limits, retries=0)
 
 
-async def send_once(
-    transport: httpx.AsyncBaseTransport, request: httpx.Request, target: Target
-) -> tuple[str, Kind, int | None]:
-    """Send one request; return its label, kind and status. Never raises for network trouble."""
+def _on_asyncio() -> bool:
+    """respy's own transport is built on asyncio; under trio, httpx's transport does the work."""
+    import sniffio
+
     try:
-        with anyio.fail_after(target.timeout):
-            response = await transport.handle_async_request(request)
-            try:
-                body = await _read_capped(response, target.body_cap) if target.by.needs_body else b""
-                if not target.by.needs_body:
-                    await _drain(response)
-            finally:
-                await response.aclose()
-    except Exception as exc:  # noqa: BLE001 - every failure becomes an "error: ..." row
+        return sniffio.current_async_library() == "asyncio"
+    except sniffio.AsyncLibraryNotFoundError:
+        return True
+
+
+def times_itself(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> bool:
+    """Whether ``transport`` enforces the whole-request timeout itself (no cancel scope needed)."""
+    return isinstance(transport, HTTP11Transport) and transport.serves(request)
+
+
+async def send_once(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request, target: Target, *, timed: bool = True
+) -> tuple[str, Kind, int | None]:
+    """Send one request; return its label, kind and status. Never raises for network trouble.
+
+    ``timed=False`` when the transport enforces ``target.timeout`` itself: an anyio cancel scope per
+    request costs about a third of the throughput.
+    """
+    cap = target.body_cap if target.by.needs_body else 0
+    try:
+        if timed:
+            with anyio.fail_after(target.timeout):
+                status, headers, body = await _exchange(transport, request, cap)
+        else:
+            status, headers, body = await _exchange(transport, request, cap)
+    except Exception as exc:  # every failure becomes an "error: ..." row
         return label_error(exc), Kind.TRANSPORT, None
-    label, kind = label_response(target.by, response.status_code, response.headers.raw, body)
-    return label, kind, response.status_code
+    label, kind = label_response(target.by, status, headers, body)
+    return label, kind, status
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> bytes:
-    """Keep up to ``cap`` bytes of the body; read and drop the rest (the connection stays usable)."""
-    kept = bytearray()
-    async for chunk in response.aiter_bytes():
-        room = cap - len(kept)
-        if room > 0:
-            kept += chunk[:room]
-    return bytes(kept)
+async def _exchange(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request, cap: int
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, raw headers and the first ``cap`` bytes of the (decoded) body; the rest is read and dropped,
+    so the connection stays usable."""
+    response = await transport.handle_async_request(request)
+    try:
+        if any(name.lower() == b"content-encoding" for name, _ in response.headers.raw):
+            chunks: AsyncIterable[bytes] = response.aiter_bytes()  # decoded, as a client would see it
+        else:
+            chunks = response.stream  # type: ignore[assignment]  # the raw stream: no decoder layers
+        body = await _read_capped(chunks, cap)
+    finally:
+        await response.aclose()
+    return response.status_code, response.headers.raw, body
 
 
-async def _drain(response: httpx.Response) -> None:
-    async for _ in response.aiter_raw():
-        pass
+async def _read_capped(chunks: AsyncIterable[bytes], cap: int) -> bytes:
+    """Keep up to ``cap`` bytes of the body; read and drop the rest."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        if size < cap:
+            piece = chunk[: cap - size]
+            parts.append(piece)
+            size += len(piece)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 async def _worker(
@@ -169,16 +223,17 @@ async def _worker(
 ) -> None:
     request = build_request(target)
     async with make_transport(target, context) as transport:
+        timed = not times_itself(transport, request)
         while (ticket := state.take_ticket()) is not None:
             if state.rate:
                 await _wait_for_slot(state, ticket)
             state.in_flight += 1
             began = time.perf_counter()
             try:
-                label, kind, status = await send_once(transport, request, target)
+                label, kind, status = await send_once(transport, request, target, timed=timed)
             finally:
                 state.in_flight -= 1
-            tally.add(label, kind, status, time.perf_counter() - began)
+            tally.add(label, kind, status, time.perf_counter() - began, ticket)
             state.completed += 1
             if stop_check is not None and state.completed % check_every == 0:
                 reason = stop_check(tally)

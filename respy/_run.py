@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
@@ -175,14 +176,26 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
     load = Load(requests=requests, concurrency=args.concurrency, rate=args.rate, duration=args.duration)
     if args.output == "table":
         sequential = plan is not None and plan.sequential is not None
-        streams.out.write(header_line(url, load.requests, load.duration, streams.out, sequential=sequential) + "\n")
+        shown = redact_url(url)
+        streams.out.write(header_line(shown, load.requests, load.duration, streams.out, sequential=sequential) + "\n")
         streams.out.flush()
     stop_check = plan.stop_check if plan is not None else None
-    result = execute(target, load, streams, quiet=args.quiet, stop_check=stop_check)
+    result = execute(target, load, streams, quiet=args.quiet, stop_check=stop_check, procs=args.procs)
     measurement = measurement_from(result, target, load)
+    measurement.url = redact_url(measurement.url)  # a password in the URL is sent, never printed
     evaluation = plan.evaluate(measurement) if plan is not None else None
     emit(measurement, evaluation, args.output, streams)
     return exit_code(measurement, evaluation)
+
+
+def redact_url(url: str) -> str:
+    """``http://user:secret@host/`` -> ``http://user:***@host/`` (output is pasted into tickets and chats)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
 def demo_parser() -> OneLineParser:

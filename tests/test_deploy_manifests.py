@@ -317,8 +317,8 @@ def test_dockerignore_keeps_the_context_small() -> None:
     assert {"!pyproject.toml", "!respy/", "!docker/"} <= set(rules)
 
 
-def test_readme_section_documents_the_build_command() -> None:
-    text = (ROOT / "docs" / "in-the-cluster.md").read_text(encoding="utf-8")
+def test_readme_documents_the_build_command() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "docker build -t respy ." in text
     assert "kubectl logs -l job-name=respy-parallel" in text and "--tail=-1" in text
     for command in re.findall(r"^\s*(respy merge .*)$", text, re.MULTILINE):

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from respy._errors import RulesError
 from respy._rules._shape import check_shape
-from respy._rules._yaml import Document, decode, parse_documents
+from respy._rules._yaml import MAX_BYTES, Document, decode, parse_documents
 
 ROUTING_KINDS = frozenset({"VirtualService", "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute"})
 KEPT_KINDS = ROUTING_KINDS | {
@@ -180,9 +180,11 @@ def _load_value(value: str, stdin: TextIO | None) -> list[K8sObject]:
 
 def _load_stdin(stream: TextIO) -> list[K8sObject]:
     try:
-        text = stream.read()
+        text = stream.read(MAX_BYTES + 1)  # bounded, like a file: an endless pipe must not eat all memory
     except UnicodeDecodeError:
         raise RulesError("not UTF-8 text, not YAML", file=STDIN_NAME) from None
+    if len(text) > MAX_BYTES:
+        raise RulesError(f"input is larger than {MAX_BYTES // (1024 * 1024)} MiB", file=STDIN_NAME)
     if "\x00" in text:
         raise RulesError("binary data (NUL bytes), not YAML", file=STDIN_NAME)
     return load_text(text, STDIN_NAME)
