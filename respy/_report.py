@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 TOP_ROWS = 20
 LABEL_WIDTH = 60
+DIAGNOSIS_WIDTH = 100
 PHONE = "☎️"
 
 
@@ -96,7 +98,7 @@ def render_table(measurement: Measurement, evaluation: Evaluation | None = None,
         body = [[cut(r.label), r.count, percent(r.count, total)] for r in shown]
     if not body:
         body = [["(no requests completed)", 0, "-"] + [""] * (len(headers) - 3)]
-    colalign = ["left"] + ["right"] * (len(headers) - 1)
+    colalign = ["left" if header in ("RESPONSE", "DESTINATION") else "right" for header in headers]
     table = tabulate(body, headers=headers, tablefmt="pretty", colalign=colalign, disable_numparse=True)
     if not unicode_ok:
         table = table.encode("ascii", errors="replace").decode("ascii")
@@ -165,7 +167,7 @@ def render_text(measurement: Measurement, evaluation: Evaluation | None = None, 
         if evaluation.verdict_line:
             lines.append(evaluation.verdict_line)
         if evaluation.diagnosis_text:
-            lines.append(evaluation.diagnosis_text)
+            lines.append(textwrap.fill(evaluation.diagnosis_text, width=DIAGNOSIS_WIDTH, break_on_hyphens=False))
     text = "\n".join(lines)
     return text if unicode_ok else text.encode("ascii", errors="replace").decode("ascii")
 

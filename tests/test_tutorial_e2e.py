@@ -42,10 +42,11 @@ def test_round_robin_fails_with_the_equal_split_explanation_and_the_port_fix(ser
     result = check(server.url, *tutorial)
     assert result.code == 1, result.err
     assert "FAIL  weather-backend" in result.out
-    assert "fits an equal split across 2 versions" in result.out
-    assert "not the declared 90/10" in result.out
-    assert 'Service default/weather-backend port 5000 is named "backend"' in result.out
-    assert "http-backend" in result.out and "appProtocol: http" in result.out
+    text = " ".join(result.out.split())  # the explanation is wrapped for the terminal
+    assert "fits an equal split across 2 versions" in text
+    assert "not the declared 90/10" in text
+    assert 'Service default/weather-backend port 5000 is named "backend"' in text
+    assert "http-backend" in text and "appProtocol: http" in text
 
 
 def test_json_carries_the_diagnosis_and_the_findings(serve, tutorial) -> None:
