@@ -25,6 +25,7 @@ from respy._cli import (
     positive_int,
 )
 from respy._engine import Load, RunResult, RunState, Target, event_loop_options, run
+from respy._errors import RespyError
 from respy._measurement import Measurement
 from respy._report import (
     Evaluation,
@@ -183,7 +184,11 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
     result = execute(target, load, streams, quiet=args.quiet, stop_check=stop_check, procs=args.procs)
     measurement = measurement_from(result, target, load)
     measurement.url = redact_url(measurement.url)  # a password in the URL is sent, never printed
-    evaluation = plan.evaluate(measurement) if plan is not None else None
+    try:
+        evaluation = plan.evaluate(measurement) if plan is not None else None
+    except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
+        emit(measurement, None, args.output, streams)
+        raise
     emit(measurement, evaluation, args.output, streams)
     return exit_code(measurement, evaluation)
 

@@ -129,3 +129,29 @@ def test_strict_mode_is_consistent_or_fail(serve) -> None:
     result = run_cli(server.url, "-n", "500", "--expect", "v1=90,v2=10", "--strict", "-o", "json")
     assert result.json()["verdict"]["outcome"] == "CONSISTENT"
     assert result.code == 0
+
+
+def test_by_header_works_with_expect(serve) -> None:
+    import random
+
+    from respy._localserver import Request, Response
+
+    rng = random.Random(8)
+
+    async def handler(request: Request) -> Response:
+        version = rng.choices(["v1", "v2"], weights=[80, 20])[0]
+        return Response(200, b"same body from every version", [("x-version", version)])
+
+    server = serve(handler)
+    result = run_cli(server.url, "-n", "3000", "--by", "header:x-version", "--expect", "v1=80,v2=20", "-o", "json")
+    assert result.code == 0, result.out
+    assert result.json()["assignment"]["claimed"] == {"v1": "v1", "v2": "v2"}
+
+
+def test_a_label_that_names_two_destinations_is_exit_2_naming_them(serve) -> None:
+    server = serve(weighted_handler({"v1 and v2 both": 1}, seed=1))
+    result = run_cli(server.url, "-n", "20", "--expect", "v1=50,v2=50")
+    assert result.code == 2
+    error = result.err.splitlines()[-1]
+    assert error.startswith("respy: error: ") and "v1 and v2 both" in error and "(v1, v2)" in error
+    assert "| v1 and v2 both |    20 |" in result.out  # what was measured is not lost
