@@ -9,7 +9,7 @@ keep-alive for a million requests, pid and logs in that directory), serves on 12
 
 * respy and hey back to back on the same URL (N requests, c = C), alternating, ``--rounds`` rounds, medians,
   and the ratio respy/hey: compare ratios from one run, never absolute figures across runs or machines;
-* respy's req/s at c = 1, 10, 50, 100, 200;
+* respy's req/s at c = 1, 10, 50, 100, 200, with hey's at the same c (a dip both share is the server's);
 * the wall time of ``respy --help`` and ``respy --version`` (median of 7) beside ``python -c pass``;
 * respy's peak RSS (the largest of its processes) for 10,000 and 1,000,000 requests. The 1M run takes a
   minute or two: ``--quick`` skips it.
@@ -183,11 +183,16 @@ def report_versus_hey(url: str, n: int, c: int, rounds: int) -> None:
 
 
 def report_concurrency_sweep(url: str, n: int, rounds: int) -> None:
-    runs = {f"c = {c}": (lambda c=c: respy_rps(url, n, c)) for c in CONCURRENCY_SWEEP}  # type: ignore[misc]
+    """respy at each concurrency, with hey at the same one: a dip both share is the server's, not respy's."""
+    runs: dict[str, Callable[[], float]] = {}
+    for c in CONCURRENCY_SWEEP:
+        runs[f"respy {c}"] = lambda c=c: respy_rps(url, n, c)  # type: ignore[misc]
+        runs[f"hey {c}"] = lambda c=c: hey_rps(url, n, c)  # type: ignore[misc]
     medians = alternate(runs, rounds)
-    print(f"respy req/s by concurrency ({n:,} requests, median of {rounds}):")
-    for name, value in medians.items():
-        print(f"  {name:<8} {value:>9,.0f} req/s")
+    print(f"req/s by concurrency ({n:,} requests, median of {rounds}; hey at the same c as the yardstick):")
+    for c in CONCURRENCY_SWEEP:
+        mine, peer = medians[f"respy {c}"], medians[f"hey {c}"]
+        print(f"  c = {c:<4} respy {mine:>9,.0f}   hey {peer:>9,.0f}   ratio {mine / peer:.2f}")
 
 
 def report_startup() -> None:

@@ -95,21 +95,27 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+MAX_TABLE_ROWS = 200
+
+
 def render_table(findings: Sequence[Finding]) -> str:
     """The findings as a table (message, why and fix in one wrapped column), then a one-line summary."""
     if not findings:
         return "no findings: nothing in these manifests is known to break a traffic split"
     from tabulate import tabulate
 
+    shown = findings[:MAX_TABLE_ROWS]  # sorted most severe first; nobody reads thousands of rows in a terminal
     rows = [
         [f.severity.upper(), f.code + (f"\n{f.istio_code}" if f.istio_code else ""), f"{f.object}\n{f.where}",
          f"{f.message}\nwhy: {f.why}\nfix: {f.fix}"]
-        for f in findings
+        for f in shown
     ]
     headers = ["SEVERITY", "CODE", "OBJECT", "FINDING"]
     widths = [None, None, WRAP["OBJECT"], WRAP["FINDING"]]
     table = tabulate(rows, headers=headers, tablefmt="grid", maxcolwidths=widths, disable_numparse=True)
-    return f"{table}\n{summary(findings)}"
+    more = len(findings) - len(shown)
+    cut = f"\n({more:,} more findings not shown: -o json lists them all)" if more else ""
+    return f"{table}{cut}\n{summary(findings)}"
 
 
 def summary(findings: Sequence[Finding]) -> str:

@@ -99,3 +99,15 @@ def test_help() -> None:
     assert out.startswith("usage: respy analyze")
     assert "istioctl analyze" in out and "-o {table,json}" in out
     assert "exit codes" in out
+
+
+def test_the_table_shows_at_most_200_findings_and_says_how_many_more(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from respy._analyze import Finding
+    from respy._analyze_cli import MAX_TABLE_ROWS, render_table
+
+    finding = Finding(code="RSP010", istio_code="", severity="info", object="VirtualService default/x",
+                      where="x.yaml:1", message="weights sum to 99", why="w", fix="f")
+    text = render_table([finding] * (MAX_TABLE_ROWS + 5))
+    assert text.count("RSP010") == MAX_TABLE_ROWS
+    assert "(5 more findings not shown: -o json lists them all)" in text
+    assert text.splitlines()[-1] == "205 info"
