@@ -126,7 +126,7 @@ def execute(  # type: ignore[no-untyped-def]
 
 def measurement_from(result: RunResult, target: Target, load: Load) -> Measurement:
     return Measurement(
-        url=target.url,
+        url=redact_url(target.url),  # a password in the URL is sent, never printed
         tally=result.tally,
         elapsed_s=result.elapsed_s,
         planned=load.requests,
@@ -183,7 +183,6 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
     stop_check = plan.stop_check if plan is not None else None
     result = execute(target, load, streams, quiet=args.quiet, stop_check=stop_check, procs=args.procs)
     measurement = measurement_from(result, target, load)
-    measurement.url = redact_url(measurement.url)  # a password in the URL is sent, never printed
     try:
         evaluation = plan.evaluate(measurement) if plan is not None else None
     except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
