@@ -15,8 +15,7 @@ RUN sh docker/install.sh wheels /src /wheels \
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="respy" \
-      org.opencontainers.image.description="Measure how traffic to a service is split between its versions" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.description="Measure how traffic to a service is split between its versions"
 # Read-only root filesystem: nothing is written at run time (bytecode was compiled in stage 1).
 ENV PATH=/opt/respy/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
