@@ -167,7 +167,7 @@ def run_in_procs(target: Target, load: Load, procs: int, *, progress: ProgressHo
 
 
 def _start_children(target: Target, loads: list[Load]) -> list[_Child]:
-    context = multiprocessing.get_context(_start_method())
+    context: Any = multiprocessing.get_context(_start_method())  # fork or spawn; typeshed lacks .Process
     for stream in (sys.stdout, sys.stderr):  # a forked child flushes its copy of any pending output on exit
         with suppress(Exception):
             stream.flush()
@@ -199,12 +199,13 @@ def _start_method() -> str:
 
 
 def _collect(children: list[_Child], timeout: float) -> None:
-    live = {child.conn: child for child in children if not child.finished}
-    for conn in wait(list(live), timeout):
-        child = live[conn]  # type: ignore[index]
+    live: dict[Any, _Child] = {child.conn: child for child in children if not child.finished}
+    for ready in wait(list(live), timeout):
+        child = live[ready]
+        conn = child.conn
         try:
-            while conn.poll():  # type: ignore[union-attr]
-                kind, payload = conn.recv()  # type: ignore[union-attr]
+            while conn.poll():
+                kind, payload = conn.recv()
                 if kind == "progress":
                     child.completed = payload
                 elif kind == "ready":
