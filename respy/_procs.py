@@ -11,6 +11,7 @@ A sequential check (``stop_check``) needs one tally seen as it grows, so it alwa
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal
@@ -30,10 +31,33 @@ AUTO_MAX_PROCS = 4
 POLL_S = 0.2
 
 
-def available_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def available_cpus(cgroup_root: str = CGROUP_ROOT) -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a pod's ``limits.cpu``,
+    which the affinity does not show: a pod limited to 2 CPUs on a 64-core node sees 64)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = cgroup_cpu_quota(cgroup_root)
+    return max(1, min(cpus, math.ceil(quota))) if quota is not None else cpus
+
+
+def cgroup_cpu_quota(root: str = CGROUP_ROOT) -> float | None:
+    """The CPU quota in CPUs (cgroup v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us``), or None when unlimited."""
+    try:
+        with open(os.path.join(root, "cpu.max")) as file:
+            quota, period = file.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(root, "cpu", "cpu.cfs_quota_us")) as quota_file:
+            quota_us = int(quota_file.read())
+        with open(os.path.join(root, "cpu", "cpu.cfs_period_us")) as period_file:
+            period_us = int(period_file.read())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
 
 
 def choose_procs(requested: int | None, load: Load, *, sequential: bool = False, cpus: int | None = None) -> int:

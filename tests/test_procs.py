@@ -147,3 +147,26 @@ def test_a_signal_with_worker_processes_prints_the_partial_table(signum: int, co
     assert "Traceback" not in err
     counted = int(out.split("| weather-backend: single |")[1].split("|")[0])
     assert counted == served  # every request the server answered is in the table, none lost with a child
+
+
+def test_available_cpus_honours_a_cgroup_v2_quota(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A pod with limits.cpu 1.5 on a bigger node: the quota, not the node's CPUs, bounds the processes."""
+    from respy._procs import available_cpus, cgroup_cpu_quota
+
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(str(tmp_path)) == 1.5
+    assert available_cpus(str(tmp_path)) <= 2
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(str(tmp_path)) is None
+
+
+def test_available_cpus_honours_a_cgroup_v1_quota(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from respy._procs import available_cpus, cgroup_cpu_quota
+
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(str(tmp_path)) == 1.0
+    assert available_cpus(str(tmp_path)) == 1
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_quota(str(tmp_path)) is None
