@@ -183,6 +183,9 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
     stop_check = plan.stop_check if plan is not None else None
     result = execute(target, load, streams, quiet=args.quiet, stop_check=stop_check, procs=args.procs)
     measurement = measurement_from(result, target, load)
+    if plan is not None and measurement.requests and measurement.answered == 0:
+        print("respy: not a single HTTP answer came back: there is no split to check", file=streams.err)
+        plan = None
     try:
         evaluation = plan.evaluate(measurement) if plan is not None else None
     except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed

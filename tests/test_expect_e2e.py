@@ -155,3 +155,10 @@ def test_a_label_that_names_two_destinations_is_exit_2_naming_them(serve) -> Non
     error = result.err.splitlines()[-1]
     assert error.startswith("respy: error: ") and "v1 and v2 both" in error and "(v1, v2)" in error
     assert "| v1 and v2 both |    20 |" in result.out  # what was measured is not lost
+
+
+def test_nothing_reachable_with_expect_is_exit_4_without_a_verdict() -> None:
+    result = run_cli("http://127.0.0.1:9/", "-n", "5", "--expect", "v1=90,v2=10", "-o", "json")
+    assert result.code == 4
+    assert "verdict" not in result.json()
+    assert "no split to check" in result.err
