@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -37,6 +37,9 @@ from respy._report import (
     render_text,
 )
 from respy._tally import Tally
+
+if TYPE_CHECKING:
+    from respy._check import CheckPlan
 
 DEFAULT_REQUESTS = 1000
 
@@ -183,16 +186,24 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
     stop_check = plan.stop_check if plan is not None else None
     result = execute(target, load, streams, quiet=args.quiet, stop_check=stop_check, procs=args.procs)
     measurement = measurement_from(result, target, load)
-    if plan is not None and measurement.requests and measurement.answered == 0:
-        print("respy: not a single HTTP answer came back: there is no split to check", file=streams.err)
-        plan = None
     try:
-        evaluation = plan.evaluate(measurement) if plan is not None else None
+        evaluation = evaluate(plan, measurement, streams)
     except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
         emit(measurement, None, args.output, streams)
         raise
     emit(measurement, evaluation, args.output, streams)
     return exit_code(measurement, evaluation)
+
+
+def evaluate(plan: CheckPlan | None, measurement: Measurement, streams: Streams) -> Evaluation | None:
+    """The check of a finished run; with not a single HTTP answer there is no split to judge, only the
+    declared one to show (the exit code, 4, says the rest)."""
+    if plan is None:
+        return None
+    if measurement.requests and measurement.answered == 0:
+        print("respy: not a single HTTP answer came back: there is no split to check", file=streams.err)
+        return Evaluation(expectation=plan.expectation)
+    return plan.evaluate(measurement)
 
 
 def redact_url(url: str) -> str:
