@@ -8,6 +8,16 @@ from respy._rules._load import K8sObject, RuleSet
 from respy._rules._request import Request, Vantage, host_rank, request_names, rule_host
 
 
+@dataclass(frozen=True)
+class HostHit:
+    """A VirtualService or route whose hosts cover the request, and how specifically (``rank``, compared
+    across VirtualServices and HTTPRoutes alike: the more specific host wins)."""
+
+    rank: tuple[int, int]
+    obj: K8sObject
+    pattern: str
+
+
 @dataclass
 class Context:
     rules: RuleSet

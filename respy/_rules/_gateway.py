@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from respy._errors import RulesError
-from respy._rules._context import Context
+from respy._rules._context import Context, HostHit
 from respy._rules._load import K8sObject
 from respy._rules._outcomes import Candidate, Resolution, status_outcome
 from respy._rules._request import full_match, host_rank, resolved_host, service_fqdn
@@ -19,15 +19,6 @@ ROOT_PREFIX = {"type": "PathPrefix", "value": "/"}
 
 
 @dataclass(frozen=True)
-class RouteHit:
-    """A route attached where the request is routed, covering its host (``rank`` as for VirtualServices)."""
-
-    rank: tuple[int, int]
-    obj: K8sObject
-    pattern: str
-
-
-@dataclass(frozen=True)
 class _Entry:
     route: K8sObject
     rule_index: int
@@ -35,14 +26,14 @@ class _Entry:
     rule: Mapping[str, Any]
 
 
-def route_hits(ctx: Context) -> list[RouteHit]:
+def route_hits(ctx: Context) -> list[HostHit]:
     hits = []
     for route in ctx.rules.of_kind(*ROUTE_KINDS):
         if route.group != GATEWAY_GROUP:
             continue
         attached = _attachment(ctx, route)
         if attached is not None:
-            hits.append(RouteHit(attached[0], route, attached[1]))
+            hits.append(HostHit(attached[0], route, attached[1]))
     return hits
 
 
@@ -61,7 +52,7 @@ def covered_hosts(ctx: Context) -> list[str]:
     return out
 
 
-def resolve_routes(ctx: Context, hits: Sequence[RouteHit]) -> Resolution:
+def resolve_routes(ctx: Context, hits: Sequence[HostHit]) -> Resolution:
     best = max(h.rank for h in hits)
     chosen = sorted((h.obj for h in hits if h.rank == best), key=_route_order)
     for route in chosen:

@@ -7,22 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from respy._errors import RulesError
-from respy._rules._context import Context
+from respy._rules._context import Context, HostHit
 from respy._rules._load import K8sObject
 from respy._rules._match import is_presence, string_match
 from respy._rules._outcomes import Candidate, Resolution, scale, status_outcome
 from respy._rules._request import host_rank, resolved_host, rule_host, short_host
 
 IGNORED_HEADER_KEYS = frozenset({"uri", "scheme", "method", "authority"})
-
-
-@dataclass(frozen=True)
-class HostHit:
-    """A VirtualService whose ``hosts`` cover the request, and how specifically."""
-
-    rank: tuple[int, int]
-    obj: K8sObject
-    pattern: str
 
 
 @dataclass(frozen=True)
