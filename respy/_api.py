@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 
 from respy._classify import By, parse_by
-from respy._engine import Load, RunResult, StopCheck, Target, build_request, run
+from respy._engine import Load, StopCheck, Target, build_request, event_loop_options, run
 from respy._errors import NoAnswerError, UsageError
 from respy._expectation import Expectation
 from respy._measurement import Measurement
@@ -163,25 +163,13 @@ def _checked_requests(requests: int | None, duration: float | None) -> int | Non
     return _whole("requests", requests)
 
 
-def _measurement(plan: _Plan, result: RunResult) -> Measurement:
-    return Measurement(
-        url=plan.target.url,
-        tally=result.tally,
-        elapsed_s=result.elapsed_s,
-        planned=plan.load.requests,
-        concurrency=plan.load.concurrency,
-        by=plan.target.by.describe(),
-        stop_reason=result.state.stop_reason or "",
-    )
-
-
 async def _measure(plan: _Plan, stop_check: StopCheck | None = None) -> Measurement:
-    return _measurement(plan, await run(plan.target, plan.load, stop_check=stop_check))
+    return Measurement.from_run(await run(plan.target, plan.load, stop_check=stop_check), plan.target, plan.load)
 
 
 def _on_fresh_loop(plan: _Plan, stop_check: StopCheck | None = None) -> Measurement:
     """The measurement on a new asyncio event loop in this thread (the engine's own transport needs asyncio)."""
-    return anyio.run(_measure, plan, stop_check)
+    return anyio.run(_measure, plan, stop_check, backend_options=event_loop_options())
 
 
 def _in_event_loop() -> bool:

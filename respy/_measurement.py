@@ -6,10 +6,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from respy._tally import Kind, LatencyHistogram, Row, Tally
 
 if TYPE_CHECKING:
+    from respy._engine import Load, RunResult, Target
     from respy._expectation import Expectation
     from respy._verdict import Verdict
 
@@ -27,6 +29,20 @@ class Measurement:
     stop_reason: str = ""
     interrupted_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_run(cls, result: RunResult, target: Target, load: Load) -> Measurement:
+        """What the engine's ``run`` collected, ready to read, print and check."""
+        return cls(
+            url=redact_url(target.url),  # a password in the URL is sent, never printed
+            tally=result.tally,
+            elapsed_s=result.elapsed_s,
+            planned=load.requests,
+            concurrency=load.concurrency,
+            by=target.by.describe(),
+            stop_reason=result.state.stop_reason or "",
+            interrupted_by=result.state.signal_name,
+        )
 
     @property
     def requests(self) -> int:
@@ -92,3 +108,13 @@ class Measurement:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
+
+
+def redact_url(url: str) -> str:
+    """``http://user:secret@host/`` -> ``http://user:***@host/`` (output is pasted into tickets and chats)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
@@ -26,7 +25,7 @@ from respy._cli import (
 )
 from respy._engine import Load, RunResult, RunState, Target, event_loop_options, run
 from respy._errors import RespyError
-from respy._measurement import Measurement
+from respy._measurement import Measurement, redact_url
 from respy._report import (
     Evaluation,
     can_encode,
@@ -127,19 +126,6 @@ def execute(  # type: ignore[no-untyped-def]
             progress.clear()
 
 
-def measurement_from(result: RunResult, target: Target, load: Load) -> Measurement:
-    return Measurement(
-        url=redact_url(target.url),  # a password in the URL is sent, never printed
-        tally=result.tally,
-        elapsed_s=result.elapsed_s,
-        planned=load.requests,
-        concurrency=load.concurrency,
-        by=target.by.describe(),
-        stop_reason=result.state.stop_reason or "",
-        interrupted_by=result.state.signal_name,
-    )
-
-
 def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, streams: Streams) -> None:
     if output == "json":
         text = render_json(measurement, evaluation)
@@ -185,7 +171,7 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
         streams.out.flush()
     stop_check = plan.stop_check if plan is not None else None
     result = execute(target, load, streams, quiet=args.quiet, stop_check=stop_check, procs=args.procs)
-    measurement = measurement_from(result, target, load)
+    measurement = Measurement.from_run(result, target, load)
     try:
         evaluation = evaluate(plan, measurement, streams)
     except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
@@ -204,16 +190,6 @@ def evaluate(plan: CheckPlan | None, measurement: Measurement, streams: Streams)
         print("respy: not a single HTTP answer came back: there is no split to check", file=streams.err)
         return Evaluation(expectation=plan.expectation)
     return plan.evaluate(measurement)
-
-
-def redact_url(url: str) -> str:
-    """``http://user:secret@host/`` -> ``http://user:***@host/`` (output is pasted into tickets and chats)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
 def demo_parser() -> OneLineParser:
