@@ -70,7 +70,7 @@ if use_httpx:  # httpx's own transport (a pool of one per worker) instead of res
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         return httpx.AsyncHTTPTransport(verify=context, limits=limits, retries=0)
     _engine.make_transport = httpx_transport
-from respy._cli import main
+from respy.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -15,10 +15,10 @@ import statistics
 import time
 from collections.abc import Callable
 
-from respy._assign import Assignment
-from respy._expectation import Expectation
-from respy._sequential import SequentialTest
-from respy._verdict import decide
+from respy.check.assign import Assignment
+from respy.check.sequential import SequentialTest
+from respy.check.verdict import decide
+from respy.rules.expectation import Expectation
 
 PROBS = {"v1": 0.5, "v2": 0.3, "v3": 0.2}
 

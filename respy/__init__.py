@@ -25,9 +25,9 @@ from respy._errors import (
 
 if TYPE_CHECKING:
     from respy._api import assert_split, assert_split_async, measure, measure_async
-    from respy._expectation import Expectation, Outcome
-    from respy._measurement import Measurement
-    from respy._verdict import Verdict
+    from respy.check.verdict import Verdict
+    from respy.measurement import Measurement
+    from respy.rules.expectation import Expectation, Outcome
 
 __version__ = "0.1.0"
 
@@ -36,10 +36,10 @@ _LAZY = {
     "measure_async": "respy._api",
     "assert_split": "respy._api",
     "assert_split_async": "respy._api",
-    "Expectation": "respy._expectation",
-    "Outcome": "respy._expectation",
-    "Measurement": "respy._measurement",
-    "Verdict": "respy._verdict",
+    "Expectation": "respy.rules.expectation",
+    "Outcome": "respy.rules.expectation",
+    "Measurement": "respy.measurement",
+    "Verdict": "respy.check.verdict",
 }
 
 __all__ = [

@@ -1,3 +1,3 @@
-from respy._cli import entry_point
+from respy.cli.main import entry_point
 
 entry_point()

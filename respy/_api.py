@@ -19,13 +19,13 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.to_thread
 
-from respy._classify import By, parse_by
-from respy._engine import Load, StopCheck, Target, build_request, event_loop_options, run
 from respy._errors import NoAnswerError, UsageError
-from respy._expectation import Expectation
-from respy._measurement import Measurement
-from respy._tally import Tally
-from respy._verdict import Verdict
+from respy.check.verdict import Verdict
+from respy.measurement import Measurement
+from respy.rules.expectation import Expectation
+from respy.send.classify import By, parse_by
+from respy.send.engine import Load, StopCheck, Target, build_request, event_loop_options, run
+from respy.tally import Tally
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 Weights = Mapping[str, float]
@@ -293,8 +293,8 @@ def check(
     ``str(verdict)`` is the CLI's table, footer and verdict line. ``mapping`` says which declared outcome a
     response label belongs to when the label does not name it (``--map LABEL=DEST``).
     """
-    from respy._check import CheckPlan
-    from respy._report import render_text
+    from respy.check.plan import CheckPlan
+    from respy.report.render import render_text
 
     wanted = as_expectation(expectation)
     plan = CheckPlan(expectation=wanted, rules=None, mapping=dict(mapping or {}), alpha=alpha, tolerance=tolerance,

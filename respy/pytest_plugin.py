@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from respy._expectation import Expectation
-    from respy._measurement import Measurement
-    from respy._verdict import Verdict
+    from respy.check.verdict import Verdict
+    from respy.measurement import Measurement
+    from respy.rules.expectation import Expectation
 
 DEFAULT_REQUESTS = 1000
 
@@ -109,7 +109,7 @@ class RespyFixture:
         """From plain ``weights``, or from routing YAML ``files`` resolved for a request to ``url``
         (relative to ``--respy-url``, like ``measure``)."""
         from respy._errors import UsageError
-        from respy._expectation import Expectation
+        from respy.rules.expectation import Expectation
 
         if (weights is None) == (files is None):
             raise UsageError("respy.expectation needs either weights=... or files=... (not both)")

@@ -25,8 +25,8 @@ import random  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from respy._cli import Streams, main  # noqa: E402
-from respy._localserver import Handler, LocalServer, Request, Response  # noqa: E402
+from respy.cli.main import Streams, main  # noqa: E402
+from respy.demo.localserver import Handler, LocalServer, Request, Response  # noqa: E402
 
 
 @dataclass

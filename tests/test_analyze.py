@@ -1,4 +1,4 @@
-"""``respy._analyze``: findings on the shared fixtures (read in place) and on small edited variants."""
+"""``respy.explain.analyze``: findings on the shared fixtures (read in place) and on small edited variants."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from respy._analyze import ERROR, INFO, WARNING, Finding, analyze, port_protocol
-from respy._rules import K8sObject, RuleSet, load_inputs
+from respy.explain.analyze import ERROR, INFO, WARNING, Finding, analyze, port_protocol
+from respy.rules import K8sObject, RuleSet, load_inputs
 
 ANALYZE = "upstream/istioctl-analyze-testdata/"
 SAMPLES = "upstream/istio-samples/"

@@ -1,4 +1,4 @@
-"""``respy analyze``: output formats and exit codes, through ``respy._cli.main``."""
+"""``respy analyze``: output formats and exit codes, through ``respy.cli.main.main``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from respy._cli import Streams, main
+from respy.cli.main import Streams, main
 
 TUTORIAL = ("tutorial/weather-rules.yaml", "tutorial/weather-deployment.yaml")
 KEYS = {"code", "istio_code", "severity", "object", "where", "message", "why", "fix"}
@@ -102,8 +102,8 @@ def test_help() -> None:
 
 
 def test_the_table_shows_at_most_200_findings_and_says_how_many_more(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from respy._analyze import Finding
-    from respy._analyze_cli import MAX_TABLE_ROWS, render_table
+    from respy.cli.analyze import MAX_TABLE_ROWS, render_table
+    from respy.explain.analyze import Finding
 
     finding = Finding(code="RSP010", istio_code="", severity="info", object="VirtualService default/x",
                       where="x.yaml:1", message="weights sum to 99", why="w", fix="f")

@@ -17,7 +17,7 @@ from conftest import run_cli, weighted_handler
 
 import respy
 from respy._errors import ClusterError, MappingError, NoAnswerError, NotRoutedError, RespyError, RulesError, UsageError
-from respy._localserver import Response, fixed
+from respy.demo.localserver import Response, fixed
 
 SINGLE, MULTIPLE = "weather-backend: single", "weather-backend: multiple"
 DECLARED = {"single": 90, "multiple": 10}
@@ -286,7 +286,7 @@ def test_public_names() -> None:
 
 def test_importing_respy_stays_cheap() -> None:
     code = (
-        "import sys, respy, respy._cli, respy.pytest_plugin\n"
+        "import sys, respy, respy.cli.main, respy.pytest_plugin\n"
         "heavy = sorted(m for m in ('numpy', 'scipy', 'yaml', 'httpx', 'anyio', 'respy._api') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from respy._assign import assign, distinguishing_identifiers, match_destination, token_pattern
 from respy._errors import MappingError
-from respy._expectation import Expectation, Outcome
-from respy._tally import Kind, Row
+from respy.check.assign import assign, distinguishing_identifiers, match_destination, token_pattern
+from respy.rules.expectation import Expectation, Outcome
+from respy.tally import Kind, Row
 
 
 def ok(label: str, count: int) -> Row:

@@ -13,7 +13,7 @@ import time
 import pytest
 from conftest import run_cli
 
-from respy._localserver import LocalServer, Request, Response, fixed
+from respy.demo.localserver import LocalServer, Request, Response, fixed
 
 
 def respy_process(*argv: str, **kwargs) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]

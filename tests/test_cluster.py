@@ -21,7 +21,9 @@ import pytest
 import yaml
 from conftest import run_cli, weighted_handler
 
-from respy._cluster import (
+from respy._errors import ClusterError
+from respy.demo.localserver import LocalServer, Request, Response
+from respy.rules.cluster import (
     ENV_API_URL,
     ENV_SERVICEACCOUNT_DIR,
     RESOURCES,
@@ -31,8 +33,6 @@ from respy._cluster import (
     load_cluster,
     read_cluster,
 )
-from respy._errors import ClusterError
-from respy._localserver import LocalServer, Request, Response
 
 TOKEN = "stand-in-token-do-not-print"
 NAMESPACE = "default"

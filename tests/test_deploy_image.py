@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from respy._localserver import LocalServer, fixed
+from respy.demo.localserver import LocalServer, fixed
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL = ROOT / "docker" / "install.sh"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from respy._cli import build_parser
+from respy.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
@@ -144,7 +144,7 @@ def test_rbac_reads_only_the_listed_resources() -> None:
 
 
 def test_rbac_covers_every_resource_that_expect_cluster_lists() -> None:
-    from respy._cluster import RESOURCES
+    from respy.rules.cluster import RESOURCES
 
     assert {r.group: set() for r in RESOURCES}.keys() == RBAC_RESOURCES.keys()
     for resource in RESOURCES:
@@ -174,7 +174,7 @@ def test_job_args_parse_and_check_against_the_mounted_rules() -> None:
 
 
 def test_job_configmap_holds_the_tutorials_intended_90_10_split(tmp_path: Path) -> None:
-    from respy._rules import load_inputs, resolve
+    from respy.rules import load_inputs, resolve
 
     text = one("job.yaml", "ConfigMap")["data"]["weather-rules.yaml"]
     rules_file = tmp_path / "weather-rules.yaml"

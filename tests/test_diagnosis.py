@@ -1,4 +1,4 @@
-"""``respy._diagnosis``: every candidate explanation of a failed split, on seeded multinomial counts."""
+"""``respy.explain.diagnosis``: every candidate explanation of a failed split, on seeded multinomial counts."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from respy._diagnosis import destination_replicas, diagnose, diagnose_evaluation, errors_by_destination
-from respy._expectation import Expectation
-from respy._rules import RuleSet, load_inputs, resolve
+from respy.explain.diagnosis import destination_replicas, diagnose, diagnose_evaluation, errors_by_destination
+from respy.rules import RuleSet, load_inputs, resolve
+from respy.rules.expectation import Expectation
 
 TUTORIAL = ("tutorial/weather-rules.yaml", "tutorial/weather-deployment.yaml")
 URL = "http://weather-backend:5000/version"
@@ -165,9 +165,9 @@ def test_findings_bear_on_the_host(tutorial: tuple[RuleSet, Expectation]) -> Non
 
 
 def test_diagnose_evaluation_fills_the_evaluation(tutorial: tuple[RuleSet, Expectation]) -> None:
-    from respy._assign import assign
-    from respy._report import Evaluation
-    from respy._tally import Kind, Row
+    from respy.check.assign import assign
+    from respy.report.render import Evaluation
+    from respy.tally import Kind, Row
 
     rules, expectation = tutorial
     rows = [Row("weather-backend: single", 897, Kind.OK, 200), Row("weather-backend: multiple", 41, Kind.OK, 200),

@@ -9,11 +9,11 @@ import anyio
 import pytest
 from conftest import run_cli, weighted_handler
 
-from respy._classify import By, parse_by
-from respy._engine import Load, Target, run
 from respy._errors import UsageError
-from respy._localserver import Request, Response, fixed
-from respy._tally import Kind
+from respy.demo.localserver import Request, Response, fixed
+from respy.send.classify import By, parse_by
+from respy.send.engine import Load, Target, run
+from respy.tally import Kind
 
 
 def slow_ok(delay: float = 0.002):  # type: ignore[no-untyped-def]
@@ -181,7 +181,7 @@ def test_top_20_rows_then_one_folded_row(serve) -> None:
 
 
 def test_distinct_labels_are_bounded() -> None:
-    from respy._tally import OVERFLOW_LABEL, Tally
+    from respy.tally import OVERFLOW_LABEL, Tally
 
     tally = Tally(max_labels=5)
     for i in range(50):

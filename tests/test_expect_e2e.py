@@ -134,7 +134,7 @@ def test_strict_mode_is_consistent_or_fail(serve) -> None:
 def test_by_header_works_with_expect(serve) -> None:
     import random
 
-    from respy._localserver import Request, Response
+    from respy.demo.localserver import Request, Response
 
     rng = random.Random(8)
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from respy._localserver import LocalServer, Request, Response
+from respy.demo.localserver import LocalServer, Request, Response
 
 PLANNED = 1_000_000
 SIGNALS = pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],

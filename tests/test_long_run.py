@@ -13,7 +13,7 @@ import time
 import pytest
 from faultserver import run_respy
 
-from respy._localserver import LocalServer, fixed
+from respy.demo.localserver import LocalServer, fixed
 
 BODY = "weather-backend: single"
 

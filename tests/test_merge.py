@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from conftest import CliResult, run_cli, weighted_handler
 
-from respy._assign import assign
-from respy._cli import Streams
-from respy._expectation import Expectation
-from respy._localserver import LocalServer, fixed
-from respy._merge import main as merge_main
-from respy._merge import split_objects
-from respy._tally import Kind, LatencyHistogram, Row
-from respy._verdict import decide
+from respy.check.assign import assign
+from respy.check.verdict import decide
+from respy.cli.main import Streams
+from respy.cli.merge import main as merge_main
+from respy.cli.merge import split_objects
+from respy.demo.localserver import LocalServer, fixed
+from respy.rules.expectation import Expectation
+from respy.tally import Kind, LatencyHistogram, Row
 
 BODIES = {"weather-backend: single": 9, "weather-backend: multiple": 1}
 WEIGHTS = "single=90,multiple=10"

@@ -13,18 +13,18 @@ import time
 import pytest
 from conftest import weighted_handler
 
-from respy._cli import Streams
-from respy._engine import Load, Target
-from respy._localserver import LocalServer, Request, Response
-from respy._procs import choose_procs, split_evenly, split_in_proportion, split_load
-from respy._run import execute
+from respy.cli.main import Streams
+from respy.cli.measure import execute
+from respy.demo.localserver import LocalServer, Request, Response
+from respy.send.engine import Load, Target
+from respy.send.procs import choose_procs, split_evenly, split_in_proportion, split_load
 
 # respy's command line with worker processes forced (what --procs 2 does)
 RESPY_WITH_2_PROCS = """
 import functools, sys
-from respy import _run
-_run.execute = functools.partial(_run.execute, procs=2)
-from respy._cli import main
+from respy.cli import measure
+measure.execute = functools.partial(measure.execute, procs=2)
+from respy.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -151,7 +151,7 @@ def test_a_signal_with_worker_processes_prints_the_partial_table(signum: int, co
 
 def test_available_cpus_honours_a_cgroup_v2_quota(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A pod with limits.cpu 1.5 on a bigger node: the quota, not the node's CPUs, bounds the processes."""
-    from respy._procs import available_cpus, cgroup_cpu_quota
+    from respy.send.procs import available_cpus, cgroup_cpu_quota
 
     (tmp_path / "cpu.max").write_text("150000 100000\n")
     assert cgroup_cpu_quota(str(tmp_path)) == 1.5
@@ -161,7 +161,7 @@ def test_available_cpus_honours_a_cgroup_v2_quota(tmp_path) -> None:  # type: ig
 
 
 def test_available_cpus_honours_a_cgroup_v1_quota(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from respy._procs import available_cpus, cgroup_cpu_quota
+    from respy.send.procs import available_cpus, cgroup_cpu_quota
 
     (tmp_path / "cpu").mkdir()
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")

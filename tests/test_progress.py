@@ -8,7 +8,7 @@ import pty
 import subprocess
 import sys
 
-from respy._localserver import LocalServer, Request, Response
+from respy.demo.localserver import LocalServer, Request, Response
 
 
 async def slow(request: Request) -> Response:

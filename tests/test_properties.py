@@ -21,12 +21,12 @@ import yaml
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from respy._assign import assign
 from respy._errors import RulesError
-from respy._expectation import Expectation
-from respy._rules import RuleSet, load_text, parse_weights, resolve
-from respy._tally import Kind, Row, Tally
-from respy._verdict import decide
+from respy.check.assign import assign
+from respy.check.verdict import decide
+from respy.rules import RuleSet, load_text, parse_weights, resolve
+from respy.rules.expectation import Expectation
+from respy.tally import Kind, Row, Tally
 
 SETTINGS = settings(
     derandomize=True,  # a fixed sequence of examples: a failure is reproducible, a pass is not luck
@@ -329,8 +329,8 @@ def test_tally_merge_is_associative_commutative_and_keeps_totals(a, b, c) -> Non
 
 def result_json(answers: list[tuple[int, float]]) -> dict[str, Any]:
     """A ``respy -o json`` result of a run with these answers (what ``respy merge`` reads)."""
-    from respy._measurement import Measurement
-    from respy._report import measurement_dict
+    from respy.measurement import Measurement
+    from respy.report.render import measurement_dict
 
     tally = tally_of(answers)
     measurement = Measurement(url="http://weather-backend:5000/version", tally=tally, elapsed_s=1.0,
@@ -340,8 +340,8 @@ def result_json(answers: list[tuple[int, float]]) -> dict[str, Any]:
 
 def merge_results(*results: Mapping[str, Any]) -> dict[str, Any]:
     """What ``respy merge A B ... -o json`` prints, as data (it can be merged again)."""
-    from respy._merge import Part, check_result, merge_measurement
-    from respy._report import measurement_dict
+    from respy.cli.merge import Part, check_result, merge_measurement
+    from respy.report.render import measurement_dict
 
     parts = [Part(check_result(r, f"r{i}"), f"r{i}") for i, r in enumerate(results)]
     return json.loads(json.dumps(measurement_dict(merge_measurement(parts))))

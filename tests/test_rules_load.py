@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from respy._errors import RulesError
-from respy._rules import K8sObject, RuleSet, load_bytes, load_inputs, load_text, resolve
+from respy.rules import K8sObject, RuleSet, load_bytes, load_inputs, load_text, resolve
 
 VS_90_10 = """\
 apiVersion: networking.istio.io/v1

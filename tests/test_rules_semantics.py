@@ -7,8 +7,8 @@ from collections.abc import Mapping
 import pytest
 
 from respy._errors import NotRoutedError, RulesError, UsageError
-from respy._expectation import Expectation
-from respy._rules import RuleSet, load_text, resolve
+from respy.rules import RuleSet, load_text, resolve
+from respy.rules.expectation import Expectation
 
 DR = """\
 apiVersion: networking.istio.io/v1

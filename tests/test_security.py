@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from faultserver import FaultServer, Finished, read_head, reply, run_respy
 
-from respy._localserver import LocalServer, Request, Response
+from respy.demo.localserver import LocalServer, Request, Response
 
 RESPY_SOURCES = Path(__file__).resolve().parents[1] / "respy"
 

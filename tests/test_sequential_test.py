@@ -11,9 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from respy._assign import Assignment
-from respy._expectation import Expectation
-from respy._sequential import (
+from respy.check.assign import Assignment
+from respy.check.sequential import (
     FAIL,
     PASS,
     TEST_NAME,
@@ -24,6 +23,7 @@ from respy._sequential import (
     log_bayes_factor,
     share_intervals,
 )
+from respy.rules.expectation import Expectation
 
 ALPHA = 0.01
 P0 = np.array([0.9, 0.1])

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from respy._stats import (
+from respy.check.stats import (
     chi_square,
     comparisons,
     default_tolerance,
@@ -20,7 +20,7 @@ from respy._stats import (
     smallest_tolerance,
     wilson_interval,
 )
-from respy._tally import Batches
+from respy.tally import Batches
 
 
 @pytest.mark.parametrize(("count", "n"), [(0, 10), (1, 10), (5, 10), (10, 10), (87, 1000), (999, 1000), (3, 7)])
@@ -111,7 +111,7 @@ def test_chi_square_p_value_is_a_probability(counts: list[int], weights: list[in
 
 
 def _batches(labels: np.ndarray) -> list[dict[str, int]]:
-    """Batch the labels as the request loop does (respy._tally.Batches)."""
+    """Batch the labels as the request loop does (respy.tally.Batches)."""
     batches = Batches()
     for label in labels:
         batches.add(str(label))

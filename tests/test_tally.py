@@ -7,8 +7,8 @@ import random
 
 from conftest import run_cli
 
-from respy._localserver import Request, Response
-from respy._tally import Batches, Kind, LatencyHistogram, Tally
+from respy.demo.localserver import Request, Response
+from respy.tally import Batches, Kind, LatencyHistogram, Tally
 
 
 def test_batches_follow_the_sending_order_not_the_answering_order() -> None:

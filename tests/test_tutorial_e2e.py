@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import run_cli
 
-from respy._localserver import Request, Response
+from respy.demo.localserver import Request, Response
 
 BODIES = ("weather-backend: single", "weather-backend: multiple")
 

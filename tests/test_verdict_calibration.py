@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from respy._assign import Assignment
-from respy._expectation import Expectation
-from respy._verdict import Verdict, decide
+from respy.check.assign import Assignment
+from respy.check.verdict import Verdict, decide
+from respy.rules.expectation import Expectation
 
 ALPHA = 0.01
 RUNS = 2_000

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from respy._assign import Assignment, assign
 from respy._errors import UsageError
-from respy._expectation import Expectation, Outcome
-from respy._tally import Batches, Kind, Row
-from respy._verdict import EXIT_CODES, decide, favourable_counts, format_p, pre_run_warning, verdict_line
+from respy.check.assign import Assignment, assign
+from respy.check.verdict import EXIT_CODES, decide, favourable_counts, format_p, pre_run_warning, verdict_line
+from respy.rules.expectation import Expectation, Outcome
+from respy.tally import Batches, Kind, Row
 
 WEATHER = Expectation(
     outcomes=(

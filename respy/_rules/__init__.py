@@ -1,6 +1,0 @@
-"""Routing rules -> expectation: read Istio / Gateway API YAML and work out the declared split."""
-
-from respy._rules._load import K8sObject, RuleSet, load_bytes, load_inputs, load_text, parse_weights
-from respy._rules._resolve import resolve
-
-__all__ = ["K8sObject", "RuleSet", "load_bytes", "load_inputs", "load_text", "parse_weights", "resolve"]

@@ -1,0 +1,136 @@
+"""Matching response labels to declared outcomes (destinations and HTTP statuses).
+
+A 2xx label belongs to a destination when one of the destination's distinguishing identifiers appears in it
+as a whole token; ``--map LABEL=DEST`` overrides that. A non-2xx answer belongs to a status outcome with the
+same status (a fault abort, a direct response). Everything else is reported, never dropped silently:
+unclaimed 2xx labels are *undeclared* (a version nobody declared), unclaimed errors are *unknown*.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from respy._errors import MappingError
+from respy.rules.expectation import Expectation, Outcome
+from respy.tally import Kind, Row
+
+# Characters that continue a token. '.' and '-' continue it only when a word character follows them, so
+# "v1" matches in "version v1." and "v1, instance" but not in "v10", "v1.2" or "app-v1-pod";
+# "single" does not match in "singleton".
+_WORD = "A-Za-z0-9_"
+_LEADING_STATUS = re.compile(r"^\s*(\d{3})\b")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Counts per declared outcome, and what could not be attributed to one."""
+
+    counts: dict[str, int]
+    claimed: dict[str, str]
+    undeclared: dict[str, int] = field(default_factory=dict)
+    unknown: int = 0
+    unknown_labels: dict[str, int] = field(default_factory=dict)
+    total: int = 0
+
+    @property
+    def identified(self) -> int:
+        """Answers attributed to some declared outcome."""
+        return sum(self.counts.values())
+
+
+def token_pattern(identifier: str) -> re.Pattern[str]:
+    """A case-insensitive pattern matching ``identifier`` as a whole token."""
+    before = rf"(?<![{_WORD}])(?<![{_WORD}][.-])"
+    after = rf"(?![{_WORD}])(?![.-][{_WORD}])"
+    return re.compile(before + re.escape(identifier) + after, re.IGNORECASE)
+
+
+def distinguishing_identifiers(destinations: Sequence[Outcome]) -> dict[str, tuple[str, ...]]:
+    """Per destination, the identifiers that are not shared by every destination (those name none)."""
+    if len(destinations) < 2:
+        return {d.name: tuple(i for i in d.identifiers if i) for d in destinations}
+    shared = set.intersection(*({i.lower() for i in d.identifiers} for d in destinations))
+    return {d.name: tuple(i for i in d.identifiers if i and i.lower() not in shared) for d in destinations}
+
+
+def _owners(identifiers: Mapping[str, tuple[str, ...]]) -> dict[str, set[str]]:
+    owners: dict[str, set[str]] = {}
+    for name, idents in identifiers.items():
+        for ident in idents:
+            owners.setdefault(ident.lower(), set()).add(name)
+    return owners
+
+
+def match_destination(label: str, identifiers: Mapping[str, tuple[str, ...]]) -> str | None:
+    """The one destination a 2xx label names, None when it names none; MappingError when several."""
+    every = {ident for idents in identifiers.values() for ident in idents}
+    matched = {ident.lower() for ident in every if token_pattern(ident).search(label)}
+    candidates = {name for name, idents in identifiers.items() if any(i.lower() in matched for i in idents)}
+    if len(candidates) > 1:
+        # An identifier owned by one destination only beats one shared by a few ("v2" beats "canary").
+        owners = _owners(identifiers)
+        candidates = {next(iter(owners[i])) for i in matched if len(owners[i]) == 1} or candidates
+    if len(candidates) > 1:
+        names = ", ".join(sorted(candidates))
+        raise MappingError(
+            f"response {label!r} matches several destinations ({names}); say which with --map '{label}=DESTINATION'"
+        )
+    return next(iter(candidates), None)
+
+
+def _row_status(row: Row) -> int | None:
+    if row.status is not None:
+        return row.status
+    found = _LEADING_STATUS.match(row.label)
+    return int(found.group(1)) if found else None
+
+
+def _resolve_mapping(mapping: Mapping[str, str], expectation: Expectation) -> dict[str, str]:
+    names = {o.name for o in expectation.outcomes}
+    resolved: dict[str, str] = {}
+    for label, target in mapping.items():
+        if target not in names:
+            known = ", ".join(o.name for o in expectation.outcomes)
+            raise MappingError(f"--map {label}={target}: no declared outcome is called {target!r} (declared: {known})")
+        resolved[label] = target
+    return resolved
+
+
+def _status_owner(status: int | None, expectation: Expectation) -> str | None:
+    if status is None:
+        return None
+    # Several outcomes with one status cannot be told apart; the first declared one takes them.
+    return next((o.name for o in expectation.outcomes if o.status == status), None)
+
+
+def assign(rows: Sequence[Row], expectation: Expectation, mapping: Mapping[str, str] | None = None) -> Assignment:
+    """Attribute every row to a declared outcome, or report it as undeclared (2xx) or unknown (the rest)."""
+    explicit = _resolve_mapping(mapping or {}, expectation)
+    identifiers = distinguishing_identifiers(expectation.destinations)
+    counts = {o.name: 0 for o in expectation.outcomes}
+    claimed: dict[str, str] = {}
+    undeclared: dict[str, int] = {}
+    unknown_labels: dict[str, int] = {}
+    for row in rows:
+        owner = explicit.get(row.label)
+        if owner is None and row.kind is Kind.OK:
+            owner = match_destination(row.label, identifiers)
+        if owner is None and row.kind is not Kind.TRANSPORT:
+            owner = _status_owner(_row_status(row), expectation)
+        if owner is not None:
+            counts[owner] += row.count
+            claimed[row.label] = owner
+        elif row.kind is Kind.OK:
+            undeclared[row.label] = undeclared.get(row.label, 0) + row.count
+        else:
+            unknown_labels[row.label] = unknown_labels.get(row.label, 0) + row.count
+    return Assignment(
+        counts=counts,
+        claimed=claimed,
+        undeclared=undeclared,
+        unknown=sum(unknown_labels.values()),
+        unknown_labels=unknown_labels,
+        total=sum(row.count for row in rows),
+    )

