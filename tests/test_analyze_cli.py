@@ -102,12 +102,12 @@ def test_help() -> None:
 
 
 def test_the_table_shows_at_most_200_findings_and_says_how_many_more(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from respy.cli.analyze import MAX_TABLE_ROWS, render_table
     from respy.explain.analyze import Finding
+    from respy.report.findings import MAX_TABLE_ROWS, render_findings
 
     finding = Finding(code="RSP010", istio_code="", severity="info", object="VirtualService default/x",
                       where="x.yaml:1", message="weights sum to 99", why="w", fix="f")
-    text = render_table([finding] * (MAX_TABLE_ROWS + 5))
+    text = render_findings([finding] * (MAX_TABLE_ROWS + 5))
     assert text.count("RSP010") == MAX_TABLE_ROWS
     assert "(5 more findings not shown: -o json lists them all)" in text
     assert text.splitlines()[-1] == "205 info"

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from respy._errors import RespyError
-from respy.explain.analyze import ERROR, INFO, WARNING, Finding, analyze
+from respy.explain.analyze import Finding, analyze
+from respy.report.findings import render_findings
+from respy.report.terminal import terminal_columns
 
 if TYPE_CHECKING:
     from respy.cli.main import Streams
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
-WRAP = {"OBJECT": 34, "FINDING": 72}
 
 DESCRIPTION = """\
 Read the routing manifests that --expect reads (Services, Deployments, StatefulSets, ServiceEntries,
@@ -76,7 +76,7 @@ def main(args: list[str], streams: Streams) -> int:
     if options.output == "json":
         print(json.dumps([f.to_dict() for f in findings], indent=2), file=streams.out)
     else:
-        print(render_table(findings), file=streams.out)
+        print(render_findings(findings, width=terminal_columns(streams.out)), file=streams.out)
     return EXIT_FINDINGS if any(f.is_problem for f in findings) else EXIT_CLEAN
 
 
@@ -93,38 +93,3 @@ def _findings(inputs: Sequence[str], namespace: str, host: str | None) -> list[F
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-MAX_TABLE_ROWS = 200
-
-
-def render_table(findings: Sequence[Finding]) -> str:
-    """The findings as a table (message, why and fix in one wrapped column), then a one-line summary."""
-    if not findings:
-        return "no findings: nothing in these manifests is known to break a traffic split"
-    from tabulate import tabulate
-
-    shown = findings[:MAX_TABLE_ROWS]  # sorted most severe first; nobody reads thousands of rows in a terminal
-    rows = [
-        [f.severity.upper(), f.code + (f"\n{f.istio_code}" if f.istio_code else ""), f"{f.object}\n{f.where}",
-         f"{f.message}\nwhy: {f.why}\nfix: {f.fix}"]
-        for f in shown
-    ]
-    headers = ["SEVERITY", "CODE", "OBJECT", "FINDING"]
-    widths = [None, None, WRAP["OBJECT"], WRAP["FINDING"]]
-    table = tabulate(rows, headers=headers, tablefmt="grid", maxcolwidths=widths, disable_numparse=True)
-    more = len(findings) - len(shown)
-    cut = f"\n({more:,} more findings not shown: -o json lists them all)" if more else ""
-    return f"{table}{cut}\n{summary(findings)}"
-
-
-def summary(findings: Sequence[Finding]) -> str:
-    counts = Counter(f.severity for f in findings)
-    parts = [_plural(counts[s], s) for s in (ERROR, WARNING) if counts[s]]
-    if counts[INFO]:
-        parts.append(f"{counts[INFO]} info")
-    return ", ".join(parts) if parts else "no findings"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
