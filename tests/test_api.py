@@ -160,7 +160,7 @@ def test_a_50_50_split_fails_assert_split_with_the_table(serve) -> None:
         respy.assert_split(server.url, respy.Expectation.from_weights(DECLARED), requests=1000, concurrency=20)
     message = str(caught.value)
     assert _columns_present(message)
-    assert "% OF 1000 REQUESTS" in message
+    assert "% OF 1,000 REQUESTS" in message
     fail_lines = [line for line in message.splitlines() if line.startswith("FAIL  ")]
     assert len(fail_lines) == 1
     assert "declared 90% / 10%" in fail_lines[0] and "1000 requests" in fail_lines[0]

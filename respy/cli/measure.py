@@ -33,6 +33,7 @@ from respy.report.render import (
     render_json,
     render_text,
 )
+from respy.report.terminal import terminal_columns
 from respy.send.classify import parse_by
 from respy.send.engine import Load, RunResult, RunState, Target, event_loop_options, run
 from respy.tally import Tally
@@ -137,7 +138,8 @@ def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, s
             encoding = getattr(streams.out, "encoding", None) or "ascii"
             text = text.encode(encoding, errors="replace").decode(encoding)
     else:
-        text = render_text(measurement, evaluation, unicode_ok=can_encode("☎️…–", streams.out))
+        text = render_text(measurement, evaluation, unicode_ok=can_encode("☎️…–", streams.out),
+                           width=terminal_columns(streams.out))
     streams.out.write(text.rstrip("\n") + "\n")
     streams.out.flush()
 
