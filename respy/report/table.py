@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from respy.report.terminal import cells, clip_middle, escape, one_line, pad, wrap
+from respy.report.terminal import cells, clip, clip_middle, escape, one_line, pad, wrap
 
 Fit = Literal["keep", "cut", "wrap"]
 Style = Literal["pretty", "grid"]
@@ -55,17 +55,23 @@ def render_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], *, wi
 
 
 def render_records(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int) -> str:
-    """Each row as a block of ``HEADER  value`` lines, the values wrapped to ``width``; blank lines between."""
+    """Each row as a block of ``HEADER  value`` lines, the values wrapped to ``width``; blank lines between.
+    When even that is too narrow, each value goes under its header, indented by two cells."""
     label_width = max(cells(column.header) for column in columns)
-    value_width = max(width - label_width - 2, 10)
+    beside = width - label_width - 2 >= 12
+    value_width = width - label_width - 2 if beside else max(width - 2, 1)
     blocks = []
     for row in rows:
         lines = []
         for column, cell in zip(columns, row, strict=True):
             cell = _clean(column, str(cell))
             values = [piece for line in cell.split("\n") for piece in wrap(line, value_width)] or [""]
-            lines.append(f"{pad(column.header, label_width)}  {values[0]}".rstrip())
-            lines.extend(f"{' ' * label_width}  {value}".rstrip() for value in values[1:])
+            if beside:
+                lines.append(f"{pad(column.header, label_width)}  {values[0]}".rstrip())
+                lines.extend(f"{' ' * label_width}  {value}".rstrip() for value in values[1:])
+            else:
+                lines.append(clip(column.header, width))
+                lines.extend(f"  {value}".rstrip() for value in values)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
