@@ -6,6 +6,7 @@ Nothing here keeps a list of responses: memory stays bounded however many reques
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -42,28 +43,39 @@ def kind_of_status(status: int) -> Kind:
 
 
 class LatencyHistogram:
-    """Log-bucketed latencies: 1% relative precision from 10 µs to ~1 day, fixed size."""
+    """Log-bucketed latencies: 1% relative precision from 10 µs to ~1 day, stored sparsely (a run's latencies
+    fill a few dozen buckets), so one per response row is cheap."""
 
     _MIN_S = 1e-5
     _GROWTH = 1.01
     _BUCKETS = 2200
+    _LOG_GROWTH = math.log(_GROWTH)
 
     def __init__(self) -> None:
-        self._counts = [0] * self._BUCKETS
+        self._counts: dict[int, int] = {}
         self.count = 0
         self.total_s = 0.0
         self.max_s = 0.0
-        self._log_growth = math.log(self._GROWTH)
+        self.min_s = math.inf
 
-    def record(self, seconds: float) -> None:
-        index = 0
-        if seconds > self._MIN_S:
-            index = min(int(math.log(seconds / self._MIN_S) / self._log_growth) + 1, self._BUCKETS - 1)
-        self._counts[index] += 1
+    @classmethod
+    def bucket(cls, seconds: float) -> int:
+        if seconds <= cls._MIN_S:
+            return 0
+        return min(int(math.log(seconds / cls._MIN_S) / cls._LOG_GROWTH) + 1, cls._BUCKETS - 1)
+
+    def record(self, seconds: float, index: int | None = None) -> int:
+        """Count one latency (``index``: its bucket, when the caller has it already); returns the bucket."""
+        if index is None:
+            index = self.bucket(seconds)
+        self._counts[index] = self._counts.get(index, 0) + 1
         self.count += 1
         self.total_s += seconds
         if seconds > self.max_s:
             self.max_s = seconds
+        if seconds < self.min_s:
+            self.min_s = seconds
+        return index
 
     def quantile(self, q: float) -> float | None:
         """Upper edge of the bucket holding quantile ``q`` (capped at the largest value seen)."""
@@ -71,23 +83,36 @@ class LatencyHistogram:
             return None
         rank = max(1, math.ceil(q * self.count))
         seen = 0
-        for index, bucket in enumerate(self._counts):
-            seen += bucket
+        for index in sorted(self._counts):
+            seen += self._counts[index]
             if seen >= rank:
                 upper = self._MIN_S * self._GROWTH**index
                 return min(upper, self.max_s)
         return self.max_s
 
+    @property
+    def mean_s(self) -> float | None:
+        return self.total_s / self.count if self.count else None
+
+    def buckets(self) -> list[tuple[float, int]]:
+        """(upper edge in seconds, count) of every bucket that holds latencies, fastest first."""
+        return [(self._MIN_S * self._GROWTH**index, self._counts[index]) for index in sorted(self._counts)]
+
     def merge(self, other: LatencyHistogram) -> None:
-        for index, bucket in enumerate(other._counts):
-            self._counts[index] += bucket
+        for index, bucket in other._counts.items():
+            self._counts[index] = self._counts.get(index, 0) + bucket
         self.count += other.count
         self.total_s += other.total_s
         self.max_s = max(self.max_s, other.max_s)
+        self.min_s = min(self.min_s, other.min_s)
 
     def to_state(self) -> dict[str, object]:
-        sparse = {str(i): c for i, c in enumerate(self._counts) if c}
-        return {"buckets": sparse, "count": self.count, "total_s": self.total_s, "max_s": self.max_s}
+        sparse = {str(i): c for i, c in sorted(self._counts.items()) if c}
+        state: dict[str, object] = {"buckets": sparse, "count": self.count, "total_s": self.total_s,
+                                    "max_s": self.max_s}
+        if self.count:
+            state["min_s"] = self.min_s
+        return state
 
     @classmethod
     def from_state(cls, state: Mapping[str, object]) -> LatencyHistogram:
@@ -95,10 +120,17 @@ class LatencyHistogram:
         buckets = state.get("buckets", {})
         if isinstance(buckets, Mapping):
             for index, count in buckets.items():
-                histogram._counts[int(index)] = int(count)
+                position = int(index)
+                if not 0 <= position < cls._BUCKETS:
+                    raise IndexError(position)
+                histogram._counts[position] = int(count)
         histogram.count = int(state.get("count", 0))  # type: ignore[call-overload]
         histogram.total_s = float(state.get("total_s", 0.0))  # type: ignore[arg-type]
         histogram.max_s = float(state.get("max_s", 0.0))  # type: ignore[arg-type]
+        if "min_s" in state:
+            histogram.min_s = float(state["min_s"])  # type: ignore[arg-type]
+        elif histogram.count:  # written before min_s was kept: the fastest bucket's lower edge
+            histogram.min_s = cls._MIN_S * cls._GROWTH ** (min(histogram._counts, default=1) - 1)
         return histogram
 
 
@@ -160,6 +192,9 @@ class Tally:
     def __init__(self, max_labels: int = MAX_LABELS) -> None:
         self.max_labels = max_labels
         self._rows: dict[tuple[Kind, str], list[int]] = {}  # (kind, label) -> [count, first status]
+        self._row_latency: dict[tuple[Kind, str], LatencyHistogram] = {}
+        self.statuses: dict[int, int] = {}  # HTTP status -> answers (no entry for requests with no answer)
+        self.not_ok = 0  # requests that did not end in a 2xx answer
         self.latency = LatencyHistogram()
         self.batches = Batches()
         self.total = 0
@@ -183,8 +218,16 @@ class Tally:
         slot[0] += 1
         self.total += 1
         self.batches.add(key[1], ticket)
+        if status is not None:
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+        if kind is not Kind.OK:
+            self.not_ok += 1
         if latency_s is not None:
-            self.latency.record(latency_s)
+            index = self.latency.record(latency_s)
+            row_latency = self._row_latency.get(key)
+            if row_latency is None:
+                row_latency = self._row_latency[key] = LatencyHistogram()
+            row_latency.record(latency_s, index)
 
     def rows(self) -> list[Row]:
         """Every row, most frequent first (ties by label, for stable output)."""
@@ -194,6 +237,11 @@ class Tally:
         ]
         rows.sort(key=lambda row: (-row.count, row.label))
         return rows
+
+    def top(self, limit: int) -> list[tuple[str, int]]:
+        """The ``limit`` most frequent labels and their counts (cheap enough to call while the run goes on)."""
+        return [(label, count) for (_, label), (count, _) in
+                heapq.nlargest(limit, self._rows.items(), key=lambda item: item[1][0])]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -207,10 +255,19 @@ class Tally:
         """Requests that got an HTTP answer of any status."""
         return sum(count for (kind, _), (count, _) in self._rows.items() if kind is not Kind.TRANSPORT)
 
+    def row_latency(self, row: Row) -> LatencyHistogram:
+        """The latencies of one row's requests (empty when none was timed)."""
+        return self._row_latency.get((row.kind, row.label)) or LatencyHistogram()
+
     def merge(self, other: Tally) -> None:
         for (kind, label), (count, status) in other._rows.items():
             slot = self._rows.setdefault((kind, label), [0, status])
             slot[0] += count
+        for key, histogram in other._row_latency.items():
+            self._row_latency.setdefault(key, LatencyHistogram()).merge(histogram)
+        for code, count in other.statuses.items():
+            self.statuses[code] = self.statuses.get(code, 0) + count
+        self.not_ok += other.not_ok
         self.total += other.total
         self.latency.merge(other.latency)
         self.batches.extend(other.batches.complete())
