@@ -11,6 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from respy.report.summary import (
+    histogram_lines,
+    latency_summary,
+    latency_summary_line,
+    status_line,
+    status_summary,
+)
 from respy.report.table import Column
 from respy.report.table import render_table as draw_table
 from respy.report.terminal import clip, escape, json_safe, one_line
@@ -18,6 +25,7 @@ from respy.tally import Kind, Row
 
 if TYPE_CHECKING:
     from respy.check.assign import Assignment
+    from respy.check.health import Health
     from respy.check.verdict import ShareEstimate, Verdict
     from respy.measurement import Measurement
     from respy.rules.expectation import Expectation
@@ -40,6 +48,7 @@ class Evaluation:
     diagnosis_text: str = ""
     findings: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    health: Health | None = None
 
 
 def can_encode(text: str, stream: TextIO) -> bool:
@@ -97,6 +106,9 @@ class TableLine:
     destination: str = ""
     expected: float | None = None  # the destination's declared share, on its first line only
     share: ShareEstimate | None = None  # the verdict's estimate of it, on the same line
+    p50_s: float | None = None  # this line's answers' latency
+    p99_s: float | None = None
+    error_rate: float | None = None  # the destination's share of non-2xx answers, on its first line only
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,18 @@ class Field:
     text: Callable[[TableLine, int], str]
 
 
+@dataclass(frozen=True)
+class TableOptions:
+    """How the table is drawn: ``wide`` adds latency (and, with a check, error-rate) columns (``-o wide``);
+    ``bars`` draws the observed split as a bar with a mark at the expected share (on a terminal); ``width``
+    is the terminal's, when there is one."""
+
+    wide: bool = False
+    bars: bool = False
+    unicode_ok: bool = True
+    width: int | None = None
+
+
 def plain_fields(total: int) -> list[Field]:
     return [
         Field(Column("RESPONSE", align="left", fit="cut", min_width=12), lambda line, _: cut(line.label)),
@@ -115,44 +139,79 @@ def plain_fields(total: int) -> list[Field]:
     ]
 
 
-def checked_fields(total: int) -> list[Field]:
-    """The plain columns plus where each answer came from and the declared and observed shares."""
+def checked_fields(total: int, identified: int, options: TableOptions) -> list[Field]:
+    """The plain columns plus where each answer came from and the declared and observed shares. The observed
+    share is of the answers attributed to a declared destination: when that is not every request, the
+    header says of how many, so two percentages of one count never disagree silently."""
     response, count, of_total = plain_fields(total)
+    observed = "OBSERVED % (interval)" if identified == total else f"OBSERVED % OF {identified:,} MATCHED (interval)"
     return [
         response,
         Field(Column("DESTINATION", align="left", fit="cut", min_width=8), lambda line, _: line.destination),
         count,
         of_total,
         Field(Column("EXPECTED %"), lambda line, _: "" if line.expected is None else f"{100 * line.expected:.1f}%"),
-        Field(Column("OBSERVED % (interval)"), lambda line, _: _observed_cell(line.share)),
+        Field(Column(observed), lambda line, _: _observed_cell(line, options)),
     ]
 
 
+def wide_fields(checked: bool) -> list[Field]:
+    """``-o wide``: each line's latency and, with a check, each destination's error rate."""
+    fields = [Field(Column("P50 MS"), lambda line, _: _ms(line.p50_s)),
+              Field(Column("P99 MS"), lambda line, _: _ms(line.p99_s))]
+    if checked:
+        fields.append(Field(Column("ERRORS %"),
+                            lambda line, _: "" if line.error_rate is None else f"{100 * line.error_rate:.1f}%"))
+    return fields
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds * 1000:,.1f}"
+
+
 def render_table(measurement: Measurement, evaluation: Evaluation | None = None, *, unicode_ok: bool = True,
-                 width: int | None = None) -> str:
+                 width: int | None = None, options: TableOptions | None = None) -> str:
     """The distribution table, at most ``width`` display cells wide when given (the terminal's)."""
+    options = options or TableOptions(unicode_ok=unicode_ok, width=width)
     total = measurement.requests
     shown, folded = top_rows(measurement.rows)
     if folded is not None:
         shown = [*shown, folded]
+    checked = evaluation is not None and evaluation.expectation is not None
     if evaluation is not None and evaluation.expectation is not None:
-        fields, lines = checked_fields(total), _checked_lines(shown, evaluation)
+        shares = evaluation.verdict.shares if evaluation.verdict is not None else ()
+        identified = sum(share.count for share in shares) if shares else total
+        fields, lines = checked_fields(total, identified, options), _checked_lines(shown, evaluation, measurement)
     else:
-        fields, lines = plain_fields(total), [TableLine(r.label, r.count) for r in shown]
+        fields, lines = plain_fields(total), [_plain_line(row, measurement) for row in shown]
+    if options.wide:
+        fields += wide_fields(checked)
     if not lines:
         lines = [TableLine("(no requests completed)", 0)]
     rows = [[field.text(line, total) for field in fields] for line in lines]
-    table = draw_table([field.column for field in fields], rows, width=width)
-    if not unicode_ok:
+    table = draw_table([field.column for field in fields], rows, width=options.width)
+    if not options.unicode_ok:
         table = table.encode("ascii", errors="replace").decode("ascii")
     return table
 
 
-def _checked_lines(shown: list[Row], evaluation: Evaluation) -> list[TableLine]:
+def _line(row: Row, measurement: Measurement, destination: str = "", expected: float | None = None,
+          share: ShareEstimate | None = None, error_rate: float | None = None) -> TableLine:
+    histogram = measurement.tally.row_latency(row)
+    return TableLine(row.label, row.count, destination, expected, share, histogram.quantile(0.5),
+                     histogram.quantile(0.99), error_rate)
+
+
+def _plain_line(row: Row, measurement: Measurement) -> TableLine:
+    return _line(row, measurement)
+
+
+def _checked_lines(shown: list[Row], evaluation: Evaluation, measurement: Measurement) -> list[TableLine]:
     expectation = evaluation.expectation
     assert expectation is not None
     claimed = evaluation.assignment.claimed if evaluation.assignment is not None else {}
     shares = {s.name: s for s in evaluation.verdict.shares} if evaluation.verdict is not None else {}
+    health = evaluation.health
     lines: list[TableLine] = []
     described: set[str] = set()
     for row in shown:
@@ -160,20 +219,50 @@ def _checked_lines(shown: list[Row], evaluation: Evaluation) -> list[TableLine]:
         dest_text = dest if dest else ("(undeclared)" if row.is_ok else "(error)")
         if dest and dest not in described:
             described.add(dest)
-            lines.append(TableLine(row.label, row.count, dest_text, expectation.probabilities.get(dest),
-                                   shares.get(dest)))
+            state = health.of(dest) if health is not None else None
+            lines.append(_line(row, measurement, dest_text, expectation.probabilities.get(dest), shares.get(dest),
+                               state.error_rate if state else None))
         else:
-            lines.append(TableLine(row.label, row.count, dest_text))
+            lines.append(_line(row, measurement, dest_text))
     for outcome in expectation.outcomes:
         if outcome.name not in described:
             lines.append(TableLine("(no answers)", 0, outcome.name, outcome.probability, shares.get(outcome.name)))
     return lines
 
 
-def _observed_cell(share: ShareEstimate | None) -> str:
+def _observed_cell(line: TableLine, options: TableOptions) -> str:
+    share = line.share
     if share is None:
         return ""
-    return f"{100 * share.observed:.1f}% [{100 * share.low:.1f}–{100 * share.high:.1f}]"
+    text = f"{percent_of(share.observed)} [{100 * share.low:.1f}–{100 * share.high:.1f}]"
+    if options.bars:
+        text += " " + split_bar(share.observed, line.expected, unicode_ok=options.unicode_ok)
+    return text
+
+
+def percent_of(share: float) -> str:
+    """A share (0..1) as a percentage, by the same rule as :func:`percent`."""
+    return f"{100.0 * share:.1f}%"
+
+
+BAR_CELLS = 10
+_EIGHTHS = " ▏▎▍▌▋▊▉█"
+
+
+def split_bar(observed: float, expected: float | None, *, cells: int = BAR_CELLS, unicode_ok: bool = True) -> str:
+    """A bar of ``cells`` cells filled to ``observed`` with a mark at ``expected``: ``█████▌  │ ``. Where the
+    terminal cannot show block elements: ``#####   | ``."""
+    observed = min(max(observed, 0.0), 1.0)
+    eighths = round(observed * cells * 8)
+    if unicode_ok:
+        bar = list("█" * (eighths // 8) + (_EIGHTHS[eighths % 8] if eighths % 8 else ""))
+    else:
+        bar = list("#" * round(observed * cells))
+    bar += [" "] * (cells - len(bar))
+    if expected is not None:
+        mark = min(int(expected * cells), cells - 1)
+        bar[mark] = ("┃" if bar[mark] == "█" else "│") if unicode_ok else "|"
+    return "".join(bar)
 
 
 def footer_line(measurement: Measurement) -> str:
@@ -202,22 +291,51 @@ def interrupted_line(measurement: Measurement) -> str | None:
 
 
 def render_text(measurement: Measurement, evaluation: Evaluation | None = None, *, unicode_ok: bool = True,
-                width: int | None = None) -> str:
-    """Table, footer, and (with a check) the verdict line and its explanation; at most ``width`` cells wide
-    where it can be wrapped. Whatever came from outside is escaped (:func:`respy.report.terminal.escape`)."""
-    lines = [render_table(measurement, evaluation, unicode_ok=unicode_ok, width=width), footer_line(measurement)]
+                width: int | None = None, options: TableOptions | None = None) -> str:
+    """Table, footer, and (with a check) the verdict line, its reasons and the explanation; at most ``width``
+    cells wide where it can be wrapped. Whatever came from outside is escaped (one sanitiser:
+    :func:`respy.report.terminal.escape`), so no byte of a response drives the terminal."""
+    options = options or TableOptions(unicode_ok=unicode_ok, width=width)
+    lines = [render_table(measurement, evaluation, options=options), footer_line(measurement)]
+    if options.wide:
+        lines.extend(wide_lines(measurement, unicode_ok=options.unicode_ok))
     stopped = interrupted_line(measurement)
     if stopped:
         lines.append(stopped)
     if evaluation is not None:
         lines.extend(evaluation.notes)
-        if evaluation.verdict_line:
-            lines.append(evaluation.verdict_line)
-        if evaluation.diagnosis_text:
-            fill = min(DIAGNOSIS_WIDTH, width) if width else DIAGNOSIS_WIDTH
-            lines.append(textwrap.fill(evaluation.diagnosis_text, width=fill, break_on_hyphens=False))
+        lines.extend(verdict_block(evaluation, options.width))
     text = escape("\n".join(lines), keep_newlines=True)
-    return text if unicode_ok else text.encode("ascii", errors="replace").decode("ascii")
+    return text if options.unicode_ok else text.encode("ascii", errors="replace").decode("ascii")
+
+
+def wide_lines(measurement: Measurement, *, unicode_ok: bool = True) -> list[str]:
+    """``-o wide``'s summaries under the footer: latency (hey's and oha's figures), status codes, histogram."""
+    lines = [status_line(measurement.tally.statuses, measurement.requests - measurement.answered)]
+    if measurement.latency.count:
+        lines.append(latency_summary_line(measurement.latency))
+        lines.extend(histogram_lines(measurement.latency, unicode_ok=unicode_ok))
+    return lines
+
+
+def verdict_block(evaluation: Evaluation, width: int | None = None) -> list[str]:
+    """The verdict line, then why (each of the verdict's reasons, indented), then any destination that is slow
+    or failing, then what the counts fit instead (the diagnosis)."""
+    fill = min(DIAGNOSIS_WIDTH, width) if width else DIAGNOSIS_WIDTH
+    lines = []
+    if evaluation.verdict_line:
+        lines.append(evaluation.verdict_line)
+    reasons = list(evaluation.verdict.reasons) if evaluation.verdict is not None else []
+    for reason in reasons:
+        lines.append(textwrap.fill(reason, width=fill, initial_indent="  - ", subsequent_indent="    ",
+                                   break_on_hyphens=False))
+    if evaluation.health is not None:
+        for note in evaluation.health.notes:
+            lines.append(textwrap.fill(f"note: {note.text}", width=fill, subsequent_indent="    ",
+                                       break_on_hyphens=False))
+    if evaluation.diagnosis_text:
+        lines.append(textwrap.fill(evaluation.diagnosis_text, width=fill, break_on_hyphens=False))
+    return lines
 
 
 def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = None) -> dict[str, Any]:
@@ -235,11 +353,14 @@ def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = N
                 "percent": round(100.0 * row.count / total, 3) if total else 0.0,
                 "kind": row.kind.value,
                 "status": row.status,
+                "latency_ms": _row_latency_ms(measurement, row),
             }
             for row in measurement.rows
         ],
         "errors": measurement.errors,
+        "status_codes": status_summary(measurement.tally.statuses, measurement.requests - measurement.answered),
         "latency_ms": measurement.latency_ms(),
+        "latency_summary_ms": latency_summary(measurement.latency),
         "elapsed_s": round(measurement.elapsed_s, 6),
         "rate": round(measurement.rate, 3),
         "stop_reason": measurement.stop_reason,
@@ -252,6 +373,12 @@ def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = N
     if evaluation is not None:
         data.update(evaluation_dict(evaluation))
     return data
+
+
+def _row_latency_ms(measurement: Measurement, row: Row) -> dict[str, float | None]:
+    histogram = measurement.tally.row_latency(row)
+    return {name: None if (value := histogram.quantile(q)) is None else round(value * 1000, 3)
+            for name, q in (("p50", 0.5), ("p99", 0.99))}
 
 
 def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
@@ -280,6 +407,8 @@ def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
         data["diagnosis"] = evaluation.diagnosis
     if evaluation.findings:
         data["findings"] = evaluation.findings
+    if evaluation.health is not None:
+        data["health"] = evaluation.health.to_dict()
     return data
 
 
