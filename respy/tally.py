@@ -43,32 +43,26 @@ def kind_of_status(status: int) -> Kind:
 
 
 class LatencyHistogram:
-    """Log-bucketed latencies: 1% relative precision from 10 µs to ~1 day, stored sparsely (a run's latencies
-    fill a few dozen buckets), so one per response row is cheap."""
+    """Log-bucketed latencies: 1% relative precision from 10 µs to ~1 day, fixed size."""
 
     _MIN_S = 1e-5
     _GROWTH = 1.01
     _BUCKETS = 2200
-    _LOG_GROWTH = math.log(_GROWTH)
 
     def __init__(self) -> None:
-        self._counts: dict[int, int] = {}
+        self._counts = [0] * self._BUCKETS
         self.count = 0
         self.total_s = 0.0
         self.max_s = 0.0
         self.min_s = math.inf
+        self._log_growth = math.log(self._GROWTH)
 
-    @classmethod
-    def bucket(cls, seconds: float) -> int:
-        if seconds <= cls._MIN_S:
-            return 0
-        return min(int(math.log(seconds / cls._MIN_S) / cls._LOG_GROWTH) + 1, cls._BUCKETS - 1)
-
-    def record(self, seconds: float, index: int | None = None) -> int:
-        """Count one latency (``index``: its bucket, when the caller has it already); returns the bucket."""
-        if index is None:
-            index = self.bucket(seconds)
-        self._counts[index] = self._counts.get(index, 0) + 1
+    def record(self, seconds: float) -> int:
+        """Count one latency; returns its bucket (for :class:`RowLatency`)."""
+        index = 0
+        if seconds > self._MIN_S:
+            index = min(int(math.log(seconds / self._MIN_S) / self._log_growth) + 1, self._BUCKETS - 1)
+        self._counts[index] += 1
         self.count += 1
         self.total_s += seconds
         if seconds > self.max_s:
@@ -81,14 +75,7 @@ class LatencyHistogram:
         """Upper edge of the bucket holding quantile ``q`` (capped at the largest value seen)."""
         if self.count == 0:
             return None
-        rank = max(1, math.ceil(q * self.count))
-        seen = 0
-        for index in sorted(self._counts):
-            seen += self._counts[index]
-            if seen >= rank:
-                upper = self._MIN_S * self._GROWTH**index
-                return min(upper, self.max_s)
-        return self.max_s
+        return _quantile(enumerate(self._counts), self.count, q, self.max_s)
 
     @property
     def mean_s(self) -> float | None:
@@ -96,18 +83,18 @@ class LatencyHistogram:
 
     def buckets(self) -> list[tuple[float, int]]:
         """(upper edge in seconds, count) of every bucket that holds latencies, fastest first."""
-        return [(self._MIN_S * self._GROWTH**index, self._counts[index]) for index in sorted(self._counts)]
+        return [(_upper_edge(index), count) for index, count in enumerate(self._counts) if count]
 
     def merge(self, other: LatencyHistogram) -> None:
-        for index, bucket in other._counts.items():
-            self._counts[index] = self._counts.get(index, 0) + bucket
+        for index, bucket in enumerate(other._counts):
+            self._counts[index] += bucket
         self.count += other.count
         self.total_s += other.total_s
         self.max_s = max(self.max_s, other.max_s)
         self.min_s = min(self.min_s, other.min_s)
 
     def to_state(self) -> dict[str, object]:
-        sparse = {str(i): c for i, c in sorted(self._counts.items()) if c}
+        sparse = {str(i): c for i, c in enumerate(self._counts) if c}
         state: dict[str, object] = {"buckets": sparse, "count": self.count, "total_s": self.total_s,
                                     "max_s": self.max_s}
         if self.count:
@@ -120,18 +107,57 @@ class LatencyHistogram:
         buckets = state.get("buckets", {})
         if isinstance(buckets, Mapping):
             for index, count in buckets.items():
-                position = int(index)
-                if not 0 <= position < cls._BUCKETS:
-                    raise IndexError(position)
-                histogram._counts[position] = int(count)
+                histogram._counts[int(index)] = int(count)
         histogram.count = int(state.get("count", 0))  # type: ignore[call-overload]
         histogram.total_s = float(state.get("total_s", 0.0))  # type: ignore[arg-type]
         histogram.max_s = float(state.get("max_s", 0.0))  # type: ignore[arg-type]
         if "min_s" in state:
             histogram.min_s = float(state["min_s"])  # type: ignore[arg-type]
-        elif histogram.count:  # written before min_s was kept: the fastest bucket's lower edge
-            histogram.min_s = cls._MIN_S * cls._GROWTH ** (min(histogram._counts, default=1) - 1)
+        elif histogram.count:  # a result written before min_s was kept: the fastest bucket's lower edge
+            fastest = next(i for i, c in enumerate(histogram._counts) if c)
+            histogram.min_s = min(_upper_edge(fastest - 1) if fastest else 0.0, histogram.max_s)
         return histogram
+
+
+def _upper_edge(index: int) -> float:
+    return LatencyHistogram._MIN_S * LatencyHistogram._GROWTH**index
+
+
+def _quantile(buckets: Iterable[tuple[int, int]], count: int, q: float, max_s: float) -> float:
+    rank = max(1, math.ceil(q * count))
+    seen = 0
+    for index, bucket in buckets:
+        seen += bucket
+        if seen >= rank:
+            return min(_upper_edge(index), max_s)
+    return max_s
+
+
+class RowLatency:
+    """The latencies of one response row, in :class:`LatencyHistogram`'s buckets but stored sparsely (a row's
+    answers fill a few dozen buckets): one per row stays cheap with thousands of rows."""
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self.count = 0
+        self.max_s = 0.0
+
+    def record(self, index: int, seconds: float) -> None:
+        self._counts[index] = self._counts.get(index, 0) + 1
+        self.count += 1
+        if seconds > self.max_s:
+            self.max_s = seconds
+
+    def quantile(self, q: float) -> float | None:
+        if self.count == 0:
+            return None
+        return _quantile(sorted(self._counts.items()), self.count, q, self.max_s)
+
+    def merge(self, other: RowLatency) -> None:
+        for index, count in other._counts.items():
+            self._counts[index] = self._counts.get(index, 0) + count
+        self.count += other.count
+        self.max_s = max(self.max_s, other.max_s)
 
 
 class Batches:
@@ -192,7 +218,7 @@ class Tally:
     def __init__(self, max_labels: int = MAX_LABELS) -> None:
         self.max_labels = max_labels
         self._rows: dict[tuple[Kind, str], list[int]] = {}  # (kind, label) -> [count, first status]
-        self._row_latency: dict[tuple[Kind, str], LatencyHistogram] = {}
+        self._row_latency: dict[tuple[Kind, str], RowLatency] = {}
         self.statuses: dict[int, int] = {}  # HTTP status -> answers (no entry for requests with no answer)
         self.not_ok = 0  # requests that did not end in a 2xx answer
         self.latency = LatencyHistogram()
@@ -226,8 +252,8 @@ class Tally:
             index = self.latency.record(latency_s)
             row_latency = self._row_latency.get(key)
             if row_latency is None:
-                row_latency = self._row_latency[key] = LatencyHistogram()
-            row_latency.record(latency_s, index)
+                row_latency = self._row_latency[key] = RowLatency()
+            row_latency.record(index, latency_s)
 
     def rows(self) -> list[Row]:
         """Every row, most frequent first (ties by label, for stable output)."""
@@ -255,16 +281,16 @@ class Tally:
         """Requests that got an HTTP answer of any status."""
         return sum(count for (kind, _), (count, _) in self._rows.items() if kind is not Kind.TRANSPORT)
 
-    def row_latency(self, row: Row) -> LatencyHistogram:
+    def row_latency(self, row: Row) -> RowLatency:
         """The latencies of one row's requests (empty when none was timed)."""
-        return self._row_latency.get((row.kind, row.label)) or LatencyHistogram()
+        return self._row_latency.get((row.kind, row.label)) or RowLatency()
 
     def merge(self, other: Tally) -> None:
         for (kind, label), (count, status) in other._rows.items():
             slot = self._rows.setdefault((kind, label), [0, status])
             slot[0] += count
         for key, histogram in other._row_latency.items():
-            self._row_latency.setdefault(key, LatencyHistogram()).merge(histogram)
+            self._row_latency.setdefault(key, RowLatency()).merge(histogram)
         for code, count in other.statuses.items():
             self.statuses[code] = self.statuses.get(code, 0) + count
         self.not_ok += other.not_ok

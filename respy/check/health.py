@@ -20,7 +20,7 @@ from respy._errors import MappingError
 from respy.check.assign import Assignment, distinguishing_identifiers, match_destination
 from respy.check.verdict import format_p
 from respy.rules.expectation import Expectation
-from respy.tally import Kind, LatencyHistogram, Row, Tally
+from respy.tally import Kind, Row, RowLatency, Tally
 
 SLOW_RATIO = 2.0
 MIN_ANSWERS = 20  # fewer timed answers on either side: no latency comparison (a median of a handful is noise)
@@ -83,7 +83,7 @@ def assess(tally: Tally, assignment: Assignment, expectation: Expectation, *, al
            max_error_rate: float | None = None, max_latency_ratio: float | None = None) -> Health:
     """The health of each declared destination, and the notes (and breaches) worth a line."""
     names = [d.name for d in expectation.destinations]
-    latency = {name: LatencyHistogram() for name in names}
+    latency = {name: RowLatency() for name in names}
     answers = dict.fromkeys(names, 0)
     errors = dict.fromkeys(names, 0)
     for row in tally.rows():
@@ -115,11 +115,11 @@ def _destination_of(row: Row, assignment: Assignment, expectation: Expectation) 
         return None
 
 
-def _latency_notes(names: Sequence[str], latency: dict[str, LatencyHistogram],
+def _latency_notes(names: Sequence[str], latency: dict[str, RowLatency],
                    max_ratio: float | None) -> list[HealthNote]:
     notes = []
     for name in names:
-        others = LatencyHistogram()
+        others = RowLatency()
         for other in names:
             if other != name:
                 others.merge(latency[other])
