@@ -1,6 +1,6 @@
 """``respy analyze FILE|DIR|- ...``: report what in the manifests breaks a traffic split.
 
-Exit codes: 0 nothing worse than info, 1 at least one error or warning, 2 bad input or usage.
+Exit codes: 0 nothing at or above --failure-threshold, 1 some finding at or above it, 2 bad input or usage.
 """
 
 from __future__ import annotations
@@ -8,12 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from respy._errors import RespyError
-from respy.explain.analyze import Finding, analyze
+from respy._errors import RespyError, UsageError
+from respy.explain.analyze import ERROR, INFO, SEVERITY_RANK, WARNING, Finding, analyze
 from respy.report.findings import render_findings
-from respy.report.terminal import terminal_columns
+from respy.report.terminal import escape, terminal_columns
+from respy.rules import load_each
 
 if TYPE_CHECKING:
     from respy.cli.main import Streams
@@ -35,14 +39,18 @@ only run when some of that kind were given.
 
 EPILOG = """\
 examples:
-  respy analyze weather-rules.yaml weather-deployment.yaml
+  respy analyze examples/weather/weather-rules.yaml examples/tutorial/weather-deployment.yaml
   respy analyze k8s/ -o json
   kubectl get svc,deploy,virtualservice,destinationrule -o yaml | respy analyze -
   respy analyze k8s/ --host weather-backend      (only findings about that host)
+  respy analyze k8s/ --suppress 'RSP001=Service default/legacy-*' --failure-threshold error
 
 exit codes:
-  0 no error or warning (info only, or nothing)   1 at least one error or warning   2 bad input or usage
+  0 nothing at or above --failure-threshold (default: warning)   1 some finding at or above it
+  2 bad input or usage (an unreadable file is reported, the others are still analyzed)
 """
+
+SEVERITIES = (ERROR, WARNING, INFO)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="respy analyze", description=DESCRIPTION, epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("inputs", nargs="+", metavar="FILE|DIR|-",
-                        help="YAML files, directories of them (*.yaml, *.yml), or - for standard input")
+                        help="YAML (or JSON) files, directories of them (*.yaml, *.yml, *.json), or - for stdin")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table",
                         help="table for people (default) or json: a list of findings with code, istio_code, "
                              "severity, object, where, message, why, fix")
@@ -59,7 +67,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="namespace of objects whose manifest sets none (default: default)")
     parser.add_argument("--host", metavar="HOST",
                         help="only findings that bear on this host (e.g. weather-backend or its FQDN)")
+    parser.add_argument("--failure-threshold", choices=SEVERITIES, default=WARNING, metavar="{info,warning,error}",
+                        help="the least severe finding that makes the exit code 1 (default: warning; istioctl "
+                             "analyze's flag of the same name)")
+    parser.add_argument("--suppress", action="append", default=[], metavar="CODE[=OBJECT]",
+                        help="leave out findings of this code (RSP... or IST...), on every object or on the ones "
+                             "matching OBJECT ('*' matches any text); repeatable. "
+                             "Example: --suppress 'IST0118=Service default/legacy-*'")
     return parser
+
+
+@dataclass(frozen=True)
+class Suppression:
+    code: str
+    object: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> Suppression:
+        code, sep, target = text.partition("=")
+        if not code.strip() or (sep and not target.strip()):
+            raise UsageError(f"--suppress {text!r} must look like CODE or CODE=OBJECT, e.g. IST0118=Service default/x")
+        return cls(code.strip().upper(), target.strip() if sep else None)
+
+    def covers(self, finding: Finding) -> bool:
+        codes = {finding.code.upper(), *(c.strip().upper() for c in (finding.istio_code or "").split("/"))}
+        return self.code in codes and (self.object is None or fnmatchcase(finding.object, self.object))
 
 
 def main(args: list[str], streams: Streams) -> int:
@@ -69,26 +101,35 @@ def main(args: list[str], streams: Streams) -> int:
         return EXIT_CLEAN
     try:
         options = parser.parse_args(args)
-        findings = _findings(options.inputs, options.namespace, options.host)
+        suppressions = [Suppression.parse(text) for text in options.suppress]
+        _refuse_inline_weights(options.inputs)
     except RespyError as exc:
-        print(f"respy analyze: error: {_one_line(str(exc))}", file=streams.err)
+        print(f"respy analyze: error: {escape(_one_line(str(exc)))}", file=streams.err)
         return EXIT_USAGE
+    rules, unreadable = load_each(options.inputs)
+    for error in unreadable:  # reported, and the exit code says so at the end: the other files still count
+        print(f"respy analyze: error: {escape(_one_line(str(error)))}", file=streams.err)
+    if not rules.objects:
+        if not unreadable:
+            print(f"respy analyze: error: no Kubernetes objects respy analyzes in {escape(', '.join(options.inputs))}",
+                  file=streams.err)
+        return EXIT_USAGE
+    every = analyze(rules, host=options.host, namespace=options.namespace)
+    findings = [f for f in every if not any(s.covers(f) for s in suppressions)]
     if options.output == "json":
         print(json.dumps([f.to_dict() for f in findings], indent=2), file=streams.out)
     else:
-        print(render_findings(findings, width=terminal_columns(streams.out)), file=streams.out)
-    return EXIT_FINDINGS if any(f.is_problem for f in findings) else EXIT_CLEAN
+        print(render_findings(findings, width=terminal_columns(streams.out), objects=len(rules.objects),
+                              suppressed=len(every) - len(findings)), file=streams.out)
+    if unreadable:
+        return EXIT_USAGE
+    limit = SEVERITY_RANK[options.failure_threshold]
+    return EXIT_FINDINGS if any(SEVERITY_RANK[f.severity] <= limit for f in findings) else EXIT_CLEAN
 
 
-def _findings(inputs: Sequence[str], namespace: str, host: str | None) -> list[Finding]:
-    from respy.rules import load_inputs
-
-    rules = load_inputs(inputs, require_routing=False)
-    if rules.weights is not None:
+def _refuse_inline_weights(inputs: Sequence[str]) -> None:
+    if any("=" in value and value != "-" and not Path(value).exists() for value in inputs):
         raise RespyError("inline weights (name=weight) have nothing to analyze: give YAML files, directories or -")
-    if not rules.objects:
-        raise RespyError(f"no Kubernetes objects respy analyzes in {', '.join(inputs)}")
-    return analyze(rules, host=host, namespace=namespace)
 
 
 def _one_line(text: str) -> str:

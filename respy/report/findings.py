@@ -40,12 +40,13 @@ class FindingLike(Protocol):
 
 
 def render_findings(findings: Sequence[FindingLike], *, width: int | None = None,
-                    objects: int | None = None) -> str:
+                    objects: int | None = None, suppressed: int = 0) -> str:
     """The findings (most severe first, at most ``MAX_TABLE_ROWS``), at most ``width`` cells wide, then
     the summary line (with ``objects``: ``analyzed 7 objects: 1 warning``)."""
     analyzed = f"analyzed {_plural(objects, 'object')}: " if objects is not None else ""
+    hidden = f" ({suppressed:,} suppressed)" if suppressed else ""
     if not findings:
-        return f"{analyzed}no findings: nothing in these manifests is known to break a traffic split"
+        return f"{analyzed}no findings: nothing in these manifests is known to break a traffic split{hidden}"
     shown = findings[:MAX_TABLE_ROWS]  # nobody reads thousands of rows in a terminal: -o json has them all
     rows = [
         [f"{f.severity.upper()}\n{f.code}" + (f"\n{f.istio_code}" if f.istio_code else ""), f"{f.object}\n{f.where}",
@@ -55,7 +56,7 @@ def render_findings(findings: Sequence[FindingLike], *, width: int | None = None
     table = render_table(COLUMNS, rows, width=width, style="grid")
     more = len(findings) - len(shown)
     cut = f"\n({more:,} more findings not shown: -o json lists them all)" if more else ""
-    return f"{table}{cut}\n{analyzed}{summary(findings)}"
+    return f"{table}{cut}\n{analyzed}{summary(findings)}{hidden}"
 
 
 def summary(findings: Sequence[FindingLike]) -> str:
