@@ -13,12 +13,12 @@ destination over either limit into a breach, which makes the verdict FAIL and na
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from respy._errors import MappingError
 from respy.check.assign import Assignment, distinguishing_identifiers, match_destination
-from respy.check.verdict import format_p
+from respy.check.verdict import Verdict, format_p
 from respy.rules.expectation import Expectation
 from respy.tally import Kind, Row, RowLatency, Tally
 
@@ -164,3 +164,14 @@ def _error_notes(health: Sequence[DestinationHealth], alpha: float, max_rate: fl
                     f"(Fisher's exact test, {format_p(p_value)})")
             notes.append(HealthNote(mine.name, "errors", text, breach))
     return notes
+
+
+def with_breaches(verdict: Verdict, health: Health) -> Verdict:
+    """``verdict`` made FAIL when a destination crossed ``--max-error-rate`` / ``--max-latency-ratio``: the
+    split may be right, but a canary that is too slow or fails too often is not fit to take the traffic.
+    The breaches come first among the reasons, each naming its destination."""
+    breaches = health.breaches
+    if not breaches:
+        return verdict
+    return replace(verdict, outcome="FAIL", requests_needed=None,
+                   reasons=(*(f"Health limit crossed: {breach}." for breach in breaches), *verdict.reasons))
