@@ -137,7 +137,12 @@ def test_json_has_the_documented_keys(serve) -> None:
         assert key in data
     assert set(data["latency_ms"]) == {"p50", "p90", "p99"}
     assert data["latency_ms"]["p50"] <= data["latency_ms"]["p90"] <= data["latency_ms"]["p99"]
-    assert data["rows"][0] == {"label": "hello", "count": 10, "percent": 100.0, "kind": "ok", "status": 200}
+    row = data["rows"][0]
+    assert {k: row[k] for k in ("label", "count", "percent", "kind", "status")} == {
+        "label": "hello", "count": 10, "percent": 100.0, "kind": "ok", "status": 200}
+    assert set(row["latency_ms"]) == {"p50", "p99"} and row["latency_ms"]["p50"] <= row["latency_ms"]["p99"]
+    assert data["status_codes"] == {"200": 10}
+    assert set(data["latency_summary_ms"]) == {"min", "mean", "max", "p50", "p90", "p95", "p99", "p99.9"}
 
 
 def test_footer_shows_rate_and_latency(serve) -> None:

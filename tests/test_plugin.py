@@ -66,7 +66,7 @@ def test_a_failing_test_file_shows_the_table_and_the_fail_line(pytester: pytest.
     output = result.stdout.str()
     for column in ("RESPONSE", "DESTINATION", "EXPECTED %", "OBSERVED % (interval)", "% OF 1,000 REQUESTS"):
         assert column in output
-    result.stdout.fnmatch_lines(["*FAIL  inline weights: observed single 5*declared 90% / 10%*1000 requests)*"])
+    result.stdout.fnmatch_lines(["*FAIL  inline weights: observed single 5*declared 90% / 10%*1,000 requests)*"])
     assert "respy/_api.py" not in output  # __tracebackhide__: the failure points at the test, not at respy
 
 

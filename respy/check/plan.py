@@ -70,6 +70,8 @@ class CheckPlan:
     sequential: SequentialTest | None = None
     sequential_budget: int | None = None
     notes: list[str] = field(default_factory=list)
+    max_error_rate: float | None = None
+    max_latency_ratio: float | None = None
     _last_check: int = 0
 
     def stop_check(self, tally: Tally) -> str | None:
@@ -89,7 +91,7 @@ class CheckPlan:
         cats = categories(assignment, self.expectation)
         counts = [assignment.counts.get(name, 0) for name in self.sequential.names]
         state = self.sequential.update(counts, unknown=cats.unknown)
-        return f"verdict clear after {state.requests} requests" if state.decided else None
+        return f"verdict clear after {state.requests:,} requests" if state.decided else None
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
         from respy.check.assign import assign
@@ -105,12 +107,18 @@ class CheckPlan:
         else:
             verdict = decide(assignment, self.expectation, alpha=self.alpha, tolerance=self.tolerance,
                              strict=self.strict, grace=self.grace, batches=batches)
+        from respy.check.health import assess, with_breaches
+
+        health = assess(measurement.tally, assignment, self.expectation, alpha=self.alpha,
+                        max_error_rate=self.max_error_rate, max_latency_ratio=self.max_latency_ratio)
+        split_failed = verdict.outcome == "FAIL"
+        verdict = with_breaches(verdict, health)
         evaluation = Evaluation(expectation=self.expectation, assignment=assignment, verdict=verdict,
                                 verdict_line=verdict_line(verdict, self.expectation, assignment),
-                                notes=list(self.notes))
+                                notes=list(self.notes), health=health)
         if self.sequential is not None:
             measurement.extra["sequential"] = {"budget": self.sequential_budget, "stop_reason": measurement.stop_reason}
-        if verdict.outcome == "FAIL":
+        if split_failed:  # a FAIL for health alone has a right split: nothing for the diagnosis to explain
             explain_failure(evaluation, measurement, self.rules, self.namespace)
         return evaluation
 
@@ -130,7 +138,9 @@ def plan_check(args: argparse.Namespace, target: Target, streams: Streams) -> Ch
     expectation = resolve(rules, url=target.url, headers=headers, method=target.method,
                           namespace=args.namespace, gateway=args.gateway)
     plan = CheckPlan(expectation=expectation, rules=rules, mapping=parse_maps(args.maps), alpha=args.alpha,
-                     tolerance=args.tolerance, strict=args.strict, grace=args.grace, namespace=args.namespace)
+                     tolerance=args.tolerance, strict=args.strict, grace=args.grace, namespace=args.namespace,
+                     max_error_rate=getattr(args, "max_error_rate", None),
+                     max_latency_ratio=getattr(args, "max_latency_ratio", None))
     _validate_mapping(plan)
     for warning in expectation.warnings:
         print(f"respy: warning: {warning}", file=streams.err)

@@ -51,7 +51,7 @@ class Verdict:
         """The table and verdict line the CLI prints (set by ``respy.assert_split`` / ``Measurement.check``)."""
         if self.report:
             return self.report
-        return "\n".join([f"{self.outcome}  ({self.test}, {self.requests} requests)", *self.reasons])
+        return "\n".join([f"{self.outcome}  ({self.test}, {self.requests:,} requests)", *self.reasons])
 
     @property
     def passed(self) -> bool:
@@ -490,7 +490,7 @@ def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignm
     )
     if verdict.p_value is not None:
         details.append(format_p(verdict.p_value))
-    details.append(f"{verdict.requests} requests")
+    details.append(f"{verdict.requests:,} requests")
     line = f"{verdict.outcome}  {what}: observed {names}, declared {declared} ({', '.join(details)})"
     if verdict.requests_needed:
         line += f"; about {verdict.requests_needed:,} requests are needed to decide"
@@ -521,4 +521,4 @@ def pre_run_warning(
     needed = max(requests_to_confirm(p, delta, alpha, len(probs)) for p in probs)
     if needed <= n:
         return None
-    return f"{n} requests cannot confirm {split_text(probs)} within ±{_pp(delta)}; about {needed:,} would"
+    return f"{n:,} requests cannot confirm {split_text(probs)} within ±{_pp(delta)}; about {needed:,} would"

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from respy import __version__
 from respy._errors import RespyError, UsageError
+from respy.cli.peers import refuse_rate_q
+from respy.report.terminal import escape
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
@@ -137,7 +139,8 @@ def _add_load_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("what each request looks like")
-    group.add_argument("-X", "--method", default="GET", help="HTTP method (default GET). Example: -X POST")
+    group.add_argument("-X", "-m", "--method", default="GET",
+                       help="HTTP method (default GET; -m as in hey and oha). Example: -X POST")
     group.add_argument("-H", "--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
                        help="add a header; repeatable; a Host header is sent as given and picks the routing rule. "
                             "Example: -H 'Host: weather-backend' -H 'end-user: jason'")
@@ -148,8 +151,11 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--http2", action="store_true", help="use HTTP/2 where the server offers it (TLS, ALPN)")
     group.add_argument("-k", "--insecure", action="store_true", help="do not verify the server's TLS certificate")
     group.add_argument("--cacert", metavar="FILE", help="trust this CA bundle (PEM) for TLS. Example: --cacert ca.pem")
-    group.add_argument("--no-keepalive", dest="keepalive", action="store_false",
+    group.add_argument("--no-keepalive", "--disable-keepalive", dest="keepalive", action="store_false",
                        help="a new connection for every request: needed to sample splits made per connection (L4)")
+    group.add_argument("--host", dest="host_header", metavar="HOST",
+                       help="the Host header (as hey's -host and oha's --host; same as -H 'Host: HOST'). "
+                            "Example: --host weather-backend")
 
 
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:
@@ -157,8 +163,10 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--by", default="body", metavar="WHAT",
                        help="tally responses by: body (default), status, header:NAME, regex:PATTERN (first group). "
                             "Example: --by header:x-version, --by 'regex:version=(\\w+)'")
-    group.add_argument("-o", "--output", choices=("table", "json", "csv"), default="table",
-                       help="table (default, for people), json (one object, for machines), csv (a row per label)")
+    group.add_argument("-o", "--output", choices=("table", "wide", "json", "csv"), default="table",
+                       help="table (default, for people), wide (the table plus latency per row, error rate per "
+                            "destination, latency and status-code summaries, a latency histogram), json (one object, "
+                            "for machines), csv (a record per label; with --expect, then the verdict and its reasons)")
     group.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
 
 
@@ -179,6 +187,12 @@ def _add_check_flags(parser: argparse.ArgumentParser) -> None:
                        help="exact-match test only: FAIL when chi-square rejects, else CONSISTENT")
     group.add_argument("--grace", type=int, default=0, metavar="K",
                        help="ignore up to K answers from undeclared or weight-0 destinations (default 0)")
+    group.add_argument("--max-error-rate", type=probability, metavar="R",
+                       help="FAIL when a destination's share of non-2xx answers is above R (a fraction). "
+                            "Example: --max-error-rate 0.01")
+    group.add_argument("--max-latency-ratio", type=positive_float, metavar="X",
+                       help="FAIL when a destination's median latency is more than X times the others'. "
+                            "Example: --max-latency-ratio 2")
     group.add_argument("--max-requests", type=positive_int, metavar="N",
                        help="budget of the sequential check (no -n): stop with INCONCLUSIVE after N requests")
     group.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"),
@@ -223,12 +237,13 @@ def main(argv: Sequence[str] | None = None, streams: Streams | None = None) -> i
     try:
         if args and args[0] in SUBCOMMANDS:
             return _subcommand(args[0], args[1:], streams)
+        refuse_rate_q(args)
         parsed = build_parser().parse_args(args)  # --help and --version end here, before httpx is imported
         from respy.cli.measure import run_measure
 
         return run_measure(parsed, streams)
     except RespyError as exc:
-        print(f"respy: error: {_one_line(str(exc))}", file=streams.err)
+        print(f"respy: error: {escape(_one_line(str(exc)))}", file=streams.err)
         return exc.exit_code
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

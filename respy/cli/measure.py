@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -24,8 +23,10 @@ from respy.cli.main import (
     positive_int,
 )
 from respy.measurement import Measurement, redact_url
+from respy.report.progress import ProgressLine
 from respy.report.render import (
     Evaluation,
+    TableOptions,
     can_encode,
     header_line,
     measurement_dict,
@@ -35,8 +36,7 @@ from respy.report.render import (
 )
 from respy.report.terminal import terminal_columns
 from respy.send.classify import parse_by
-from respy.send.engine import Load, RunResult, RunState, Target, event_loop_options, run
-from respy.tally import Tally
+from respy.send.engine import Load, RunResult, Target, event_loop_options, run
 
 if TYPE_CHECKING:
     from respy.check.plan import CheckPlan
@@ -48,7 +48,7 @@ def target_from_args(args: argparse.Namespace, url: str) -> Target:
     return Target(
         url=url,
         method=args.method.upper(),
-        headers=tuple(parse_header(h) for h in args.headers),
+        headers=_headers(args),
         data=_body(args.data),
         timeout=args.timeout,
         http2=args.http2,
@@ -57,6 +57,16 @@ def target_from_args(args: argparse.Namespace, url: str) -> Target:
         keepalive=args.keepalive,
         by=parse_by(args.by),
     )
+
+
+def _headers(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    headers = tuple(parse_header(h) for h in args.headers)
+    host = getattr(args, "host_header", None)
+    if host:
+        if any(name.lower() == "host" for name, _ in headers):
+            fail_usage("--host and -H 'Host: ...' both given: say the Host header once")
+        headers += (("Host", host),)
+    return headers
 
 
 def _body(data: str | None) -> bytes | None:
@@ -82,37 +92,17 @@ def pick_url(args: argparse.Namespace) -> str:
     return check_url(url)
 
 
-class Progress:
-    """A one-line progress indicator on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, stream: TextIO, planned: int | None) -> None:
-        self.stream = stream
-        self.planned = planned
-        self.started = time.perf_counter()
-        self.drawn = False
-
-    def __call__(self, state: RunState, tally: Tally) -> None:
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        of = f"/{self.planned}" if self.planned else ""
-        self.stream.write(f"\r  {state.completed}{of} requests, {state.completed / elapsed:,.0f} req/s   ")
-        self.stream.flush()
-        self.drawn = True
-
-    def clear(self) -> None:
-        if self.drawn:
-            self.stream.write("\r" + " " * 60 + "\r")
-            self.stream.flush()
-
-
 def execute(  # type: ignore[no-untyped-def]
-    target: Target, load: Load, streams: Streams, *, quiet: bool, stop_check=None, procs: int | None = None
+    target: Target, load: Load, streams: Streams, *, quiet: bool, stop_check=None, procs: int | None = None,
+    sequential: bool = False
 ) -> RunResult:
     """Run the load: in worker processes when it is worth it (``procs``: --procs, None = automatic), in this
     process when there is a sequential ``stop_check`` (it must see one growing tally)."""
     from respy.send.procs import choose_procs, run_in_procs
 
     show_progress = not quiet and streams.err.isatty()
-    progress = Progress(streams.err, load.requests) if show_progress else None
+    progress = ProgressLine(streams.err, load.requests, duration=load.duration, sequential=sequential) \
+        if show_progress else None
     count = choose_procs(procs, load, sequential=stop_check is not None)
 
     async def go() -> RunResult:
@@ -138,8 +128,10 @@ def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, s
             encoding = getattr(streams.out, "encoding", None) or "ascii"
             text = text.encode(encoding, errors="replace").decode(encoding)
     else:
-        text = render_text(measurement, evaluation, unicode_ok=can_encode("☎️…–", streams.out),
-                           width=terminal_columns(streams.out))
+        width = terminal_columns(streams.out)
+        options = TableOptions(wide=output == "wide", bars=width is not None,
+                               unicode_ok=can_encode("☎️…–█│", streams.out), width=width)
+        text = render_text(measurement, evaluation, options=options)
     streams.out.write(text.rstrip("\n") + "\n")
     streams.out.flush()
 
@@ -166,13 +158,14 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
     if requests is None and not args.duration:
         requests = plan.sequential_budget if plan is not None and plan.sequential_budget else DEFAULT_REQUESTS
     load = Load(requests=requests, concurrency=args.concurrency, rate=args.rate, duration=args.duration)
-    if args.output == "table":
-        sequential = plan is not None and plan.sequential is not None
+    sequential = plan is not None and plan.sequential is not None
+    if args.output in ("table", "wide"):
         shown = redact_url(url)
         streams.out.write(header_line(shown, load.requests, load.duration, streams.out, sequential=sequential) + "\n")
         streams.out.flush()
     stop_check = plan.stop_check if plan is not None else None
-    result = execute(target, load, streams, quiet=args.quiet, stop_check=stop_check, procs=args.procs)
+    result = execute(target, load, streams, quiet=args.quiet, stop_check=stop_check, procs=args.procs,
+                     sequential=sequential)
     measurement = Measurement.from_run(result, target, load)
     try:
         evaluation = evaluate(plan, measurement, streams)

@@ -62,6 +62,7 @@ class Diagnosis:
     candidates: list[CandidateFit]
     findings: list[Finding] = field(default_factory=list)
     host: str = ""
+    unmatched: dict[str, int] = field(default_factory=dict)  # labels seen, when none named a destination
 
     @property
     def best(self) -> CandidateFit | None:
@@ -81,6 +82,8 @@ class Diagnosis:
         return " ".join(part for part in (self._lead(), self._findings_text()) if part)
 
     def _lead(self) -> str:
+        if self.unmatched:
+            return no_destination_named(self.unmatched)
         if not self.candidates:
             return ""
         best = self.best
@@ -115,12 +118,19 @@ def diagnose(
     dependent: bool = False,
     alpha: float = 0.01,
     namespace: str = "default",
+    unmatched: Mapping[str, int] | None = None,
 ) -> Diagnosis:
-    """Test the usual explanations of a failed split against ``counts`` (per declared destination name)."""
+    """Test the usual explanations of a failed split against ``counts`` (per declared destination name).
+
+    When no answer was attributed to any destination (``counts`` all zero, ``unmatched`` the labels seen),
+    no split can be fitted: every candidate's premise fails, so none is offered, only how to attribute."""
     destinations = list(expectation.destinations)
     names = [o.name for o in destinations]
     observed = {name: int(counts.get(name, 0)) for name in names}
     declared = _normalised({o.name: o.probability for o in destinations})
+    if not any(observed.values()) and unmatched:
+        return Diagnosis(observed, declared, [], _findings(rules, expectation.host, namespace), expectation.host,
+                         unmatched=dict(unmatched))
     short = short_host(expectation.host) if expectation.host else "the service"
     fitter = _Fitter(observed, alpha)
     candidates: list[CandidateFit] = []
@@ -157,11 +167,23 @@ def diagnose_evaluation(evaluation: Evaluation, measurement: Measurement | None,
         dependent=isinstance(dispersion_p, float) and dispersion_p < DISPERSION_ALPHA,
         alpha=verdict.alpha if verdict is not None else 0.01,
         namespace=namespace,
+        unmatched={**assignment.undeclared, **assignment.unknown_labels},
     )
     evaluation.diagnosis = diagnosis.to_list()
     evaluation.diagnosis_text = diagnosis.text()
     evaluation.findings = [f.to_dict() for f in diagnosis.findings]
     return diagnosis
+
+
+def no_destination_named(labels: Mapping[str, int], shown: int = 3) -> str:
+    """The advice when not one answer named a declared destination: the labels seen, and the two ways to
+    attribute them (``--map``, or a ``--by`` that picks the part of the answer naming the version)."""
+    top = sorted(labels.items(), key=lambda item: -item[1])
+    listed = ", ".join(f"{label!r} ×{count:,}" for label, count in top[:shown])
+    more = f" and {len(top) - shown:,} more" if len(top) > shown else ""
+    return (f"No answer named a destination (labels seen: {listed}{more}), so no split can be judged: say which "
+            f"destination each label comes from with --map 'LABEL=DESTINATION', or count by the part of the answer "
+            f"that names the version with --by regex:PATTERN (e.g. --by 'regex:version=(\\w+)') or --by header:NAME.")
 
 
 def errors_by_destination(assignment: Assignment, expectation: Expectation) -> dict[str, int]:

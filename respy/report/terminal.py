@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+from types import ModuleType
 from typing import TextIO
-
-import wcwidth
 
 ELLIPSIS = "…"
 
@@ -65,9 +64,17 @@ def json_safe(json_text: str) -> str:
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)
 
 
+def _wcwidth() -> ModuleType:
+    import wcwidth  # on first use, for start-up time: it costs ~15 ms, and `respy --help` never measures a cell
+
+    return wcwidth
+
+
 def cells(text: str) -> int:
     """Display width of one line of (escaped) text in terminal cells."""
-    width = wcwidth.wcswidth(text)
+    if text.isascii() and text.isprintable():
+        return len(text)
+    width = _wcwidth().wcswidth(text)
     return width if width >= 0 else len(text)  # -1 only for control characters, which escape() removed
 
 
@@ -76,7 +83,7 @@ def clip(text: str, width: int) -> str:
     grapheme: an emoji sequence or a letter with its combining marks stays whole or goes whole)."""
     if cells(text) <= width:
         return text
-    return "".join(_graphemes_within(list(wcwidth.iter_graphemes(text)), max(width - 1, 0))) + ELLIPSIS
+    return "".join(_graphemes_within(list(_wcwidth().iter_graphemes(text)), max(width - 1, 0))) + ELLIPSIS
 
 
 def clip_middle(text: str, width: int) -> str:
@@ -84,7 +91,7 @@ def clip_middle(text: str, width: int) -> str:
     share a long prefix stay distinguishable in a narrow column. Never splits a character."""
     if cells(text) <= width:
         return text
-    graphemes = list(wcwidth.iter_graphemes(text))
+    graphemes = list(_wcwidth().iter_graphemes(text))
     room = max(width - 1, 0)
     tail = _graphemes_within(graphemes[::-1], room // 2)[::-1]
     head = _graphemes_within(graphemes, room - sum(cells(g) for g in tail))
@@ -108,7 +115,7 @@ def wrap(text: str, width: int) -> list[str]:
     can and inside a long word where it must (never inside a character)."""
     if cells(text) <= width:
         return [text]
-    lines = wcwidth.wrap(text, max(width, 1), break_on_hyphens=False, control_codes="ignore")
+    lines = _wcwidth().wrap(text, max(width, 1), break_on_hyphens=False, control_codes="ignore")
     return lines or [""]
 
 
