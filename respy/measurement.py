@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,10 @@ class Measurement:
     stop_reason: str = ""
     interrupted_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""  # unique per run: `respy merge` refuses the same result twice
+    started_at: float | None = None  # Unix time the run started: `respy merge` tells overlapping runs apart
+    host_header: str | None = None  # the Host header the requests carried (it picks the route; not a secret)
+    rate_known: bool = True  # False for merged runs that did not overlap in time: their rate means nothing
 
     @classmethod
     def from_run(cls, result: RunResult, target: Target, load: Load) -> Measurement:
@@ -42,6 +48,9 @@ class Measurement:
             by=target.by.describe(),
             stop_reason=result.state.stop_reason or "",
             interrupted_by=result.state.signal_name,
+            run_id=uuid.uuid4().hex,
+            started_at=time.time() - result.elapsed_s,
+            host_header=next((value for name, value in target.headers if name.lower() == "host"), None),
         )
 
     @property
@@ -72,7 +81,7 @@ class Measurement:
 
     @property
     def rate(self) -> float:
-        return self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return self.requests / self.elapsed_s if self.elapsed_s > 0 and self.rate_known else 0.0
 
     @property
     def latency(self) -> LatencyHistogram:
@@ -100,6 +109,12 @@ class Measurement:
         from respy._api import check
 
         return check(self, expectation, alpha=alpha, tolerance=tolerance, mapping=mapping)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{label!r}: {count:,}" for label, count in list(self.counts.items())[:5])
+        more = f", … {len(self.counts) - 5:,} more" if len(self.counts) > 5 else ""
+        return (f"<Measurement {self.url} requests={self.requests:,} errors={self.errors:,} "
+                f"counts={{{counts}{more}}}>")
 
     def to_dict(self) -> dict[str, Any]:
         from respy.report.render import measurement_dict

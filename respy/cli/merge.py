@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -67,6 +69,8 @@ def merge_parser() -> OneLineParser:
 def main(args: list[str], streams: Streams, stdin: TextIO | None = None) -> int:
     options = merge_parser().parse_args(args)
     parts = read_inputs(options.inputs, stdin if stdin is not None else sys.stdin, streams.err)
+    refuse_repeats(parts)
+    refuse_mixed_checks(parts, rules_given=bool(options.expect))
     measurement = merge_measurement(parts)
     _warn_interrupted(parts, streams.err)
     evaluation = evaluate(measurement, parts, options, streams)
@@ -159,19 +163,87 @@ def _count(value: Any) -> bool:
 # --- adding up -----------------------------------------------------------------------------------------
 
 
+def run_ids(part: Part) -> list[str]:
+    """The runs a result holds: its own run id, or for a merged result the ids of the runs merged into it."""
+    merged = part.data.get("merged")
+    if isinstance(merged, Mapping) and isinstance(merged.get("run_ids"), list):
+        return [str(i) for i in merged["run_ids"] if i]
+    return [str(part.data["run_id"])] if part.data.get("run_id") else []
+
+
+def refuse_repeats(parts: Sequence[Part]) -> None:
+    """The same run given twice (the same file twice, or a merged result and one of its runs) would be counted
+    twice: a usage error that names both places."""
+    seen: dict[str, str] = {}
+    for part in parts:
+        for run in run_ids(part):
+            if run in seen:
+                raise UsageError(f"{part.source} and {seen[run]} hold the same run (run id {run[:12]}…): "
+                                 "merging it twice would count its requests twice")
+            seen[run] = part.source
+
+
+def refuse_mixed_checks(parts: Sequence[Part], *, rules_given: bool) -> None:
+    """Checked and plain results together would silently judge the plain ones by the others' rules: only with
+    --expect RULES, which says what to judge all of them against."""
+    checked = [p.source for p in parts if p.data.get("expected")]
+    plain = [p.source for p in parts if not p.data.get("expected")]
+    if checked and plain and not rules_given:
+        raise UsageError(f"some results are checks ({checked[0]}) and some are not ({plain[0]}): give the rules to "
+                         "judge them all against with --expect RULES, or merge like with like")
+
+
+@dataclass(frozen=True)
+class Timing:
+    elapsed_s: float
+    overlapped: bool
+
+
+def timing(parts: Sequence[Part]) -> Timing:
+    """Runs that overlapped in time (parallel pods) took, together, from the first start to the last end: their
+    rate is the combined one. Runs one after another (or without start times) have no combined rate: the
+    elapsed time is then the time spent sending, summed."""
+    elapsed = [float(p.data.get("elapsed_s") or 0.0) for p in parts]
+    starts = [_timestamp(p.data.get("started_at")) for p in parts]
+    if len(parts) == 1:
+        return Timing(elapsed[0], True)
+    if all(start is not None for start in starts):
+        spans = [(start, start + length) for start, length in zip(starts, elapsed, strict=True) if start is not None]
+        if max(s for s, _ in spans) < min(e for _, e in spans):
+            return Timing(max(e for _, e in spans) - min(s for s, _ in spans), True)
+    return Timing(sum(elapsed), False)
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
 def merge_measurement(parts: Sequence[Part]) -> Measurement:
     url = _same(parts, "url", "measured different URLs")
     by = _same(parts, "by", "counted answers differently (--by)")
+    host = _same(parts, "host_header", "were sent with different Host headers")
     planned = [p.data.get("planned") for p in parts]
+    when = timing(parts)
+    starts = [t for t in (_timestamp(p.data.get("started_at")) for p in parts) if t is not None]
     return Measurement(
         url=str(url),
         tally=merged_tally(parts),
-        elapsed_s=max(float(p.data.get("elapsed_s") or 0.0) for p in parts),
+        elapsed_s=when.elapsed_s,
+        rate_known=when.overlapped,
+        started_at=min(starts) if starts else None,
+        host_header=str(host) if host else None,
+        run_id=uuid.uuid4().hex,
         planned=sum(planned) if all(isinstance(n, int) for n in planned) else None,  # type: ignore[arg-type]
         concurrency=sum(int(p.data.get("concurrency") or 0) for p in parts),
         by=str(by or "body"),
         stop_reason="; ".join(dict.fromkeys(str(p.data["stop_reason"]) for p in parts if p.data.get("stop_reason"))),
-        extra={"merged": {"results": len(parts), "sources": [p.source for p in parts]}},
+        extra={"merged": {"results": len(parts), "sources": [p.source for p in parts],
+                          "run_ids": [run for p in parts for run in run_ids(p)], "overlapped": when.overlapped}},
     )
 
 
@@ -317,7 +389,10 @@ def _evaluate_rules(measurement: Measurement, options: argparse.Namespace, strea
     argv = [measurement.url, "-n", str(max(measurement.requests, 1)), "--grace", str(options.grace)]
     for value in options.expect:
         argv += ["--expect", value]
-    for flag, values in (("--map", options.maps), ("-H", options.headers)):
+    headers = list(options.headers)
+    if measurement.host_header and not any(h.lower().startswith("host:") for h in headers):
+        headers.append(f"Host: {measurement.host_header}")  # the runs' Host header picks the route, as it did then
+    for flag, values in (("--map", options.maps), ("-H", headers)):
         for value in values:
             argv += [flag, value]
     for flag, value in (("--alpha", options.alpha), ("--tolerance", options.tolerance),

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
 from respy.report.summary import (
@@ -269,8 +270,11 @@ def footer_line(measurement: Measurement) -> str:
     """``1,000 requests in 0.52 s (1,923 req/s); latency p50 …``: rate and latency only when some HTTP answer
     came back (a run of refused connections has neither: its speed is the speed of failing)."""
     parts = [f"{measurement.requests:,} requests in {measurement.elapsed_s:,.2f} s"]
+    if not measurement.rate_known:
+        parts[0] += " of sending, by runs that did not overlap in time (no combined rate)"
     if measurement.answered:
-        parts[0] += f" ({measurement.rate:,.0f} req/s)"
+        if measurement.rate_known:
+            parts[0] += f" ({measurement.rate:,.0f} req/s)"
         latency = measurement.latency_ms()
         if latency["p50"] is not None:
             parts.append(
@@ -362,7 +366,10 @@ def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = N
         "latency_ms": measurement.latency_ms(),
         "latency_summary_ms": latency_summary(measurement.latency),
         "elapsed_s": round(measurement.elapsed_s, 6),
-        "rate": round(measurement.rate, 3),
+        "rate": round(measurement.rate, 3) if measurement.rate_known else None,
+        "run_id": measurement.run_id,
+        "started_at": _iso(measurement.started_at),
+        "host_header": measurement.host_header,
         "stop_reason": measurement.stop_reason,
         "interrupted": measurement.interrupted,
         "latency_histogram": measurement.latency.to_state(),
@@ -373,6 +380,13 @@ def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = N
     if evaluation is not None:
         data.update(evaluation_dict(evaluation))
     return data
+
+
+def _iso(timestamp: float | None) -> str | None:
+    """Unix time as ISO 8601 in UTC with milliseconds (``2026-12-01T00:25:03.123+00:00``)."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _row_latency_ms(measurement: Measurement, row: Row) -> dict[str, float | None]:
