@@ -293,6 +293,13 @@ def check(
     ``str(verdict)`` is the CLI's table, footer and verdict line. ``mapping`` says which declared outcome a
     response label belongs to when the label does not name it (``--map LABEL=DEST``).
     """
+    return _checked(measurement, expectation, alpha=alpha, tolerance=tolerance, mapping=mapping)
+
+
+def _checked(measurement: Measurement, expectation: Expectation | Weights, *, alpha: float, tolerance: float | None,
+             mapping: Mapping[str, str] | None, verdict_first: bool = False) -> Verdict:
+    """The verdict with its report: the CLI's text, or (``verdict_first``, for a failing test's message) the
+    verdict line and its reasons first, then the table."""
     from respy.check.plan import CheckPlan
     from respy.report.render import render_text
 
@@ -301,7 +308,8 @@ def check(
                      strict=False, grace=0, notes=[f"warning: {w}" for w in wanted.warnings])
     evaluation = plan.evaluate(measurement)
     assert evaluation.verdict is not None
-    return dataclasses.replace(evaluation.verdict, report=render_text(measurement, evaluation))
+    report = render_text(measurement, evaluation, verdict_first=verdict_first)
+    return dataclasses.replace(evaluation.verdict, report=report)
 
 
 def as_expectation(expectation: Expectation | Weights) -> Expectation:
@@ -388,7 +396,8 @@ def _judge(
     mapping: Mapping[str, str] | None,
 ) -> Verdict:
     __tracebackhide__ = True
-    verdict = check(measurement, expectation, alpha=alpha, tolerance=tolerance, mapping=mapping)
+    verdict = _checked(measurement, expectation, alpha=alpha, tolerance=tolerance, mapping=mapping,
+                       verdict_first=True)
     if measurement.requests and measurement.answered == 0:
         raise NoAnswerError(f"not a single HTTP answer came back from {measurement.url}\n{verdict}")
     if verdict.outcome != "PASS":
@@ -397,8 +406,9 @@ def _judge(
 
 
 def failure_message(verdict: Verdict) -> str:
-    """The table and verdict line, then why (and, when INCONCLUSIVE, how many requests would decide)."""
-    lines = [str(verdict), *verdict.reasons]
+    """The verdict line first (pytest's one-line summary shows it), its reasons, the table; when INCONCLUSIVE,
+    how many requests would decide."""
+    lines = [str(verdict)]
     if verdict.outcome == "INCONCLUSIVE" and verdict.requests_needed:
         lines.append(f"Run again with requests={verdict.requests_needed} (or more) to decide.")
     return "\n".join(lines)

@@ -295,7 +295,7 @@ def interrupted_line(measurement: Measurement) -> str | None:
 
 
 def render_text(measurement: Measurement, evaluation: Evaluation | None = None, *, unicode_ok: bool = True,
-                width: int | None = None, options: TableOptions | None = None) -> str:
+                width: int | None = None, options: TableOptions | None = None, verdict_first: bool = False) -> str:
     """Table, footer, and (with a check) the verdict line, its reasons and the explanation; at most ``width``
     cells wide where it can be wrapped. Whatever came from outside is escaped (one sanitiser:
     :func:`respy.report.terminal.escape`), so no byte of a response drives the terminal."""
@@ -308,7 +308,10 @@ def render_text(measurement: Measurement, evaluation: Evaluation | None = None, 
         lines.append(stopped)
     if evaluation is not None:
         lines.extend(evaluation.notes)
-        lines.extend(verdict_block(evaluation, options.width))
+        if verdict_first:  # a failing test's message: pytest's summary shows its first line
+            lines = [*verdict_block(evaluation, options.width), "", *lines]
+        else:
+            lines.extend(verdict_block(evaluation, options.width))
     text = escape("\n".join(lines), keep_newlines=True)
     return text if options.unicode_ok else text.encode("ascii", errors="replace").decode("ascii")
 
