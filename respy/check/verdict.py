@@ -271,6 +271,12 @@ def _pct(share: float, digits: int = 1) -> str:
     return f"{share * 100:.{digits}f}%"
 
 
+def format_percent(count: float, total: float) -> str:
+    """The one rule for a share of a count, wherever it is printed (table, verdict line, diagnosis): one
+    decimal of ``100 * count / total`` (``-`` when there is nothing to divide)."""
+    return f"{100.0 * count / total:.1f}%" if total else "-"
+
+
 def format_p(p: float | None) -> str:
     """``p < 1e-16`` when tiny, else two significant digits (``p = 0.0031``)."""
     if p is None:
@@ -478,7 +484,10 @@ def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignm
     90% / 10% (chi-square 1,104.9, df 1, p < 1e-16, 1000 requests)``."""
     what = short_host(expectation.host) or expectation.route or "split"
     shares = verdict.shares or share_estimates(categories(assignment, expectation), 0.95)
-    names = " / ".join(f"{s.name} {_pct(s.observed)}" for s in shares)
+    identified = sum(s.count for s in shares)
+    names = " / ".join(f"{s.name} {format_percent(s.count, identified)}" for s in shares)
+    if not identified:
+        names = "no answer from any declared destination"
     declared = " / ".join(f"{_num(s.expected * 100)}%" for s in shares)
     details = (
         [verdict.test]

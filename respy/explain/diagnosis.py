@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from respy.check.stats import DISPERSION_ALPHA, chi_square
+from respy.check.verdict import format_percent
 from respy.explain.analyze import ERROR, WARNING, Finding, Inputs, analyze, pod_labels, replicas
 from respy.rules import RuleSet
 from respy.rules.expectation import Expectation, Outcome
@@ -388,7 +389,7 @@ def _namespace_of(host: str, default: str) -> str:
 
 def _shares(counts: Mapping[str, int]) -> str:
     total = sum(counts.values())
-    return " / ".join(f"{100 * c / total:.1f}% {name}" for name, c in counts.items()) if total else "no answers"
+    return " / ".join(f"{format_percent(c, total)} {name}" for name, c in counts.items()) if total else "no answers"
 
 
 def _pct(p: float) -> str:

@@ -85,8 +85,10 @@ def cut(label: str, width: int = LABEL_WIDTH) -> str:
 
 
 def percent(count: int, total: int) -> str:
-    """The one rounding rule for a share of a count: one decimal, ``-`` when there is nothing to divide."""
-    return f"{100.0 * count / total:.1f}%" if total else "-"
+    """The one rounding rule for a share of a count (:func:`respy.check.verdict.format_percent`)."""
+    from respy.check.verdict import format_percent
+
+    return format_percent(count, total)
 
 
 def top_rows(rows: list[Row], limit: int = TOP_ROWS) -> tuple[list[Row], Row | None]:
@@ -152,7 +154,7 @@ def checked_fields(total: int, identified: int, options: TableOptions) -> list[F
         count,
         of_total,
         Field(Column("EXPECTED %"), lambda line, _: "" if line.expected is None else f"{100 * line.expected:.1f}%"),
-        Field(Column(observed), lambda line, _: _observed_cell(line, options)),
+        Field(Column(observed), lambda line, _: _observed_cell(line, options, identified)),
     ]
 
 
@@ -231,19 +233,14 @@ def _checked_lines(shown: list[Row], evaluation: Evaluation, measurement: Measur
     return lines
 
 
-def _observed_cell(line: TableLine, options: TableOptions) -> str:
+def _observed_cell(line: TableLine, options: TableOptions, identified: int) -> str:
     share = line.share
     if share is None:
         return ""
-    text = f"{percent_of(share.observed)} [{100 * share.low:.1f}–{100 * share.high:.1f}]"
+    text = f"{percent(share.count, identified)} [{100 * share.low:.1f}–{100 * share.high:.1f}]"
     if options.bars:
         text += " " + split_bar(share.observed, line.expected, unicode_ok=options.unicode_ok)
     return text
-
-
-def percent_of(share: float) -> str:
-    """A share (0..1) as a percentage, by the same rule as :func:`percent`."""
-    return f"{100.0 * share:.1f}%"
 
 
 BAR_CELLS = 10
