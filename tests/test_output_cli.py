@@ -168,3 +168,15 @@ def test_hey_method_keepalive_and_host_flags(serve) -> None:  # type: ignore[no-
     assert {r.method for r in seen} == {"POST"}
     assert {r.headers["host"] for r in seen} == {"weather-backend"}
     assert server.stats.connections == 4  # one connection per request
+
+
+def test_all_different_bodies_get_a_hint_to_count_by_something_else(serve) -> None:  # type: ignore[no-untyped-def]
+    counter = iter(range(10**9))
+
+    async def handler(request: Request) -> Response:
+        return Response(200, f"v1 at {next(counter)}".encode())
+
+    server = serve(handler)
+    result = run_cli(server.url, "-n", "60", "-c", "2")
+    assert "(40 other responses)" in result.out
+    assert "hint: 60 different answers" in result.out and "--by header:NAME" in result.out

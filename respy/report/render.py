@@ -298,6 +298,9 @@ def render_text(measurement: Measurement, evaluation: Evaluation | None = None, 
     :func:`respy.report.terminal.escape`), so no byte of a response drives the terminal."""
     options = options or TableOptions(unicode_ok=unicode_ok, width=width)
     lines = [render_table(measurement, evaluation, options=options), footer_line(measurement)]
+    hint = many_labels_hint(measurement)
+    if hint:
+        lines.append(hint)
     if options.wide:
         lines.extend(wide_lines(measurement, unicode_ok=options.unicode_ok))
     stopped = interrupted_line(measurement)
@@ -311,6 +314,15 @@ def render_text(measurement: Measurement, evaluation: Evaluation | None = None, 
             lines.extend(verdict_block(evaluation, options.width))
     text = escape("\n".join(lines), keep_newlines=True)
     return text if options.unicode_ok else text.encode("ascii", errors="replace").decode("ascii")
+
+
+def many_labels_hint(measurement: Measurement) -> str | None:
+    """More distinct answers than the table shows, when counting by body: usually a timestamp or a request id
+    in every body, which no split can be read from. Say how to count by what names the version."""
+    if measurement.by != "body" or len(measurement.rows) <= TOP_ROWS:
+        return None
+    return (f"hint: {len(measurement.rows):,} different answers; if the bodies differ by a timestamp or an id, count "
+            "by what names the version: --by header:NAME or --by 'regex:version=(\\w+)'")
 
 
 def wide_lines(measurement: Measurement, *, unicode_ok: bool = True) -> list[str]:
