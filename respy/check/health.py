@@ -5,8 +5,8 @@ A split can be right while one version is slow or failing: what a canary analysi
 answer is attributed to the destination its label names (as the verdict does for 2xx answers; a non-2xx
 answer counts for the destination its label names, when it names one, and is otherwise not attributed).
 A destination gets a note when its median latency is more than ``SLOW_RATIO`` times the other destinations'
-(pooled), or when its error rate is higher than theirs by a one-sided Fisher exact test at ``alpha``
-(Bonferroni-corrected over the destinations). ``max_error_rate`` / ``max_latency_ratio`` turn a
+(pooled) and at least ``MIN_SLOWER_S`` more, or when its error rate is higher than theirs by a one-sided
+Fisher exact test at ``alpha`` (Bonferroni-corrected over the destinations). ``max_error_rate`` / ``max_latency_ratio`` turn a
 destination over either limit into a breach, which makes the verdict FAIL and names it.
 """
 
@@ -24,6 +24,9 @@ from respy.tally import Kind, Row, RowLatency, Tally
 
 SLOW_RATIO = 2.0
 MIN_ANSWERS = 20  # fewer timed answers on either side: no latency comparison (a median of a handful is noise)
+# Medians closer than this are not called slow, whatever their ratio: at a few milliseconds the client's own
+# scheduling (C requests in flight on one event loop, a busy machine) moves medians by that much.
+MIN_SLOWER_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ def _latency_notes(names: Sequence[str], latency: dict[str, RowLatency],
         if mine is None or theirs is None or latency[name].count < MIN_ANSWERS or others.count < MIN_ANSWERS:
             continue
         ratio = mine / theirs if theirs > 0 else float("inf")
+        if mine - theirs < MIN_SLOWER_S:
+            continue
         breach = None
         if max_ratio is not None and ratio > max_ratio:
             breach = (f"{name}'s median latency {mine * 1000:,.1f} ms is {ratio:,.1f}× the other destinations' "

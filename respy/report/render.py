@@ -8,7 +8,7 @@ import json
 import sys
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -19,7 +19,7 @@ from respy.report.summary import (
     status_line,
     status_summary,
 )
-from respy.report.table import Column
+from respy.report.table import Column, fits
 from respy.report.table import render_table as draw_table
 from respy.report.terminal import clip, escape, json_safe, one_line
 from respy.tally import Kind, Row
@@ -191,8 +191,11 @@ def render_table(measurement: Measurement, evaluation: Evaluation | None = None,
         fields += wide_fields(checked)
     if not lines:
         lines = [TableLine("(no requests completed)", 0)]
+    columns = [field.column for field in fields]
     rows = [[field.text(line, total) for field in fields] for line in lines]
-    table = draw_table([field.column for field in fields], rows, width=options.width)
+    if options.bars and not fits(columns, rows, options.width):  # the bars are a picture: first to go
+        return render_table(measurement, evaluation, options=replace(options, bars=False))
+    table = draw_table(columns, rows, width=options.width)
     if not options.unicode_ok:
         table = table.encode("ascii", errors="replace").decode("ascii")
     return table

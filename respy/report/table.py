@@ -54,6 +54,13 @@ def render_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], *, wi
                     disable_numparse=True)
 
 
+def fits(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | None, style: Style = "pretty") -> bool:
+    """Whether the rows can be drawn as a table (not as records) within ``width``."""
+    body = [[_clean(column, str(cell)) for column, cell in zip(columns, row, strict=True)] for row in rows]
+    header_pad = 0 if style == "pretty" else 2
+    return _fit(columns, body, width, _border_cells(len(columns)), header_pad) is not None
+
+
 def render_records(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int) -> str:
     """Each row as a block of ``HEADER  value`` lines, the values wrapped to ``width``; blank lines between.
     When even that is too narrow, each value goes under its header, indented by two cells."""
