@@ -25,7 +25,8 @@ import random  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from respy.cli.main import Streams, main  # noqa: E402
+from respy.cli.common import Streams  # noqa: E402
+from respy.cli.main import main  # noqa: E402
 from respy.demo.localserver import Handler, LocalServer, Request, Response  # noqa: E402
 
 

@@ -12,7 +12,7 @@ from conftest import CliResult, run_cli, weighted_handler
 
 from respy.check.assign import assign
 from respy.check.verdict import decide
-from respy.cli.main import Streams
+from respy.cli.common import Streams
 from respy.cli.merge import main as merge_main
 from respy.cli.merge import split_objects
 from respy.demo.localserver import LocalServer, fixed
@@ -25,7 +25,7 @@ WEIGHTS = "single=90,multiple=10"
 
 def merge(*argv: str, stdin: str = "") -> CliResult:
     out, err = io.StringIO(), io.StringIO()
-    code = merge_main(list(argv), Streams(out, err), stdin=io.StringIO(stdin))
+    code = merge_main(list(argv), Streams(out, err, io.StringIO(stdin)))
     return CliResult(code, out.getvalue(), err.getvalue())
 
 

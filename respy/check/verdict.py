@@ -45,6 +45,7 @@ class Verdict:
     reasons: tuple[str, ...] = ()
     shares: tuple[ShareEstimate, ...] = ()
     extra: dict[str, object] = field(default_factory=dict, compare=False)
+    dispersion: DispersionResult | None = field(default=None, compare=False)  # the independence check, if run
     report: str = field(default="", compare=False, repr=False)  # the CLI's table and verdict line, when known
 
     def __str__(self) -> str:
@@ -448,6 +449,7 @@ def decide(
         reasons=tuple(reasons),
         shares=shares,
         extra=_extra(hard, cats, exact, dispersion, level),
+        dispersion=dispersion,
     )
 
 
