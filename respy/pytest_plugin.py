@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from respy._errors import UsageError
-from respy.rules.expectation import Expectation
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from respy._api import Measurement
     from respy._options import MeasureKwargs
     from respy.check.verdict import Verdict
+    from respy.rules.expectation import Expectation
 
 DEFAULT_REQUESTS = 1000
 
@@ -113,6 +113,8 @@ class RespyFixture:
     ) -> Expectation:
         """From plain ``weights``, or from routing YAML ``files`` resolved for a request to ``url``
         (relative to ``--respy-url``, like ``measure``)."""
+        from respy.rules.expectation import Expectation  # yaml loads with respy.rules: on first use, not with pytest
+
         if (weights is None) == (files is None):
             raise UsageError("respy.expectation needs either weights=... or files=... (not both)")
         if weights is not None:
