@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliResult, run_cli, weighted_handler
+from support import CliResult, run_cli, weighted_handler
 
 from respy.check.assign import assign
 from respy.check.verdict import decide

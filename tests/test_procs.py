@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import weighted_handler
+from support import weighted_handler
 
 from respy.cli.common import Streams
 from respy.cli.measure import execute
