@@ -13,7 +13,6 @@ from respy.cli.common import Streams
 from respy.cli.merge import main as merge_main
 
 
-
 @pytest.mark.parametrize("argv", [["--help"], ["merge", "--help"], ["demo", "--help"], ["analyze", "--help"],
                                   ["--version"]])
 def test_help_and_version_are_written_to_the_commands_own_stdout(argv: list[str],

@@ -37,12 +37,6 @@ class Interval:
     low: float
     high: float
 
-    def within(self, low: float, high: float) -> bool:
-        return low <= self.low and self.high <= high
-
-    def outside(self, low: float, high: float) -> bool:
-        return self.high < low or self.low > high
-
 
 @dataclass(frozen=True)
 class DispersionResult:

@@ -67,7 +67,7 @@ def top_rows(rows: list[Row], limit: int = TOP_ROWS) -> tuple[list[Row], Row | N
 
 
 def render_table(measurement: Measurement, evaluation: Evaluation | None = None, *, unicode_ok: bool = True) -> str:
-    from tabulate import tabulate
+    from tabulate import tabulate  # on use, for start-up time: respy --help and -o json do without it
 
     total = measurement.requests
     shown, folded = top_rows(measurement.rows)
