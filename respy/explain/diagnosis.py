@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from respy.check.assign import Assignment, distinguishing_identifiers, match_destination
 from respy.check.stats import chi_square
+from respy.check.verdict import format_p
 from respy.explain.analyze import ERROR, WARNING, Finding, Inputs, analyze, pod_labels, replicas
 from respy.rules import RuleSet
 from respy.rules.expectation import Expectation, Outcome
@@ -86,12 +87,12 @@ class Diagnosis:
         observed = "Observed " + _shares(self.counts)
         declared = "/".join(_pct(p) for p in self.declared.values())
         if best is None:
-            tried = "; ".join(f"{c.description} {_p(c.p_value)}" for c in self.candidates)
+            tried = "; ".join(f"{c.description} {format_p(c.p_value)}" for c in self.candidates)
             return (f"{observed} fits neither the declared {declared} nor any usual cause ({tried}): the routing "
                     "applied is probably not the one given, or it changed during the run.")
         if best.name == "dependent":
             return best.explanation
-        return f"{observed} fits {best.description} ({_p(best.p_value)}), not the declared {declared}: " \
+        return f"{observed} fits {best.description} ({format_p(best.p_value)}), not the declared {declared}: " \
                f"{best.explanation}."
 
     def _findings_text(self) -> str:
@@ -361,13 +362,6 @@ def _shares(counts: Mapping[str, int]) -> str:
 
 def _pct(p: float) -> str:
     return f"{round(100 * p, 1):g}"
-
-
-def _p(p: float) -> str:
-    """``p = 0.95``, ``p = 0.004`` or ``p < 0.001``."""
-    if math.isnan(p):
-        return "p n/a"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.1g}" if p < 0.01 else f"p = {p:.2f}"
 
 
 def _names(names: Sequence[str]) -> str:
