@@ -198,21 +198,17 @@ def test_different_urls_are_an_error(tmp_path: Path) -> None:
     assert "different URLs" in result.err
 
 
-def test_results_checked_against_different_rules_need_expect(
-    checked_runs: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_results_checked_against_different_rules_need_expect(checked_runs: list[str]) -> None:
     other = json.loads(checked_runs[0])
     other["expected"][0]["probability"] = 0.5
     other["expected"][1]["probability"] = 0.5
-    monkeypatch.setattr("sys.stdin", io.StringIO(checked_runs[1] + json.dumps(other)))
-    result = run_cli("merge", "-")
+    result = run_cli("merge", "-", stdin=checked_runs[1] + json.dumps(other))
     assert result.code == 2
     assert "different expectations" in result.err and "--expect" in result.err
 
 
-def test_non_json_on_stdin_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO("Error from server (NotFound): pods not found\n"))
-    result = run_cli("merge", "-")
+def test_non_json_on_stdin_is_an_error() -> None:
+    result = run_cli("merge", "-", stdin="Error from server (NotFound): pods not found\n")
     assert result.code == 2
     assert result.err.strip() == "respy: error: <stdin>: not JSON: no `respy -o json` result found"
 

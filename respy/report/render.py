@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 import textwrap
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -33,7 +32,7 @@ def can_encode(text: str, stream: TextIO) -> bool:
 
 
 def header_line(
-    url: str, planned: int | None, duration: float | None, stream: TextIO = sys.stdout, *, sequential: bool = False
+    url: str, planned: int | None, duration: float | None, stream: TextIO, *, sequential: bool = False
 ) -> str:
     """The original respy's signature line: ``☎️   1000 requests to URL...``."""
     icon = PHONE if can_encode(PHONE, stream) else "=>"
