@@ -32,7 +32,6 @@ class CheckRequest:
     expect: tuple[str, ...]
     settings: CheckSettings
     gateway: str | None = None
-    max_requests: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,12 +50,10 @@ class RunRequest:
 
 def run_request(args: argparse.Namespace) -> RunRequest:
     """The parsed flags of ``respy URL ...`` as a run."""
-    check = None
-    if args.expect:
-        settings = settings_from_args(args)
-        check = CheckRequest(tuple(args.expect), settings, gateway=args.gateway, max_requests=args.max_requests)
+    target = target_from_args(args, pick_url(args))
+    check = CheckRequest(tuple(args.expect), settings_from_args(args), args.gateway) if args.expect else None
     return RunRequest(
-        target=target_from_args(args, pick_url(args)),
+        target=target,
         size=RunSize(requests=args.requests, duration=args.duration, max_requests=args.max_requests),
         concurrency=args.concurrency, rate=args.rate, procs=args.procs, output=args.output, quiet=args.quiet,
         check=check,
