@@ -7,6 +7,7 @@ Exit codes: 0 measured (or PASS / CONSISTENT), 1 FAIL, 2 usage or input error, 3
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -148,4 +149,8 @@ def main(argv: Sequence[str] | None = None, streams: Streams | None = None) -> i
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    code = main()
+    # Done: a Ctrl-C pressed now (a second one, while the output was written) must not turn exit code 130 into
+    # death by SIGINT at shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)

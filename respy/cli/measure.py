@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -147,6 +151,7 @@ def execute(  # type: ignore[no-untyped-def]
             progress.clear()
 
 
+
 def run_measure(args: argparse.Namespace, streams: Streams) -> int:
     return run_and_report(run_request(args), streams)
 
@@ -166,14 +171,30 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
     stop_check = plan.stop_check if plan is not None else None
     result = execute(target, load, streams, quiet=request.quiet, stop_check=stop_check, procs=request.procs)
     measurement = Measurement.from_run(result, target, load)
-    try:
-        evaluation = plan.evaluate(measurement) if plan is not None else None
-    except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
-        emit(measurement, None, request.output, streams)
-        raise
-    report_no_answer(measurement, evaluation, streams)
-    emit(measurement, evaluation, request.output, streams)
+    with _signals_ignored(measurement.interrupted):
+        try:
+            evaluation = plan.evaluate(measurement) if plan is not None else None
+        except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
+            emit(measurement, None, request.output, streams)
+            raise
+        report_no_answer(measurement, evaluation, streams)
+        emit(measurement, evaluation, request.output, streams)
     return exit_code(measurement, evaluation)
+
+
+@contextmanager
+def _signals_ignored(interrupted: bool) -> Iterator[None]:
+    """After an interrupted run, a second Ctrl-C (or SIGTERM) must not cut the output short: the user is
+    already getting what was measured, and the exit code (130 / 143) says it was interrupted."""
+    if not interrupted or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def make_plan(request: RunRequest, streams: Streams) -> CheckPlan:
