@@ -285,6 +285,19 @@ class Tally:
         """The latencies of one row's requests (empty when none was timed)."""
         return self._row_latency.get((row.kind, row.label)) or RowLatency()
 
+    def add_count(self, label: str, kind: Kind, count: int, status: int | None = None) -> None:
+        """``count`` more answers of one row at once (a row read back from a saved result: no latency, no
+        batch, and not bounded, since the saved result already was)."""
+        slot = self._rows.setdefault((kind, label), [0, -1])
+        slot[0] += count
+        if slot[1] < 0 and status is not None:
+            slot[1] = status
+        self.total += count
+        if status is not None and kind is not Kind.TRANSPORT:
+            self.statuses[status] = self.statuses.get(status, 0) + count
+        if kind is not Kind.OK:
+            self.not_ok += count
+
     def merge(self, other: Tally) -> None:
         for (kind, label), (count, status) in other._rows.items():
             slot = self._rows.setdefault((kind, label), [0, status])
@@ -297,7 +310,3 @@ class Tally:
         self.total += other.total
         self.latency.merge(other.latency)
         self.batches.extend(other.batches.complete())
-
-
-def rows_total(rows: Iterable[Row]) -> int:
-    return sum(row.count for row in rows)

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from conftest import verdict_line_of
+from support import verdict_line_of
 
 
 def demo(*argv: str) -> tuple[int, str, str]:

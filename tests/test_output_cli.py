@@ -10,7 +10,7 @@ import random
 import re
 from pathlib import Path
 
-from conftest import run_cli, weighted_handler
+from support import run_cli, weighted_handler
 
 from respy.demo.localserver import Request, Response
 

@@ -16,9 +16,9 @@ import re
 
 import pytest
 import wcwidth
-from conftest import run_cli
 from hypothesis import given
 from hypothesis import strategies as st
+from support import run_cli
 
 from respy.demo.localserver import LocalServer, Request, Response
 from respy.report.table import Column, render_table

@@ -6,8 +6,9 @@ answer is attributed to the destination its label names (as the verdict does for
 answer counts for the destination its label names, when it names one, and is otherwise not attributed).
 A destination gets a note when its median latency is more than ``SLOW_RATIO`` times the other destinations'
 (pooled) and at least ``MIN_SLOWER_S`` more, or when its error rate is higher than theirs by a one-sided
-Fisher exact test at ``alpha`` (Bonferroni-corrected over the destinations). ``max_error_rate`` / ``max_latency_ratio`` turn a
-destination over either limit into a breach, which makes the verdict FAIL and names it.
+Fisher exact test at ``alpha`` (Bonferroni-corrected over the destinations). ``max_error_rate`` /
+``max_latency_ratio`` turn a destination over either limit into a breach, which makes the verdict FAIL and
+names it.
 """
 
 from __future__ import annotations

@@ -11,18 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from respy._errors import RespyError, UsageError
+from respy.cli.common import EXIT_USAGE, OneLineParser, Streams, one_line
 from respy.explain.analyze import ERROR, INFO, SEVERITY_RANK, WARNING, Finding, analyze
 from respy.report.findings import render_findings
 from respy.report.terminal import escape, terminal_columns
 from respy.rules import load_each
 
-if TYPE_CHECKING:
-    from respy.cli.main import Streams
-
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_CLEAN, EXIT_FINDINGS = 0, 1
 
 DESCRIPTION = """\
 Read the routing manifests that --expect reads (Services, Deployments, StatefulSets, ServiceEntries,
@@ -53,11 +50,9 @@ exit codes:
 SEVERITIES = (ERROR, WARNING, INFO)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from respy.cli.main import OneLineParser
-
+def build_parser(streams: Streams | None = None) -> OneLineParser:
     parser = OneLineParser(prog="respy analyze", description=DESCRIPTION, epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+                           formatter_class=argparse.RawDescriptionHelpFormatter, streams=streams)
     parser.add_argument("inputs", nargs="+", metavar="FILE|DIR|-",
                         help="YAML (or JSON) files, directories of them (*.yaml, *.yml, *.json), or - for stdin")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table",
@@ -95,20 +90,16 @@ class Suppression:
 
 
 def main(args: list[str], streams: Streams) -> int:
-    parser = build_parser()
-    if "-h" in args or "--help" in args:
-        print(parser.format_help(), file=streams.out, end="")
-        return EXIT_CLEAN
     try:
-        options = parser.parse_args(args)
+        options = build_parser(streams).parse_args(args)  # --help: printed, then SystemExit(0)
         suppressions = [Suppression.parse(text) for text in options.suppress]
         _refuse_inline_weights(options.inputs)
     except RespyError as exc:
-        print(f"respy analyze: error: {escape(_one_line(str(exc)))}", file=streams.err)
+        print(f"respy analyze: error: {escape(one_line(str(exc)))}", file=streams.err)
         return EXIT_USAGE
-    rules, unreadable = load_each(options.inputs)
+    rules, unreadable = load_each(options.inputs, stdin=streams.stdin)
     for error in unreadable:  # reported, and the exit code says so at the end: the other files still count
-        print(f"respy analyze: error: {escape(_one_line(str(error)))}", file=streams.err)
+        print(f"respy analyze: error: {escape(one_line(str(error)))}", file=streams.err)
     if not rules.objects:
         if not unreadable:
             print(f"respy analyze: error: no Kubernetes objects respy analyzes in {escape(', '.join(options.inputs))}",
@@ -131,6 +122,3 @@ def _refuse_inline_weights(inputs: Sequence[str]) -> None:
     if any("=" in value and value != "-" and not Path(value).exists() for value in inputs):
         raise RespyError("inline weights (name=weight) have nothing to analyze: give YAML files, directories or -")
 
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -8,48 +8,24 @@ import json
 import sys
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TextIO
 
-from respy.report.summary import (
-    histogram_lines,
-    latency_summary,
-    latency_summary_line,
-    status_line,
-    status_summary,
-)
+from respy.report.summary import histogram_lines, latency_summary_line, status_line
 from respy.report.table import Column, fits
 from respy.report.table import render_table as draw_table
 from respy.report.terminal import clip, escape, json_safe, one_line
 from respy.tally import Kind, Row
 
 if TYPE_CHECKING:
-    from respy.check.assign import Assignment
-    from respy.check.health import Health
-    from respy.check.verdict import ShareEstimate, Verdict
+    from respy.check.evaluate import Evaluation
+    from respy.check.verdict import ShareEstimate
     from respy.measurement import Measurement
-    from respy.rules.expectation import Expectation
 
 TOP_ROWS = 20
 LABEL_WIDTH = 60
 DIAGNOSIS_WIDTH = 100
 PHONE = "☎️"
-
-
-@dataclass
-class Evaluation:
-    """Everything a check adds to a measurement (all optional: a plain run has none of it)."""
-
-    expectation: Expectation | None = None
-    assignment: Assignment | None = None
-    verdict: Verdict | None = None
-    verdict_line: str = ""
-    diagnosis: list[dict[str, Any]] = field(default_factory=list)
-    diagnosis_text: str = ""
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    health: Health | None = None
 
 
 def can_encode(text: str, stream: TextIO) -> bool:
@@ -180,8 +156,8 @@ def render_table(measurement: Measurement, evaluation: Evaluation | None = None,
     shown, folded = top_rows(measurement.rows)
     if folded is not None:
         shown = [*shown, folded]
-    checked = evaluation is not None and evaluation.expectation is not None
-    if evaluation is not None and evaluation.expectation is not None:
+    checked = evaluation is not None
+    if evaluation is not None:
         shares = evaluation.verdict.shares if evaluation.verdict is not None else ()
         identified = sum(share.count for share in shares) if shares else total
         fields, lines = checked_fields(total, identified, options), _checked_lines(shown, evaluation, measurement)
@@ -214,7 +190,6 @@ def _plain_line(row: Row, measurement: Measurement) -> TableLine:
 
 def _checked_lines(shown: list[Row], evaluation: Evaluation, measurement: Measurement) -> list[TableLine]:
     expectation = evaluation.expectation
-    assert expectation is not None
     claimed = evaluation.assignment.claimed if evaluation.assignment is not None else {}
     shares = {s.name: s for s in evaluation.verdict.shares} if evaluation.verdict is not None else {}
     health = evaluation.health
@@ -330,9 +305,9 @@ def many_labels_hint(measurement: Measurement) -> str | None:
 
 def wide_lines(measurement: Measurement, *, unicode_ok: bool = True) -> list[str]:
     """``-o wide``'s summaries under the footer: latency (hey's and oha's figures), status codes, histogram."""
-    lines = [status_line(measurement.tally.statuses, measurement.requests - measurement.answered)]
+    lines = [status_line(measurement.status_codes())]
     if measurement.latency.count:
-        lines.append(latency_summary_line(measurement.latency))
+        lines.append(latency_summary_line(measurement.latency_summary_ms()))
         lines.extend(histogram_lines(measurement.latency, unicode_ok=unicode_ok))
     return lines
 
@@ -352,78 +327,35 @@ def verdict_block(evaluation: Evaluation, width: int | None = None) -> list[str]
         for note in evaluation.health.notes:
             lines.append(textwrap.fill(f"note: {note.text}", width=fill, subsequent_indent="    ",
                                        break_on_hyphens=False))
-    if evaluation.diagnosis_text:
-        lines.append(textwrap.fill(evaluation.diagnosis_text, width=fill, break_on_hyphens=False))
+    diagnosis = evaluation.diagnosis.text() if evaluation.diagnosis is not None else ""
+    if diagnosis:
+        lines.append(textwrap.fill(diagnosis, width=fill, break_on_hyphens=False))
     return lines
 
 
 def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = None) -> dict[str, Any]:
-    total = measurement.requests
-    data: dict[str, Any] = {
-        "url": measurement.url,
-        "requests": total,
-        "planned": measurement.planned,
-        "concurrency": measurement.concurrency,
-        "by": measurement.by,
-        "rows": [
-            {
-                "label": row.label,
-                "count": row.count,
-                "percent": round(100.0 * row.count / total, 3) if total else 0.0,
-                "kind": row.kind.value,
-                "status": row.status,
-                "latency_ms": _row_latency_ms(measurement, row),
-            }
-            for row in measurement.rows
-        ],
-        "errors": measurement.errors,
-        "status_codes": status_summary(measurement.tally.statuses, measurement.requests - measurement.answered),
-        "latency_ms": measurement.latency_ms(),
-        "latency_summary_ms": latency_summary(measurement.latency),
-        "elapsed_s": round(measurement.elapsed_s, 6),
-        "rate": round(measurement.rate, 3) if measurement.rate_known else None,
-        "run_id": measurement.run_id,
-        "started_at": _iso(measurement.started_at),
-        "host_header": measurement.host_header,
-        "stop_reason": measurement.stop_reason,
-        "interrupted": measurement.interrupted,
-        "latency_histogram": measurement.latency.to_state(),
-    }
-    if measurement.interrupted_by:
-        data["interrupted_by"] = measurement.interrupted_by
-    data.update(measurement.extra)
+    """``-o json``: the measurement (``Measurement.to_dict``) and what the check added."""
+    data = measurement.to_dict()
     if evaluation is not None:
+        if evaluation.sequential_budget is not None:
+            data["sequential"] = {"budget": evaluation.sequential_budget, "stop_reason": measurement.stop_reason}
         data.update(evaluation_dict(evaluation))
     return data
 
 
-def _iso(timestamp: float | None) -> str | None:
-    """Unix time as ISO 8601 in UTC with milliseconds (``2026-12-01T00:25:03.123+00:00``)."""
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _row_latency_ms(measurement: Measurement, row: Row) -> dict[str, float | None]:
-    histogram = measurement.tally.row_latency(row)
-    return {name: None if (value := histogram.quantile(q)) is None else round(value * 1000, 3)
-            for name, q in (("p50", 0.5), ("p99", 0.99))}
-
-
 def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
     data: dict[str, Any] = {}
-    if evaluation.expectation is not None:
-        data["expected"] = [
-            {
-                "outcome": o.name,
-                "probability": o.probability,
-                "status": o.status,
-                "identifiers": list(o.identifiers),
-                "source": o.source,
-            }
-            for o in evaluation.expectation.outcomes
-        ]
-        data["route"] = evaluation.expectation.route
+    data["expected"] = [
+        {
+            "outcome": o.name,
+            "probability": o.probability,
+            "status": o.status,
+            "identifiers": list(o.identifiers),
+            "source": o.source,
+        }
+        for o in evaluation.expectation.outcomes
+    ]
+    data["route"] = evaluation.expectation.route
     if evaluation.assignment is not None:
         data["assignment"] = {
             "claimed": dict(evaluation.assignment.claimed),
@@ -432,10 +364,12 @@ def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
         }
     if evaluation.verdict is not None:
         data["verdict"] = evaluation.verdict.to_dict()
-    if evaluation.diagnosis:
-        data["diagnosis"] = evaluation.diagnosis
-    if evaluation.findings:
-        data["findings"] = evaluation.findings
+    if evaluation.diagnosis is not None:
+        candidates = evaluation.diagnosis.to_list()
+        if candidates:
+            data["diagnosis"] = candidates
+        if evaluation.diagnosis.findings:
+            data["findings"] = [f.to_dict() for f in evaluation.diagnosis.findings]
     if evaluation.health is not None:
         data["health"] = evaluation.health.to_dict()
     return data
@@ -453,7 +387,7 @@ def render_csv(measurement: Measurement, evaluation: Evaluation | None = None) -
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     claimed = evaluation.assignment.claimed if evaluation and evaluation.assignment else {}
-    checked = evaluation is not None and evaluation.expectation is not None
+    checked = evaluation is not None
     header = ["label", "count", "percent", "kind", "status"] + (["destination"] if checked else [])
     writer.writerow(header)
     total = measurement.requests

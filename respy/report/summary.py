@@ -1,12 +1,12 @@
-"""The summaries hey and oha users look for: latency (min/mean/max and percentiles up to p99.9), status codes,
-and a latency histogram."""
+"""The summaries hey and oha users look for, as lines: latency (min/mean/max and percentiles up to p99.9),
+status codes (both computed by ``Measurement``), and a latency histogram."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Protocol
 
-QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("p99.9", 0.999))
+QUANTILES = ("p50", "p90", "p95", "p99", "p99.9")
 HISTOGRAM_BINS = 10
 BAR_CELLS = 40
 
@@ -24,43 +24,21 @@ class Latencies(Protocol):
     def buckets(self) -> list[tuple[float, int]]: ...
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
-
-
-def latency_summary(latency: Latencies) -> dict[str, float | None]:
-    """``{"min", "mean", "max", "p50", "p90", "p95", "p99", "p99.9"}`` in milliseconds (None when nothing was
-    timed)."""
-    if not latency.count:
-        return dict.fromkeys(["min", "mean", "max", *(name for name, _ in QUANTILES)])
-    summary = {"min": _ms(latency.min_s), "mean": _ms(latency.mean_s), "max": _ms(latency.max_s)}
-    summary.update({name: _ms(latency.quantile(q)) for name, q in QUANTILES})
-    return summary
-
-
-def latency_summary_line(latency: Latencies) -> str:
-    """``latency min 1.0 / mean 2.3 / max 9.9 ms; p50 2.1, p90 3.0, p95 3.3, p99 5.0, p99.9 9.1 ms``."""
-    summary = latency_summary(latency)
-    if summary["p50"] is None:
+def latency_summary_line(summary: Mapping[str, float | None]) -> str:
+    """``latency min 1.0 / mean 2.3 / max 9.9 ms; p50 2.1, p90 3.0, p95 3.3, p99 5.0, p99.9 9.1 ms`` from
+    ``Measurement.latency_summary_ms()``."""
+    if summary.get("p50") is None:
         return "latency: nothing was timed"
     head = " / ".join(f"{name} {summary[name]:,.1f}" for name in ("min", "mean", "max"))
-    tail = ", ".join(f"{name} {summary[name]:,.1f}" for name, _ in QUANTILES)
+    tail = ", ".join(f"{name} {summary[name]:,.1f}" for name in QUANTILES)
     return f"latency {head} ms; {tail} ms"
 
 
-def status_summary(statuses: Mapping[int, int], no_answer: int) -> dict[str, int]:
-    """``{"200": 9500, "503": 500, "no answer": 12}``: every HTTP status seen, and requests with no answer."""
-    summary = {str(code): count for code, count in sorted(statuses.items())}
-    if no_answer:
-        summary["no answer"] = no_answer
-    return summary
-
-
-def status_line(statuses: Mapping[int, int], no_answer: int) -> str:
-    """``status codes: 200 ×9,500, 503 ×500; no answer ×12``."""
-    codes = ", ".join(f"{code} ×{count:,}" for code, count in sorted(statuses.items())) or "none"
-    tail = f"; no answer ×{no_answer:,}" if no_answer else ""
-    return f"status codes: {codes}{tail}"
+def status_line(codes: Mapping[str, int]) -> str:
+    """``status codes: 200 ×9,500, 503 ×500; no answer ×12`` from ``Measurement.status_codes()``."""
+    statuses = ", ".join(f"{code} ×{count:,}" for code, count in codes.items() if code != "no answer") or "none"
+    tail = f"; no answer ×{codes['no answer']:,}" if codes.get("no answer") else ""
+    return f"status codes: {statuses}{tail}"
 
 
 def histogram_lines(latency: Latencies, *, unicode_ok: bool = True) -> list[str]:
