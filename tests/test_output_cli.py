@@ -180,3 +180,13 @@ def test_all_different_bodies_get_a_hint_to_count_by_something_else(serve) -> No
     result = run_cli(server.url, "-n", "60", "-c", "2")
     assert "(40 other responses)" in result.out
     assert "hint: 60 different answers" in result.out and "--by header:NAME" in result.out
+
+
+def test_a_measurement_shows_its_counts_in_its_repr(serve) -> None:  # type: ignore[no-untyped-def]
+    import respy
+
+    server = serve(weighted_handler({SINGLE: 90, MULTIPLE: 10}, seed=5))
+    measurement = respy.measure(server.url, requests=200, concurrency=4)
+    text = repr(measurement)
+    assert text.startswith(f"<Measurement {server.url} requests=200 errors=0 counts={{")
+    assert f"'{SINGLE}': " in text and "object at 0x" not in text
