@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from respy._errors import UsageError
 from respy.check.assign import Assignment
+from respy.rules import short_host
 from respy.rules.expectation import Expectation
 
 if TYPE_CHECKING:
@@ -495,12 +496,6 @@ def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignm
     if verdict.requests_needed:
         line += f"; about {verdict.requests_needed:,} requests are needed to decide"
     return line
-
-
-def short_host(host: str) -> str:
-    """``weather-backend`` for ``weather-backend.default.svc.cluster.local``: how people name a Service."""
-    name, sep, rest = host.partition(".")
-    return name if sep and ".svc." in f".{rest}." else host
 
 
 def split_text(probs: Sequence[float]) -> str:

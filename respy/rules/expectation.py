@@ -15,6 +15,9 @@ class Outcome:
     its label values such as ``v2``, the backend Service name). ``status`` is set for outcomes
     that are an HTTP status rather than a destination (fault abort, redirect, direct response,
     503 for a missing subset, 404 for no route). ``source`` names the manifest that declares it.
+    ``pods`` are regular expressions matching the hostnames of the pods behind the destination (known when
+    the workloads were given); ``endpoints`` are its workloads with their ready pods: the split the cluster's
+    load balancer gives inside the destination on average (shown, never judged).
     """
 
     name: str
@@ -22,6 +25,8 @@ class Outcome:
     identifiers: tuple[str, ...] = ()
     status: int | None = None
     source: str = ""
+    pods: tuple[str, ...] = ()
+    endpoints: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_destination(self) -> bool:
@@ -41,6 +46,7 @@ class Expectation:
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     objects: tuple[Mapping[str, object], ...] = field(default=(), compare=False, repr=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)  # facts not available, secondary splits
 
     @classmethod
     def from_weights(cls, weights: Mapping[str, float]) -> Expectation:

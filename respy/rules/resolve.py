@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from respy._errors import NotRoutedError
 from respy.rules import gateway_api, istio
 from respy.rules.context import Context
 from respy.rules.expectation import Expectation
-from respy.rules.load import RuleSet
+from respy.rules.load import K8sObject, RuleSet
 from respy.rules.outcomes import Resolution, finish
 from respy.rules.request import Request, Vantage
+from respy.rules.semantics import IstioVersion, http_routed, parse_istio_version, port_protocol, service_port
 
 
 def resolve(
@@ -22,16 +24,20 @@ def resolve(
     method: str = "GET",
     namespace: str = "default",
     gateway: str | None = None,
+    istio_version: str | IstioVersion | None = None,
 ) -> Expectation:
     """The declared split for one request, seen from the mesh (``gateway=None``) or from a named gateway.
 
+    ``namespace`` is the client's (its DestinationRules and exports come first); ``istio_version``
+    (``"1.2"``) selects the behaviour of that release where it changed, else today's Istio.
     Raises ``RulesError`` for rules Istio would reject and ``NotRoutedError`` when no rule covers the host.
     """
     if rules.weights is not None:
         return _from_weights(rules)
+    version = parse_istio_version(istio_version) if isinstance(istio_version, str) else istio_version
     ctx = Context(rules, Request.build(url, headers, method), Vantage.of(gateway), namespace,
-                  warnings=list(rules.warnings))
-    return _expectation(_resolution(ctx))
+                  warnings=list(rules.warnings), istio_version=version)
+    return _expectation(_resolution(ctx), ctx)
 
 
 def _from_weights(rules: RuleSet) -> Expectation:
@@ -45,6 +51,9 @@ def _from_weights(rules: RuleSet) -> Expectation:
 
 def _resolution(ctx: Context) -> Resolution:
     vs_hits = istio.host_hits(ctx)
+    tcp = _tcp_port(ctx)
+    if tcp is not None:
+        return istio.resolve_tcp(ctx, tcp[0], tcp[1], vs_hits)
     route_hits = gateway_api.route_hits(ctx)
     if not vs_hits and not route_hits:
         raise _not_routed(ctx)
@@ -59,7 +68,23 @@ def _resolution(ctx: Context) -> Resolution:
     return gateway_api.resolve_routes(ctx, route_hits) if route_hits else istio.resolve_virtual_services(ctx, vs_hits)
 
 
-def _expectation(found: Resolution) -> Expectation:
+def _tcp_port(ctx: Context) -> tuple[K8sObject, Mapping[str, Any]] | None:
+    """The Service and port when the port dialled is one a sidecar does not route as HTTP (``None`` otherwise).
+
+    A port named ``tcp-*`` (or ``appProtocol: tcp``) is TCP: its traffic never reaches the HTTP route table
+    (``pilot/pkg/networking/core/listener.go`` builds a TCP proxy filter chain for it); before Istio 1.3 an
+    unrecognised name was TCP too (no protocol sniffing).
+    """
+    if not ctx.vantage.is_mesh:
+        return None
+    service = ctx.service(*ctx.names)
+    port = service_port(service, ctx.request.port) if service is not None else None
+    if service is None or port is None or http_routed(port_protocol(port), ctx.istio_version):
+        return None
+    return service, port
+
+
+def _expectation(found: Resolution, ctx: Context) -> Expectation:
     return Expectation(
         outcomes=finish(found.candidates),
         host=found.host,
@@ -67,6 +92,7 @@ def _expectation(found: Resolution) -> Expectation:
         sources=tuple(dict.fromkeys(o.file for o in found.used)),
         warnings=tuple(found.warnings),
         objects=tuple(o.body for o in found.used),
+        notes=tuple(ctx.notes),
     )
 
 
