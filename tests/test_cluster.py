@@ -147,13 +147,14 @@ def test_reads_the_tutorials_objects_as_the_files_declare_them(
         assert obj["apiVersion"] == resource.api_version(resource.versions[0])  # current version, not v1alpha3
         assert obj["metadata"]["namespace"] == NAMESPACE
         assert "managedFields" not in obj["metadata"]
-    assert {o["kind"] for o in objects} == {"VirtualService", "DestinationRule", "Service", "Deployment"}
+    assert {o["kind"] for o in objects} == {"VirtualService", "DestinationRule", "Gateway", "Service", "Deployment"}
     assert len([o for o in objects if o["kind"] == "Deployment"]) == 3  # two pages of the stand-in
 
 
 def test_a_kind_whose_crd_is_not_installed_is_skipped(server: LocalServer, serviceaccount: Path) -> None:
     read = read_cluster(access=access_to(server, serviceaccount))
-    assert read.skipped == ["HTTPRoute (httproutes.gateway.networking.k8s.io: not installed)"]
+    assert read.skipped == ["HTTPRoute (httproutes.gateway.networking.k8s.io: not installed)",
+                            "ReferenceGrant (referencegrants.gateway.networking.k8s.io: not installed)"]
 
 
 def test_istio_v1beta1_when_the_server_has_no_v1(
@@ -258,7 +259,7 @@ def test_missing_token_or_ca_is_a_clear_error(serviceaccount: Path) -> None:
 def test_load_cluster_builds_a_ruleset(server: LocalServer, serviceaccount: Path) -> None:
     rules = load_cluster(access=access_to(server, serviceaccount))
     kinds = sorted(o.kind for o in rules.objects)
-    assert kinds == ["Deployment"] * 3 + ["DestinationRule", "Service", "Service", "VirtualService",
+    assert kinds == ["Deployment"] * 3 + ["DestinationRule", "Gateway", "Service", "Service", "VirtualService",
                                          "VirtualService"]
     (backend_vs,) = [o for o in rules.objects if o.name == "vs-weather-backend"]
     assert backend_vs.file == "cluster:default" and backend_vs.namespace == NAMESPACE

@@ -59,8 +59,13 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("VirtualService", "virtualservices", "networking.istio.io", ("v1", "v1beta1")),
     Resource("DestinationRule", "destinationrules", "networking.istio.io", ("v1", "v1beta1")),
     Resource("HTTPRoute", "httproutes", "gateway.networking.k8s.io", ("v1", "v1beta1")),
+    Resource("Gateway", "gateways", "networking.istio.io", ("v1", "v1beta1")),
+    Resource("Sidecar", "sidecars", "networking.istio.io", ("v1", "v1beta1")),
+    Resource("ReferenceGrant", "referencegrants", "gateway.networking.k8s.io", ("v1beta1",)),
     Resource("Service", "services", "", ("v1",)),
+    # the workloads, so each destination is expanded to its pods (Service selector ∧ subset labels)
     Resource("Deployment", "deployments", "apps", ("v1",)),
+    Resource("StatefulSet", "statefulsets", "apps", ("v1",)),
 )
 
 
@@ -281,27 +286,10 @@ def source_name(namespace: str) -> str:
 
 
 def to_k8s_objects(documents: Sequence[Mapping[str, Any]], namespace: str) -> list[K8sObject]:
-    """The dicts as the rules loader's objects (shapes checked as for files)."""
-    from respy.rules.load import KEPT_KINDS, K8sObject
-    from respy.rules.shape import check_shape
+    """The dicts as the rules loader's objects: through ``load_documents``, so shapes are checked as for files."""
+    from respy.rules.load import load_documents
 
-    objects = []
-    for doc in documents:
-        if doc.get("kind") not in KEPT_KINDS:
-            continue
-        metadata = doc.get("metadata") or {}
-        obj = K8sObject(
-            kind=str(doc["kind"]),
-            api_version=str(doc.get("apiVersion", "")),
-            name=str(metadata.get("name", "")),
-            namespace=str(metadata.get("namespace") or namespace),
-            body=doc,
-            file=source_name(namespace),
-            line=None,
-        )
-        check_shape(obj)
-        objects.append(obj)
-    return objects
+    return load_documents(documents, source_name(namespace), namespace)
 
 
 def load_cluster(

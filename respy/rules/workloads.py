@@ -100,8 +100,10 @@ def service_selector(service: K8sObject | None) -> dict[str, str]:
 
 
 def _owners(obj: K8sObject) -> list[tuple[str, str]]:
+    """Owner kinds and names; a ReplicaSet ``<deployment>-<hash>`` stands for its Deployment too."""
     refs = _map(obj.body.get("metadata")).get("ownerReferences")
-    return [(str(r.get("kind")), str(r.get("name"))) for r in refs or [] if isinstance(r, Mapping)]
+    owners = [(str(r.get("kind")), str(r.get("name"))) for r in refs or [] if isinstance(r, Mapping)]
+    return owners + [("Deployment", name.rpartition("-")[0]) for kind, name in owners if kind == "ReplicaSet"]
 
 
 def _pod_pattern(obj: K8sObject) -> str:
