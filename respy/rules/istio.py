@@ -90,6 +90,7 @@ def _vhost_keys(ctx: Context, vs: K8sObject) -> list[str]:
     if hosts and not keys:
         ctx.warn(f"{ctx.ref(vs)}: none of its hosts ({', '.join(hosts)}) is among the hosts of the servers of "
                  f"gateway {ctx.vantage.gateway}: the gateway gives it no route (IST0132)")
+
     return list(dict.fromkeys(keys))
 
 
@@ -107,6 +108,20 @@ def _gateway_server_hosts(ctx: Context, vs: K8sObject) -> list[str] | None:
             if scope in ("", "*") or (gw_ns if scope == "." else scope) == vs_ns:
                 out.append(pattern.lower())
     return out
+
+
+def gateway_takes_host(ctx: Context) -> bool:
+    """Whether a server of the Gateway named by the vantage (when given) takes the request's host: then a host
+    without a VirtualService route is answered 404 (NR) by the gateway's Envoy."""
+    want_ns, _, want_name = (ctx.vantage.gateway or "").rpartition("/")
+    for gateway in ctx.rules.of_kind("Gateway"):
+        if gateway.name != want_name or (want_ns and gateway.ns(ctx.namespace) != want_ns):
+            continue
+        hosts = [str(h).rpartition("/")[2].lower() for server in gateway.spec.get("servers") or []
+                 if isinstance(server, Mapping) for h in server.get("hosts") or []]
+        if any(host_rank(h, ctx.names) is not None for h in hosts):
+            return True
+    return False
 
 
 def _gateway_object(ctx: Context, vs: K8sObject) -> K8sObject | None:

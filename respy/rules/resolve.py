@@ -11,7 +11,7 @@ from respy.rules import gateway_api, istio
 from respy.rules.context import Context
 from respy.rules.expectation import Expectation
 from respy.rules.load import K8sObject, RuleSet
-from respy.rules.outcomes import Resolution, finish
+from respy.rules.outcomes import Resolution, finish, status_outcome
 from respy.rules.request import Request, Vantage
 from respy.rules.semantics import IstioVersion, http_routed, parse_istio_version, port_protocol, service_port
 
@@ -56,6 +56,12 @@ def _resolution(ctx: Context) -> Resolution:
         return istio.resolve_tcp(ctx, tcp[0], tcp[1], vs_hits)
     route_hits = gateway_api.route_hits(ctx)
     if not vs_hits and not route_hits:
+        if not ctx.vantage.is_mesh and istio.gateway_takes_host(ctx):
+            # the gateway's listener takes the host but no VirtualService gives it a virtual host: Envoy 404 (NR)
+            gateway = ctx.vantage.gateway or ""
+            return Resolution([status_outcome(404, "no virtual host at the gateway", 1.0, gateway)],
+                              f"gateway {gateway}: no VirtualService route for {ctx.request.host}", ctx.request.host,
+                              [], ctx.warnings)
         raise _not_routed(ctx)
     if vs_hits and route_hits:
         vs_best, route_best = max(h.rank for h in vs_hits), max(h.rank for h in route_hits)
