@@ -130,7 +130,8 @@ def plan_check(args: argparse.Namespace, target: Target, streams: Streams) -> Ch
     expectation = resolve(rules, url=target.url, headers=headers, method=target.method,
                           namespace=args.namespace, gateway=args.gateway)
     plan = CheckPlan(expectation=expectation, rules=rules, mapping=parse_maps(args.maps), alpha=args.alpha,
-                     tolerance=args.tolerance, strict=args.strict, grace=args.grace, namespace=args.namespace)
+                     tolerance=args.tolerance, strict=args.strict, grace=args.grace, namespace=args.namespace,
+                     notes=list(expectation.notes))
     _validate_mapping(plan)
     for warning in expectation.warnings:
         print(f"respy: warning: {warning}", file=streams.err)
