@@ -160,7 +160,7 @@ def resolve_virtual_services(ctx: Context, hits: Sequence[HostHit]) -> Resolutio
     host = resolved_host(chosen[0].pattern, ctx.names)
     rules = _rule_list(ctx, [h.obj for h in chosen])
     if not rules:
-        raise _tcp_only(chosen[0].obj)
+        return _tcp_routes(ctx, chosen[0].obj, host)
     used = [h.obj for h in chosen]
     found = _first_match(ctx, rules)
     if found is None:
@@ -265,9 +265,19 @@ def _validate_weights(vs: K8sObject) -> None:
                                ("spec", section, i, "route"))
 
 
-def _tcp_only(vs: K8sObject) -> RulesError:
-    return vs.error("has no http rules, only tcp/tls ones: Envoy picks their destination per TCP connection, "
-                    "not per request (routing-semantics §2.9), so respy cannot predict a per-request split")
+def _tcp_routes(ctx: Context, vs: K8sObject, host: str) -> Resolution:
+    """A VirtualService with only tcp/tls rules: its tcp route's weights, per connection (routing-semantics §2.9)."""
+    found = next(_tcp_rules(vs, ctx.request.port), None)
+    if found is None:
+        raise vs.error("has no http rules and no tcp rule for this port (tls rules route by SNI, which respy does "
+                       "not predict)")
+    ctx.warn(f"{ctx.ref(vs)} routes this port with tcp rules only: Envoy picks the destination per TCP "
+             "connection, not per request; rerun with --no-keepalive so each request opens its own connection")
+    _, index, rule = found
+    validate(ctx, vs)
+    used = [vs]
+    candidates = _destinations(ctx, vs, rule["route"], ("spec", "tcp", index, "route"), used)
+    return Resolution(candidates, f"{ctx.ref(vs)}, tcp[{index}] (per connection)", host, used, ctx.warnings)
 
 
 # -- walking the rules --------------------------------------------------------------------------------
