@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from respy.explain.analyze import ERROR, INFO, WARNING, Finding, analyze, port_protocol
-from respy.rules import K8sObject, RuleSet, load_inputs
+from respy.rules import K8sObject, RuleSet, load_inputs, load_text
 
 ANALYZE = "upstream/istioctl-analyze-testdata/"
 SAMPLES = "upstream/istio-samples/"
@@ -284,3 +284,26 @@ def test_external_name_port_is_ist0150() -> None:
 ])
 def test_port_protocol(port: dict[str, Any], protocol: str) -> None:
     assert port_protocol(port) == protocol
+
+
+def test_vs_fields_istio_refuses_or_ignores() -> None:
+    text = ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n"
+            "  http:\n  - fault: {abort: {http2Error: REFUSED_STREAM, percent: 5}}\n    route:\n"
+            "    - destination: {host: r}\n")
+    findings = analyze(RuleSet(objects=tuple(load_text(text, "r.yaml"))))
+    assert {(f.code, f.istio_code, f.severity) for f in findings} == {("RSP017", "IST0106", ERROR),
+                                                                      ("RSP018", "IST0133", WARNING)}
+    assert any("abort.percent was removed" in f.message for f in findings)
+
+
+def test_httproute_backends_istio_drops() -> None:
+    # conversion.go buildDestination: InvalidDestinationNotFound / InvalidDestinationPermit
+    text = ("apiVersion: v1\nkind: Service\nmetadata: {name: web-v1}\nspec: {ports: [{port: 80}]}\n---\n"
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web-v2, namespace: other}\nspec: {ports: [{port: 80}]}\n"
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web}\nspec:\n"
+            "  parentRefs: [{name: gw}]\n  rules:\n  - backendRefs: [{name: web-v1, port: 80}, "
+            "{name: web-v3, port: 80}, {name: web-v2, namespace: other, port: 80}]\n")
+    findings = [f for f in analyze(RuleSet(objects=tuple(load_text(text, "r.yaml")))) if f.code == "RSP019"]
+    assert [f.message for f in findings] == [
+        "rules[0]: backend Service default/web-v3 is not among the Services given",
+        "rules[0]: backend other/web-v2 is in another namespace and no ReferenceGrant allows it"]
