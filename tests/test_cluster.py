@@ -359,3 +359,24 @@ def test_https_api_is_verified_against_the_pod_ca(tls_api: tuple[str, Path, Path
     with pytest.raises(ClusterError, match="cannot reach the Kubernetes API") as caught:
         fetch_cluster_objects(access=cluster_access(serviceaccount_dir=serviceaccount, api_url=url, env={}))
     assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value) or "certificate" in str(caught.value).lower()
+
+
+def test_the_istio_version_is_read_from_istiods_image_when_allowed(serviceaccount: Path) -> None:
+    # a stand-in API server (no Kubernetes here): istiod's Deployment in istio-system, image tag 1.22.3
+    from respy.rules.cluster import ISTIOD_PATH, istio_version_of
+
+    async def handler(request: Request) -> Response:
+        if request.path != ISTIOD_PATH:
+            return _status(404, "not found")
+        body = {"spec": {"template": {"spec": {"containers": [
+            {"name": "discovery", "image": "docker.io/istio/pilot:1.22.3-distroless"}]}}}}
+        return Response(200, json.dumps(body).encode(), [("Content-Type", "application/json")])
+
+    with LocalServer(handler) as server:
+        assert istio_version_of(access_to(server, serviceaccount)) == (1, 22)
+
+
+def test_the_istio_version_is_unknown_when_istiod_cannot_be_read(server: LocalServer, serviceaccount: Path) -> None:
+    from respy.rules.cluster import istio_version_of
+
+    assert istio_version_of(access_to(server, serviceaccount)) is None

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from respy._errors import ClusterError, RulesError
+from respy._errors import ClusterError, RulesError, UsageError
 
 if TYPE_CHECKING:
     from respy.rules.load import K8sObject, RuleSet
@@ -325,7 +325,31 @@ def load_cluster(
         weights, warnings = given.weights, warnings + list(given.warnings)
     if require_routing and weights is None and not any(o.kind in ROUTING_KINDS for o in objects):
         raise RulesError(_no_routing(read))
-    return RuleSet(objects=tuple(objects), weights=weights, warnings=tuple(warnings))
+    return RuleSet(objects=tuple(objects), weights=weights, warnings=tuple(warnings),
+                   istio_version=istio_version_of(access))
+
+
+ISTIOD_PATH = "/apis/apps/v1/namespaces/istio-system/deployments/istiod"
+
+
+def istio_version_of(access: ClusterAccess, timeout: float = TIMEOUT_S) -> tuple[int, int] | None:
+    """The mesh's Istio version, from the tag of istiod's image (``docker.io/istio/pilot:1.22.3``).
+
+    ``None`` when it cannot be read (no istiod in istio-system, a revisioned install, or the service account
+    may not get it: k8s/rbac.yaml grants only its own namespace); the caller then says the version is unknown.
+    """
+    from respy.rules.semantics import parse_istio_version
+
+    try:
+        with open_client(access, timeout) as client:
+            response = client.get(ISTIOD_PATH)
+        if response.status_code != 200:
+            return None
+        containers = response.json()["spec"]["template"]["spec"]["containers"]
+        image = next(str(c.get("image", "")) for c in containers if c.get("name") == "discovery")
+        return parse_istio_version(image.rpartition(":")[2].split("-")[0])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, StopIteration, ClusterError, RulesError, UsageError):
+        return None
 
 
 def _best_effort(namespace: str, access: ClusterAccess, warnings: list[str]) -> list[K8sObject]:

@@ -76,11 +76,13 @@ class Expectation:
         method: str = "GET",
         namespace: str = "default",
         gateway: str | None = None,
+        istio_version: str | None = None,
     ) -> Expectation:
         """The split the routing YAML in ``paths`` (files or directories) declares for a request to ``url``.
 
         The same resolution as ``respy URL --expect PATH...``: ``headers`` (e.g. ``{"Host": "weather-backend"}``)
-        pick the rule, ``gateway`` names the Istio Gateway the request enters through (None: a sidecar).
+        pick the rule, ``gateway`` names the Istio Gateway the request enters through (None: a sidecar),
+        ``istio_version`` (``"1.2"``) judges behaviours that changed between Istio releases (None: today's).
         Raises ``RulesError`` (with file and line) or ``NotRoutedError`` when no rule routes the request.
         """
         from respy._errors import UsageError
@@ -90,7 +92,7 @@ class Expectation:
             raise UsageError("Expectation.from_files needs at least one file or directory")
         rules = load_inputs([os.fspath(path) for path in paths])
         return resolve(rules, url=url, headers=dict(headers or {}), method=method.upper(), namespace=namespace,
-                       gateway=gateway)
+                       gateway=gateway, istio_version=istio_version)
 
     @property
     def destinations(self) -> tuple[Outcome, ...]:

@@ -90,7 +90,6 @@ def _vhost_keys(ctx: Context, vs: K8sObject) -> list[str]:
     if hosts and not keys:
         ctx.warn(f"{ctx.ref(vs)}: none of its hosts ({', '.join(hosts)}) is among the hosts of the servers of "
                  f"gateway {ctx.vantage.gateway}: the gateway gives it no route (IST0132)")
-
     return list(dict.fromkeys(keys))
 
 

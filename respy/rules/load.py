@@ -86,6 +86,7 @@ class RuleSet:
     objects: tuple[K8sObject, ...]
     weights: dict[str, float] | None = None
     warnings: tuple[str, ...] = ()
+    istio_version: tuple[int, int] | None = None  # the mesh's, when read from the cluster
 
     def of_kind(self, *kinds: str) -> list[K8sObject]:
         return [o for o in self.objects if o.kind in kinds]

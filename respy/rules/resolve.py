@@ -13,7 +13,15 @@ from respy.rules.expectation import Expectation
 from respy.rules.load import K8sObject, RuleSet
 from respy.rules.outcomes import Resolution, finish, status_outcome
 from respy.rules.request import Request, Vantage
-from respy.rules.semantics import IstioVersion, http_routed, parse_istio_version, port_protocol, service_port
+from respy.rules.semantics import (
+    L4_PROTOCOLS,
+    IstioVersion,
+    http_routed,
+    parse_istio_version,
+    port_protocol,
+    service_port,
+    version_text,
+)
 
 
 def resolve(
@@ -75,19 +83,29 @@ def _resolution(ctx: Context) -> Resolution:
 
 
 def _tcp_port(ctx: Context) -> tuple[K8sObject, Mapping[str, Any]] | None:
-    """The Service and port when the port dialled is one a sidecar does not route as HTTP (``None`` otherwise).
+    """The Service and port when the port dialled is declared TCP (``None`` otherwise).
 
     A port named ``tcp-*`` (or ``appProtocol: tcp``) is TCP: its traffic never reaches the HTTP route table
-    (``pilot/pkg/networking/core/listener.go`` builds a TCP proxy filter chain for it); before Istio 1.3 an
-    unrecognised name was TCP too (no protocol sniffing).
+    (``pilot/pkg/networking/core/listener.go`` builds a TCP proxy filter chain for it), so the expectation is
+    the per-connection split over all pods. A port whose name names no protocol was TCP too before Istio 1.3
+    (no sniffing); there the declared split stays the expectation, so the check FAILs as the mesh does, and a
+    warning says why (the tutorial's story).
     """
     if not ctx.vantage.is_mesh:
         return None
     service = ctx.service(*ctx.names)
     port = service_port(service, ctx.request.port) if service is not None else None
-    if service is None or port is None or http_routed(port_protocol(port), ctx.istio_version):
+    if service is None or port is None:
         return None
-    return service, port
+    protocol = port_protocol(port)
+    if protocol in L4_PROTOCOLS:
+        return service, port
+    if not http_routed(protocol, ctx.istio_version):
+        ctx.warn(f"port {port.get('port')} of {ctx.ref(service)} is named {port.get('name')!r}, which names no "
+                 f"protocol: on {version_text(ctx.istio_version)} (no protocol sniffing before 1.3) it is plain TCP, "
+                 "so these http rules are not applied and Kubernetes spreads connections over all pods; name it "
+                 "http-… or set appProtocol: http")
+    return None
 
 
 def _expectation(found: Resolution, ctx: Context) -> Expectation:
