@@ -217,3 +217,12 @@ def test_a_sidecar_egress_that_leaves_out_the_namespace_is_named(fixtures_dir: P
     best = diagnose(draw([0.5, 0.5]), resolve(rules, url=URL), rules=rules).best
     assert best is not None and "Sidecar default/default egress hosts istio-system/* leave out default" \
         in best.explanation
+
+
+def test_a_client_namespace_without_injection_is_named(fixtures_dir: Path) -> None:
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: default, labels: {team: a}}\n"
+    rules = load_inputs([str(fixtures_dir / f) for f in TUTORIAL])
+    rules = RuleSet(objects=(*rules.objects, *load_text(namespace, "ns.yaml")))
+    best = diagnose(draw([0.5, 0.5]), resolve(rules, url=URL), rules=rules).best
+    assert best is not None
+    assert "namespace default is given without istio-injection=enabled" in best.explanation

@@ -254,7 +254,9 @@ def _equal(fitter: _Fitter, short: str, causes: str) -> CandidateFit | None:
 
 def _replica_ratio(fitter: _Fitter, short: str, destinations: Sequence[Outcome], host: str,
                    rules: RuleSet | None, namespace: str, causes: str) -> CandidateFit | None:
-    counts = destination_replicas(rules, host, destinations, namespace) if rules is not None else None
+    counts = _ready_pods(destinations)
+    if counts is None and rules is not None:
+        counts = destination_replicas(rules, host, destinations, namespace)
     if counts is None or sum(counts.values()) == 0:
         return None
     ratio = ":".join(str(counts[d.name]) for d in destinations)
@@ -274,7 +276,8 @@ def equal_split_causes(rules: RuleSet | None, expectation: Expectation, namespac
     NamespaceNotInjected / IST0103 PodMissingProxy) bypasses every rule; then rules not visible to the client,
     then a Host that names another host.
     """
-    causes = [_no_sidecar(sidecar), _not_visible(rules, expectation, namespace), _host_mismatch(expectation)]
+    causes = [_no_sidecar(sidecar, rules, namespace), _not_visible(rules, expectation, namespace),
+              _host_mismatch(expectation)]
     port = ("the Service port's name does not start with http- (nor appProtocol: http): before Istio 1.3 such a "
             "port is plain TCP and http rules do not apply (IST0118)")
     if istio_version is not None and not semantics.has(istio_version, semantics.SNIFFING):
@@ -286,14 +289,25 @@ def equal_split_causes(rules: RuleSet | None, expectation: Expectation, namespac
            f"{'' if istio_version else ' (version unknown: give --istio-version)'}, most likely first: {numbered}"
 
 
-def _no_sidecar(sidecar: bool | None) -> str:
+def _no_sidecar(sidecar: bool | None, rules: RuleSet | None, namespace: str) -> str:
     text = ("the client has no sidecar (its pod is not injected: istio-injection=enabled on the namespace, or "
             "sidecar.istio.io/inject; IST0102/IST0103), so requests go straight to the Service")
+    if sidecar is None and rules is not None and _not_injected(rules, namespace):
+        return text + f" (namespace {namespace} is given without istio-injection=enabled or istio.io/rev)"
     if sidecar is False:
         return text + " (no sidecar admin port at 127.0.0.1:15000 in this pod: that is the cause)"
     if sidecar is True:
         return text + " (a sidecar answered at 127.0.0.1:15000, so probably not this)"
     return text
+
+
+def _not_injected(rules: RuleSet, namespace: str) -> bool:
+    """IST0102 NamespaceNotInjected: the client's Namespace object is given and asks for no injection."""
+    for ns in rules.of_kind("Namespace"):
+        if ns.name == namespace:
+            labels = (ns.body.get("metadata") or {}).get("labels") or {}
+            return labels.get("istio-injection") != "enabled" and "istio.io/rev" not in labels
+    return False
 
 
 def _not_visible(rules: RuleSet | None, expectation: Expectation, namespace: str) -> str:
@@ -387,6 +401,13 @@ def _dependent() -> CandidateFit:
         "(TCP routing, kube-proxy, or a port Istio does not treat as HTTP), so a per-request test cannot judge it; "
         "rerun with a fresh connection per request (--no-keepalive) and check the Service's port name.",
     )
+
+
+def _ready_pods(destinations: Sequence[Outcome]) -> dict[str, int] | None:
+    """Ready pods per destination, from the expansion the resolver made (``Outcome.endpoints``)."""
+    if not destinations or not all(d.endpoints for d in destinations):
+        return None
+    return {d.name: sum(count for _, count in d.endpoints) for d in destinations}
 
 
 def destination_replicas(rules: RuleSet, host: str, destinations: Sequence[Outcome],
