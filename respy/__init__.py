@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from respy._api import assert_split, assert_split_async, measure, measure_async
     from respy.check.verdict import Verdict
     from respy.measurement import Measurement
-    from respy.rules.expectation import Expectation, Outcome
+    from respy.rules import Expectation, Outcome
 
 __version__ = "0.1.0"
 

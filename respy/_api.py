@@ -22,7 +22,7 @@ import anyio.to_thread
 from respy._errors import NoAnswerError, UsageError
 from respy.check.verdict import Verdict
 from respy.measurement import Measurement
-from respy.rules.expectation import Expectation
+from respy.rules import Expectation
 from respy.send.classify import By, parse_by
 from respy.send.engine import Load, StopCheck, Target, build_request, event_loop_options, run
 from respy.tally import Tally

@@ -12,7 +12,7 @@ from respy.tally import Kind, LatencyHistogram, Row, Tally
 
 if TYPE_CHECKING:
     from respy.check.verdict import Verdict
-    from respy.rules.expectation import Expectation
+    from respy.rules import Expectation
     from respy.send.engine import Load, RunResult, Target
 
 

@@ -20,7 +20,7 @@ import pytest
 if TYPE_CHECKING:
     from respy.check.verdict import Verdict
     from respy.measurement import Measurement
-    from respy.rules.expectation import Expectation
+    from respy.rules import Expectation
 
 DEFAULT_REQUESTS = 1000
 
@@ -109,7 +109,7 @@ class RespyFixture:
         """From plain ``weights``, or from routing YAML ``files`` resolved for a request to ``url``
         (relative to ``--respy-url``, like ``measure``)."""
         from respy._errors import UsageError
-        from respy.rules.expectation import Expectation
+        from respy.rules import Expectation
 
         if (weights is None) == (files is None):
             raise UsageError("respy.expectation needs either weights=... or files=... (not both)")

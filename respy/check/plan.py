@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from respy._errors import UsageError
 from respy.report.render import Evaluation
-from respy.rules.expectation import Expectation
+from respy.rules import Expectation
 
 if TYPE_CHECKING:
     from respy.check.sequential import SequentialTest
@@ -42,7 +42,7 @@ def load_rules(values: Sequence[str], *, namespace: str, url: str, headers: Mapp
     from respy.rules import load_inputs
 
     if "cluster" in values and not _is_path("cluster"):
-        from respy.rules.cluster import load_cluster
+        from respy.rules import load_cluster
 
         others = [v for v in values if v != "cluster"]
         return load_cluster(namespace=namespace, url=url, headers=headers, extra=others)

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from respy._errors import UsageError
 from respy.check.assign import Assignment
-from respy.rules import short_host
-from respy.rules.expectation import Expectation
+from respy.rules import Expectation, short_host
 
 if TYPE_CHECKING:
     from respy.check.stats import ChiSquareResult, DispersionResult

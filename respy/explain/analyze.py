@@ -14,26 +14,32 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from respy.rules import IstioVersion, K8sObject, RuleSet, pod_labels, replicas, semantics
-from respy.rules.semantics import (
+from respy.rules import (
     L4_PROTOCOLS,
     SNIFFING,
+    WORKLOAD_KINDS,
+    IstioVersion,
+    K8sObject,
+    RuleSet,
     backend_weight,
     binds_mesh,
     has,
     hosts_overlap,
     is_catch_all_block,
     is_partial_service_name,
+    pod_labels,
     port_protocol,
+    replicas,
     request_names,
     rule_host,
+    selects,
+    semantics,
     service_exports,
     service_fqdn,
     short_host,
     unknown_fields,
     visible,
 )
-from respy.rules.workloads import WORKLOAD_KINDS, selects
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITY_RANK = {ERROR: 0, WARNING: 1, INFO: 2}

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from respy.check.assign import Assignment
     from respy.check.verdict import Verdict
     from respy.measurement import Measurement
-    from respy.rules.expectation import Expectation
+    from respy.rules import Expectation
 
 TOP_ROWS = 20
 LABEL_WIDTH = 60
