@@ -67,6 +67,7 @@ class CheckPlan:
     strict: bool
     grace: int
     namespace: str = "default"
+    istio_version: tuple[int, int] | None = None
     sequential: SequentialTest | None = None
     sequential_budget: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -111,27 +112,30 @@ class CheckPlan:
         if self.sequential is not None:
             measurement.extra["sequential"] = {"budget": self.sequential_budget, "stop_reason": measurement.stop_reason}
         if verdict.outcome == "FAIL":
-            explain_failure(evaluation, measurement, self.rules, self.namespace)
+            explain_failure(evaluation, measurement, self.rules, self.namespace, self.istio_version)
         return evaluation
 
 
-def explain_failure(evaluation: Evaluation, measurement: Measurement, rules: RuleSet | None, namespace: str) -> None:
+def explain_failure(evaluation: Evaluation, measurement: Measurement, rules: RuleSet | None, namespace: str,
+                    istio_version: tuple[int, int] | None = None) -> None:
     """Fill in the diagnosis: what the observed counts do fit, and which manifest is to blame."""
     from respy.explain.diagnosis import diagnose_evaluation
 
-    diagnose_evaluation(evaluation, measurement, rules, namespace=namespace)
+    diagnose_evaluation(evaluation, measurement, rules, namespace=namespace, istio_version=istio_version)
 
 
 def plan_check(args: argparse.Namespace, target: Target, streams: Streams) -> CheckPlan:
     headers = dict(target.headers)
     rules = load_rules(args.expect, namespace=args.namespace, url=target.url, headers=headers)
-    from respy.rules import resolve
+    from respy.rules import parse_istio_version, resolve
 
+    given = getattr(args, "istio_version", None)  # --istio-version, else the version read from the cluster
+    version = parse_istio_version(given) if given else rules.istio_version
     expectation = resolve(rules, url=target.url, headers=headers, method=target.method,
-                          namespace=args.namespace, gateway=args.gateway)
+                          namespace=args.namespace, gateway=args.gateway, istio_version=version)
     plan = CheckPlan(expectation=expectation, rules=rules, mapping=parse_maps(args.maps), alpha=args.alpha,
                      tolerance=args.tolerance, strict=args.strict, grace=args.grace, namespace=args.namespace,
-                     notes=list(expectation.notes))
+                     istio_version=version, notes=list(expectation.notes))
     _validate_mapping(plan)
     for warning in expectation.warnings:
         print(f"respy: warning: {warning}", file=streams.err)
