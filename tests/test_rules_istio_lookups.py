@@ -70,7 +70,7 @@ def test_destination_without_subset_is_answered_by_every_pod_of_the_service() ->
     assert expectation.probabilities == {"reviews": 1.0}
     (reviews,) = expectation.outcomes
     assert reviews.endpoints == (("reviews-v1", 1), ("reviews-v2", 3))  # the secondary split: by ready pods
-    assert any("1, reviews-v2 3" in n and "not judged" in n for n in expectation.notes)
+    assert any("reviews-v1 1 (25%), reviews-v2 3 (75%)" in n and "not judged" in n for n in expectation.notes)
     assignment = assign(ok("reviews v1", "reviews v2", "reviews-v2-6c8d9e0f1-klmno"), expectation)
     assert assignment.counts == {"reviews": 30} and not assignment.undeclared
 

@@ -32,8 +32,8 @@ def pods_behind(ctx: Context, found: Candidate, host: str, subset: tuple[str, Ma
                  "(no healthy upstream)")
         return replace(status_outcome(503, f"{what} has no pod", found.probability, found.source), key=found.key)
     if subset is None and len(endpoints.workloads) > 1:
-        split = ", ".join(f"{name} {count}" for name, count in endpoints.split)
-        ctx.note(f"{found.name} has no subset: every pod of {short} answers it, split by ready pods on average "
-                 f"({split}); shown, not judged")
+        split = ", ".join(f"{name} {count} ({100 * count / endpoints.ready:.0f}%)" for name, count in endpoints.split)
+        ctx.note(f"{found.name} has no subset: every ready pod of {short} answers it, so its versions split by pod "
+                 f"count on average: {split}; shown, not judged")
     return replace(found, identifiers=(*found.identifiers, *endpoints.identifiers()), pods=endpoints.pod_patterns,
                    endpoints=endpoints.split)
