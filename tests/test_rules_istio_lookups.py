@@ -330,7 +330,7 @@ def test_a_gamma_consumer_route_replaces_producer_routes_for_its_namespace_only(
 
 @pytest.mark.parametrize("port", ["{port: 9080, name: tcp-reviews}", "{port: 9080, name: web, appProtocol: tcp}"])
 def test_on_a_tcp_port_http_rules_do_not_apply(port: str) -> None:
-    # listener.go: a TCP port gets a tcp_proxy filter chain; the destination is picked per connection
+    # listener.go buildSidecarOutboundTCPListenerOpts: a tcp_proxy filter chain, a destination per connection
     text = service(port=port) + deployment("reviews-v1", "v1") + deployment("reviews-v2", "v2") \
         + dr("reviews", "default", "reviews", SUBSETS) + vs(SPLIT_90_10)
     expectation = expect(text)

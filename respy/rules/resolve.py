@@ -86,8 +86,8 @@ def _tcp_port(ctx: Context) -> tuple[K8sObject, Mapping[str, Any]] | None:
     """The Service and port when the port dialled is declared TCP (``None`` otherwise).
 
     A port named ``tcp-*`` (or ``appProtocol: tcp``) is TCP: its traffic never reaches the HTTP route table
-    (``pilot/pkg/networking/core/listener.go`` builds a TCP proxy filter chain for it), so the expectation is
-    the per-connection split over all pods. A port whose name names no protocol was TCP too before Istio 1.3
+    (``pilot/pkg/networking/core/listener.go`` ``buildSidecarOutboundTCPListenerOpts``: a tcp_proxy filter
+    chain), so the expectation is the per-connection split over all pods. A port whose name names no protocol was TCP too before Istio 1.3
     (no sniffing); there the declared split stays the expectation, so the check FAILs as the mesh does, and a
     warning says why (the tutorial's story).
     """

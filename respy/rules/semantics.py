@@ -347,8 +347,9 @@ def port_protocol(port: Mapping[str, Any]) -> str:
 def http_routed(protocol: str, version: IstioVersion | None) -> bool:
     """Whether HTTP on a port of this protocol goes through the HTTP route table.
 
-    An unrecognised protocol is sniffed since Istio 1.3 (``pilot/pkg/networking/core/listener.go``, outbound
-    protocol detection); before, it was plain TCP and ``http`` rules did not apply.
+    An unrecognised protocol is sniffed since Istio 1.3: ``pilot/pkg/networking/core/listener.go``
+    ``buildSidecarOutboundListener`` gives such a port an HTTP filter chain picked by the HTTP inspector, with
+    a TCP fallthrough; before 1.3 it was plain TCP and ``http`` rules did not apply.
     """
     if protocol in L4_PROTOCOLS:
         return False
