@@ -87,10 +87,11 @@ def _tcp_port(ctx: Context) -> tuple[K8sObject, Mapping[str, Any]] | None:
 
     A port named ``tcp-*`` (or ``appProtocol: tcp``) is TCP: its traffic never reaches the HTTP route table
     (``pilot/pkg/networking/core/listener.go`` ``buildSidecarOutboundTCPListenerOpts``: a tcp_proxy filter
-    chain), so the expectation is the per-connection split over all pods. A port whose name names no protocol was TCP too before Istio 1.3
-    (no sniffing); there the declared split stays the expectation, so the check FAILs as the mesh does, and a
-    warning says why (the tutorial's story).
+    chain), so the expectation is the per-connection split over all pods. A port whose name names no protocol
+    was TCP too before Istio 1.3 (no sniffing); there the declared split stays the expectation, so the check
+    FAILs as the mesh does, and a warning says why (the tutorial's story).
     """
+
     if not ctx.vantage.is_mesh:
         return None
     service = ctx.service(*ctx.names)
