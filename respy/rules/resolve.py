@@ -91,7 +91,6 @@ def _tcp_port(ctx: Context) -> tuple[K8sObject, Mapping[str, Any]] | None:
     was TCP too before Istio 1.3 (no sniffing); there the declared split stays the expectation, so the check
     FAILs as the mesh does, and a warning says why (the tutorial's story).
     """
-
     if not ctx.vantage.is_mesh:
         return None
     service = ctx.service(*ctx.names)
