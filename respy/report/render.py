@@ -216,6 +216,8 @@ def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
                 "status": o.status,
                 "identifiers": list(o.identifiers),
                 "source": o.source,
+                **({"pods": list(o.pods), "endpoints": {name: ready for name, ready in o.endpoints}}
+                   if o.endpoints else {}),
             }
             for o in evaluation.expectation.outcomes
         ]
