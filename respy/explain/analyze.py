@@ -833,7 +833,7 @@ def check_route_backends(index: Inputs) -> Iterator[Finding]:
                 why = ""
                 if (ns, str(ref.get("name"))) not in known:
                     why = f"backend Service {ns}/{ref.get('name')} is not among the Services given"
-                elif at_gateway and ns != index.ns(route) and not _granted(index, route, ns):
+                elif at_gateway and ns != index.ns(route) and not _granted(index, route, ns, ref):
                     why = f"backend {ns}/{ref.get('name')} is in another namespace and no ReferenceGrant allows it"
                 if why:
                     yield Finding(
@@ -845,13 +845,10 @@ def check_route_backends(index: Inputs) -> Iterator[Finding]:
                         tuple(str(h).lower() for h in _strings(route.spec.get("hostnames"))))
 
 
-def _granted(index: Inputs, route: K8sObject, namespace: str) -> bool:
-    for grant in index.rules.of_kind("ReferenceGrant"):
-        froms = [_map(f) for f in _list(grant.spec.get("from"))]
-        if index.ns(grant) == namespace and any(f.get("kind") == route.kind and f.get("namespace") == index.ns(route)
-                                                for f in froms):
-            return True
-    return False
+def _granted(index: Inputs, route: K8sObject, namespace: str, ref: Mapping[str, Any]) -> bool:
+    return semantics.reference_granted(index.rules.of_kind("ReferenceGrant"), route, target_namespace=namespace,
+                                       kind="Service", group=str(ref.get("group", "")), name=str(ref.get("name")),
+                                       default_namespace=index.namespace)
 
 
 CHECKS = (

@@ -19,6 +19,7 @@ from respy.rules.semantics import (
     backend_weight,
     has,
     host_rank,
+    reference_granted,
     service_fqdn,
     version_text,
 )
@@ -312,27 +313,15 @@ def _invalid_backend(ctx: Context, route: K8sObject, name: str, ns: str, kind: s
     InvalidDestinationNotFound (decided only when Services were given).
     """
     route_ns = route.ns(ctx.namespace)
-    if ns != route_ns and not ctx.vantage.is_mesh and not _granted(ctx, route, name, ns, kind, ref):
+    granted = reference_granted(ctx.rules.of_kind("ReferenceGrant"), route, target_namespace=ns, kind=kind,
+                                group=str(ref.get("group", "")), name=name, default_namespace=ctx.namespace)
+    if ns != route_ns and not ctx.vantage.is_mesh and not granted:
         return f"backend {ns}/{name} is in another namespace and no ReferenceGrant there allows it"
     services = ctx.rules.of_kind("Service")
     if kind == "Service" and ref.get("group", "") in ("", "core") and services \
             and not any(s.name == name and s.ns(ctx.namespace) == ns for s in services):
         return f"backend Service {ns}/{name} is not among the Services given"
     return ""
-
-
-def _granted(ctx: Context, route: K8sObject, name: str, ns: str, kind: str, ref: Mapping[str, Any]) -> bool:
-    for grant in ctx.rules.of_kind("ReferenceGrant"):
-        if grant.ns(ctx.namespace) != ns:
-            continue
-        froms = [f for f in grant.spec.get("from") or [] if isinstance(f, Mapping)]
-        tos = [t for t in grant.spec.get("to") or [] if isinstance(t, Mapping)]
-        if any(f.get("kind") == route.kind and f.get("namespace") == route.ns(ctx.namespace)
-               and f.get("group") == GATEWAY_GROUP for f in froms) \
-                and any(t.get("kind") == kind and t.get("group", "") == ref.get("group", "")
-                        and t.get("name") in (None, name) for t in tos):
-            return True
-    return False
 
 
 def _invalid_outcome(ctx: Context, route: K8sObject, backend: str, why: str, share: float) -> Candidate:

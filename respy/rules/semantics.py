@@ -314,6 +314,23 @@ def backend_weight(ref: Mapping[str, Any]) -> int:
     return weight if isinstance(weight, int) and not isinstance(weight, bool) else 0
 
 
+def reference_granted(grants: Sequence[K8sObject], route: K8sObject, *, target_namespace: str, kind: str,
+                      group: str, name: str, default_namespace: str) -> bool:
+    """Whether a ReferenceGrant in ``target_namespace`` lets ``route`` refer to that object (GEP-709;
+    ``pilot/pkg/config/kube/gateway/conversion.go`` ``buildDestination`` asks ``Grants.BackendAllowed``)."""
+    route_ns = route.ns(default_namespace)
+    for grant in grants:
+        if grant.ns(default_namespace) != target_namespace:
+            continue
+        froms = [f for f in grant.spec.get("from") or [] if isinstance(f, Mapping)]
+        tos = [t for t in grant.spec.get("to") or [] if isinstance(t, Mapping)]
+        if any(f.get("kind") == route.kind and f.get("namespace") == route_ns for f in froms) \
+                and any(t.get("kind") == kind and t.get("group", "") == group and t.get("name") in (None, name)
+                        for t in tos):
+            return True
+    return False
+
+
 # -- Service ports ---------------------------------------------------------------------------------------
 
 # ``pkg/config/protocol/instance.go`` ``Parse``: the text before the first "-" of the port name (or appProtocol)
