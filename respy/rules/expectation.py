@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from respy._errors import RulesError, UsageError
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -45,14 +47,11 @@ class Expectation:
     route: str = ""
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    objects: tuple[Mapping[str, object], ...] = field(default=(), compare=False, repr=False)
     notes: tuple[str, ...] = field(default=(), compare=False)  # facts not available, secondary splits
 
     @classmethod
     def from_weights(cls, weights: Mapping[str, float]) -> Expectation:
         """An expectation from plain relative weights, e.g. ``{"single": 90, "multiple": 10}``."""
-        from respy._errors import RulesError
-
         if not weights:
             raise RulesError("no weights given")
         for name, weight in weights.items():
@@ -85,8 +84,7 @@ class Expectation:
         ``istio_version`` (``"1.2"``) judges behaviours that changed between Istio releases (None: today's).
         Raises ``RulesError`` (with file and line) or ``NotRoutedError`` when no rule routes the request.
         """
-        from respy._errors import UsageError
-        from respy.rules import load_inputs, resolve
+        from respy.rules import load_inputs, resolve  # rules/ resolves to an Expectation: this is the way back
 
         if not paths:
             raise UsageError("Expectation.from_files needs at least one file or directory")

@@ -115,7 +115,6 @@ def _expectation(found: Resolution, ctx: Context) -> Expectation:
         route=found.route,
         sources=tuple(dict.fromkeys(o.file for o in found.used)),
         warnings=tuple(found.warnings),
-        objects=tuple(o.body for o in found.used),
         notes=tuple(ctx.notes),
     )
 
