@@ -13,8 +13,9 @@ import httpx
 
 from respy._errors import UsageError
 
-PORT_FORWARD_NOTE = ("--connect-to: the connection goes to {dial}; a kubectl port-forward reaches one pod and "
-                     "bypasses the mesh's routing, so the split seen there is not the mesh's")
+PORT_FORWARD_NOTE = ("--connect-to: requests are sent and routed as the URL says, connections go {dial}; a kubectl "
+                     "port-forward reaches one pod and bypasses the mesh's routing, so the split seen through one "
+                     "is not the mesh's")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class ConnectTo:
                              "127.0.0.1:8080; [::1] for an IPv6 address)")
         host, port, addr, addr_port = parts
         return cls(host.lower(), _port(port, value), addr, _port(addr_port, value))
+
+    def describe(self) -> str:
+        """``HOST:PORT -> ADDR:PORT2`` (``*`` for an empty part)."""
+        return f"{self.host or '*'}:{self.port or '*'} -> {self.addr or '*'}:{self.addr_port or '*'}"
 
     def applies(self, url: httpx.URL) -> bool:
         return (not self.host or self.host == url.host.lower()) and (self.port is None or self.port == _url_port(url))
