@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_cli, weighted_handler
+from support import run_cli, weighted_handler
 
 RULES = """\
 apiVersion: v1
