@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CheckSettings:
-    """How to decide: ``--alpha``, ``--tolerance``, ``--strict``, ``--grace``, ``--map``, ``--namespace``.
+    """How to decide: ``--alpha``, ``--tolerance``, ``--strict``, ``--grace``, ``--map``, ``--namespace``,
+    ``--istio-version``.
 
     ``judge_silence``: decide even when not a single HTTP answer came back (the library's ``check`` returns a
     verdict for any counts); the CLI shows no verdict then, only the declared split (exit code 4 says why).
@@ -40,6 +41,7 @@ class CheckSettings:
     judge_silence: bool = False
     max_error_rate: float | None = None  # --max-error-rate: a destination above it makes the verdict FAIL
     max_latency_ratio: float | None = None  # --max-latency-ratio: likewise for its median latency
+    istio_version: tuple[int, int] | None = None  # --istio-version (None: today's Istio, or unknown)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def evaluate(
     verdict = _decide(measurement, expectation, assignment, settings, sequential)
     diagnosis = None
     if verdict.outcome == "FAIL":  # the split failed (not only a health limit): say what the counts fit instead
-        diagnosis = diagnose_verdict(verdict, assignment, expectation, rules, namespace=settings.namespace)
+        diagnosis = diagnose_verdict(verdict, assignment, expectation, rules, namespace=settings.namespace,
+                                     istio_version=settings.istio_version)
     health = assess(measurement.tally, assignment, expectation, alpha=settings.alpha,
                     max_error_rate=settings.max_error_rate, max_latency_ratio=settings.max_latency_ratio)
     verdict = with_breaches(verdict, health)

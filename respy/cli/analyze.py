@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from respy._errors import RespyError, UsageError
-from respy.cli.common import EXIT_USAGE, OneLineParser, Streams, one_line
+from respy.cli.common import EXIT_USAGE, OneLineParser, Streams, add_istio_version_flag, one_line
 from respy.explain.analyze import ERROR, INFO, SEVERITY_RANK, WARNING, Finding, analyze
 from respy.report.findings import render_findings
 from respy.report.terminal import escape, terminal_columns
@@ -41,6 +41,7 @@ examples:
   kubectl get svc,deploy,virtualservice,destinationrule -o yaml | respy analyze -
   respy analyze k8s/ --host weather-backend      (only findings about that host)
   respy analyze k8s/ --suppress 'RSP001=Service default/legacy-*' --failure-threshold error
+  respy analyze weather-deployment.yaml --istio-version 1.2   (the port name is a warning before Istio 1.3)
 
 exit codes:
   0 nothing at or above --failure-threshold (default: warning)   1 some finding at or above it
@@ -60,6 +61,7 @@ def build_parser(streams: Streams | None = None) -> OneLineParser:
                              "severity, object, where, message, why, fix")
     parser.add_argument("-n", "--namespace", default="default", metavar="NS",
                         help="namespace of objects whose manifest sets none (default: default)")
+    add_istio_version_flag(parser)
     parser.add_argument("--host", metavar="HOST",
                         help="only findings that bear on this host (e.g. weather-backend or its FQDN)")
     parser.add_argument("--failure-threshold", choices=SEVERITIES, default=WARNING, metavar="{info,warning,error}",
@@ -105,7 +107,7 @@ def main(args: list[str], streams: Streams) -> int:
             print(f"respy analyze: error: no Kubernetes objects respy analyzes in {escape(', '.join(options.inputs))}",
                   file=streams.err)
         return EXIT_USAGE
-    every = analyze(rules, host=options.host, namespace=options.namespace)
+    every = analyze(rules, host=options.host, namespace=options.namespace, istio_version=options.istio_version)
     findings = [f for f in every if not any(s.covers(f) for s in suppressions)]
     if options.output == "json":
         print(json.dumps([f.to_dict() for f in findings], indent=2), file=streams.out)

@@ -113,6 +113,10 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--host", dest="host_header", metavar="HOST",
                        help="the Host header (as hey's -host and oha's --host; same as -H 'Host: HOST'). "
                             "Example: --host weather-backend")
+    group.add_argument("--connect-to", metavar="HOST:PORT:ADDR:PORT2",
+                       help="as curl's: send (and route) the request as HOST:PORT, connect to ADDR:PORT2 (a "
+                            "port-forward, a stand-in server). "
+                            "Example: --connect-to weather-backend:5000:127.0.0.1:8080")
 
 
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:
