@@ -7,9 +7,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
+from respy.explain.analyze import ERROR, INFO, WARNING
 from respy.report.table import Column, render_table
 
-ERROR, WARNING, INFO = "error", "warning", "info"
 MAX_TABLE_ROWS = 200
 COLUMNS = (
     Column("SEVERITY CODE", align="left"),  # one column: at 80 columns the finding's text needs the room
