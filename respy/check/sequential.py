@@ -18,20 +18,22 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, gammaln, log_expit, xlogy
 
 from respy.check.assign import Assignment
-from respy.check.stats import DEFAULT_SEED, DispersionResult, Interval, requests_to_confirm
+from respy.check.stats import DEFAULT_SEED, Interval, error_ceiling, requests_to_confirm
 from respy.check.verdict import (
     DEFAULT_ALPHA,
+    Band,
     Categories,
-    HardCheck,
+    Conclusion,
     ShareEstimate,
     Verdict,
     VerdictOutcome,
-    _Band,
-    _dispersion,
-    _unknown_reason,
     categories,
+    common_extra,
+    conclude,
+    errors_first_reason,
     format_p,
     hard_check,
+    independence,
     requests_to_decide,
     resolve_tolerance,
 )
@@ -46,7 +48,7 @@ DEFAULT_K = 100.0
 DEFAULT_HEDGE = 0.1
 BUDGET_FACTOR = 1.7
 MAX_BUDGET = 100_000
-PASS, CONTINUE, FAIL = 1, 0, -1
+PASS, CONTINUE, FAIL, BLOCKED = 1, 0, -1, 2
 _FAR = 27.6  # logit(1 - 1e-12)
 _NEWTON_STEPS = 14
 
@@ -175,7 +177,7 @@ def _newton_end(
 @dataclass(frozen=True)
 class SequentialState:
     decided: bool
-    outcome: VerdictOutcome | None  # "PASS" or "FAIL" once decided
+    outcome: VerdictOutcome | None  # "PASS" or "FAIL" once decided ("INCONCLUSIVE" when errors forbid a PASS)
     p_value: float
     reason: str
     intervals: tuple[Interval, ...]
@@ -183,11 +185,23 @@ class SequentialState:
     log_bf: float = 0.0
 
 
-class SequentialTest:
-    """Feed it the running counts (aligned with ``probs``) as often as you like; it says when to stop.
+def _xlogx(x: float) -> float:
+    return x * math.log(x) if x > 0 else 0.0
 
-    ``update`` takes the cumulative counts so far, not increments. Unknown answers (errors, unattributed)
-    bracket each share: its lower end counts them for another share, its upper end for this one.
+
+def _lbeta_half(a: float, b: float) -> float:
+    """ln B(a + 1/2, b + 1/2) - ln B(1/2, 1/2): the Jeffreys Beta mixture of a Bernoulli sequence."""
+    return math.lgamma(a + 0.5) + math.lgamma(b + 0.5) - math.lgamma(a + b + 1.0) - math.log(math.pi)
+
+
+class SequentialTest:
+    """The anytime-valid test, updated one answer at a time in O(K) (O(K^2) while there are unknown answers).
+
+    ``add(category)`` counts one answer (the index of its share among the positive-weight outcomes, or None for
+    an error or an answer attributed to no outcome) and ``look()`` decides: PASS, FAIL, CONTINUE, or BLOCKED
+    when the errors alone make a PASS impossible. Weight-0 outcomes are no category here: answers from them
+    are the hard check's business (``--grace``), done by the caller. Unknown answers bracket each share: its
+    lower end counts them for another share, its upper end for this one.
     """
 
     def __init__(
@@ -198,84 +212,222 @@ class SequentialTest:
         k: float = DEFAULT_K,
         hedge: float = DEFAULT_HEDGE,
     ) -> None:
-        values = list(probs.values()) if isinstance(probs, Mapping) else list(probs)
+        values = [float(v) for v in (probs.values() if isinstance(probs, Mapping) else probs)]
         self.names = list(probs) if isinstance(probs, Mapping) else [str(i) for i in range(len(values))]
         self.all_probs = np.asarray(values, dtype=np.float64)
         self.positive = self.all_probs > 0
-        self.probs = self.all_probs[self.positive] / self.all_probs[self.positive].sum()
+        total = float(self.all_probs[self.positive].sum())
+        self.probs = self.all_probs[self.positive] / total
+        self.positive_names = [name for name, keep in zip(self.names, self.positive.tolist(), strict=True) if keep]
+        self.index = {name: i for i, name in enumerate(self.positive_names)}
         self.alpha = alpha
         self.k = k
         self.hedge = hedge
         self.delta, self.notes = resolve_tolerance(self.probs.tolist(), tolerance)
+        self.error_ceiling = error_ceiling(self.probs.tolist(), self.delta)
+        self._p = self.probs.tolist()
+        self._a = [k * p for p in self._p]
+        self._lnp = [math.log(p) for p in self._p]
+        self._tops = [p + self.delta for p in self._p]
+        self._bottoms = [p - self.delta for p in self._p]
+        self._ln_top = [(math.log(t), math.log1p(-t)) if t < 1 else (0.0, -math.inf) for t in self._tops]
+        self._ln_bottom = [(math.log(b), math.log1p(-b)) if b > 0 else (-math.inf, 0.0) for b in self._bottoms]
+        self._ln_alpha = math.log(alpha)
+        self._ln_weights = (math.log1p(-hedge), math.log(hedge)) if hedge > 0 else (0.0, -math.inf)
+        self._set([0] * len(self._p), 0)
         self.max_log_bf = 0.0
         self.state: SequentialState | None = None
 
-    def _allocations(self, counts: NDArray[np.float64], unknown: int) -> NDArray[np.float64]:
-        """Row j: the counts with every unknown answer given to share j (one row when there are none)."""
-        if unknown <= 0:
-            return counts[None, :]
-        return counts[None, :] + unknown * np.eye(len(counts))
+    # ---- counting ------------------------------------------------------------------------------------------
+    def _set(self, counts: Sequence[int], unknown: int) -> None:
+        self.counts = [int(c) for c in counts]
+        self.unknown = int(unknown)
+        self.n = sum(self.counts) + self.unknown
+        self._g_main = sum(math.lgamma(a + c) - math.lgamma(a) for a, c in zip(self._a, self.counts, strict=True))
+        self._g_unif = sum(math.lgamma(1.0 + c) for c in self.counts)
+        self._cross = sum(c * lp for c, lp in zip(self.counts, self._lnp, strict=True))
+        self._s = sum(_xlogx(c) for c in self.counts)
 
-    def update(self, counts: Sequence[int], unknown: int = 0) -> SequentialState:
-        c_all = np.asarray(counts, dtype=np.float64)
-        n = int(c_all.sum()) + unknown
-        leaked = [self.names[i] for i in np.flatnonzero(~self.positive & (c_all > 0))]
-        if leaked:
-            reason = f"answers came from {', '.join(leaked)}, declared with weight 0"
-            self.state = SequentialState(True, "FAIL", 0.0, reason, (), n, math.inf)
-            return self.state
-        allocations = self._allocations(c_all[self.positive], unknown)
-        log_bf = float(np.min(log_bayes_factor(allocations, self.probs, self.k, self.hedge)))
+    def add(self, category: int | None) -> None:
+        """One more answer: from positive-weight share ``category``, or unknown (None)."""
+        self.n += 1
+        if category is None:
+            self.unknown += 1
+            return
+        c = self.counts[category]
+        self._g_main += math.log(self._a[category] + c)
+        self._g_unif += math.log(1.0 + c)
+        self._cross += self._lnp[category]
+        self._s += _xlogx(c + 1) - _xlogx(c)
+        self.counts[category] = c + 1
+
+    # ---- deciding ------------------------------------------------------------------------------------------
+    def _log_marginal(self, j: int | None) -> float:
+        """log M_n for the counts with every unknown answer given to share j (None: no unknowns)."""
+        n, kk = float(self.n), len(self._p)
+        g_main, g_unif = self._g_main, self._g_unif
+        if j is not None and self.unknown:
+            c, u = self.counts[j], self.unknown
+            g_main += math.lgamma(self._a[j] + c + u) - math.lgamma(self._a[j] + c)
+            g_unif += math.lgamma(1.0 + c + u) - math.lgamma(1.0 + c)
+        main = g_main + math.lgamma(self.k) - math.lgamma(self.k + n)
+        unif = g_unif + math.lgamma(kk) - math.lgamma(kk + n)
+        first, second = self._ln_weights[0] + main, self._ln_weights[1] + unif
+        top = max(first, second)
+        return top + math.log(math.exp(first - top) + math.exp(second - top)) if second > -math.inf else first
+
+    def _alloc(self, j: int | None) -> tuple[list[int], float, float]:
+        """Counts, sum c ln c and log BF numerator pieces of allocation j."""
+        if j is None or not self.unknown:
+            return self.counts, self._s, self._cross
+        counts = list(self.counts)
+        counts[j] += self.unknown
+        s = self._s - _xlogx(self.counts[j]) + _xlogx(counts[j])
+        return counts, s, self._cross + self.unknown * self._lnp[j]
+
+    def look(self) -> int:
+        """PASS, FAIL, CONTINUE, or BLOCKED (the errors alone make a PASS impossible) for the counts so far."""
+        if self.n == 0:
+            return CONTINUE
+        if self.unknown and self._errors_block_pass():
+            return BLOCKED
+        kk = len(self._p)
+        if kk == 1:
+            return self._look_single()
+        allocations: list[int | None] = list(range(kk)) if self.unknown else [None]
+        log_bf = math.inf
+        flags = []  # per allocation: (low_inside, high_inside, above, below) per share
+        for j in allocations:
+            counts, s, cross = self._alloc(j)
+            log_m = self._log_marginal(j)
+            log_bf = min(log_bf, log_m - cross)
+            flags.append(self._flags(counts, s, log_m + self._ln_alpha))
         self.max_log_bf = max(self.max_log_bf, log_bf)
+        self._last_log_bf = log_bf
+        failed = passed = False
+        passed = True
+        for i in range(kk):
+            own = flags[i if self.unknown else 0][i]
+            others = [flags[j][i] for j in range(kk) if j != i] if self.unknown else [own]
+            above = all(f[2] for f in others)
+            if above or own[3]:
+                failed = True
+            if not (own[1] and all(f[0] for f in others)):
+                passed = False
+        return FAIL if failed else PASS if passed else CONTINUE
+
+    def _flags(self, counts: Sequence[int], s: float, threshold: float) -> list[tuple[bool, bool, bool, bool]]:
+        """Per share: (lower end inside the band, upper end inside, wholly above, wholly below)."""
+        n = float(self.n)
+        result = []
+        for i, c in enumerate(counts):
+            rest = n - c
+            base = s - _xlogx(c) - _xlogx(rest) - threshold
+            estimate = c / n
+            top, bottom = self._tops[i], self._bottoms[i]
+            ln_t, ln_1t = self._ln_top[i]
+            out_top = top >= 1 or (c * ln_t if c else 0.0) + (rest * ln_1t if rest else 0.0) + base <= 0
+            ln_b, ln_1b = self._ln_bottom[i]
+            out_bottom = bottom <= 0 or (c * ln_b if c else 0.0) + (rest * ln_1b if rest else 0.0) + base <= 0
+            result.append((
+                bottom <= 0 or (estimate >= bottom and out_bottom),
+                top >= 1 or (estimate <= top and out_top),
+                top < 1 and estimate > top and out_top,
+                bottom > 0 and estimate < bottom and out_bottom,
+            ))
+        return result
+
+    def _look_single(self) -> int:
+        """One positive-weight destination: PASS once the share of answers that are its own is surely >= 1 - delta
+        (a Jeffreys-mixture confidence sequence); unknown answers can only forbid a PASS, never make a FAIL."""
+        x, u = self.counts[0], self.unknown
+        self._last_log_bf = 0.0
+        bottom = 1.0 - self.delta
+        gap = x * math.log(bottom) + (u * math.log1p(-bottom) if u else 0.0) - _lbeta_half(x, u) - self._ln_alpha
+        return PASS if x / self.n >= bottom and gap <= 0 else CONTINUE
+
+    def _errors_block_pass(self) -> bool:
+        """The error share is surely (anytime-valid, Jeffreys mixture) above ``stats.error_ceiling``."""
+        u, rest, limit = self.unknown, self.n - self.unknown, self.error_ceiling
+        if u / self.n <= limit:
+            return False
+        if limit <= 0:
+            return True
+        gap = u * math.log(limit) + (rest * math.log1p(-limit) if rest else 0.0) - _lbeta_half(u, rest)
+        return gap <= self._ln_alpha
+
+    # ---- the full state (intervals, texts): built when a decision is reported ------------------------------
+    def update(self, counts: Sequence[int] | Mapping[str, int], unknown: int = 0) -> SequentialState:
+        """Set the cumulative counts (a mapping by name, or a sequence aligned with ``names`` or with the
+        positive-weight names; weight-0 counts are ignored) and look."""
+        self._set(self._aligned(counts), unknown)
+        return self.current(self.look())
+
+    def _aligned(self, counts: Sequence[int] | Mapping[str, int]) -> list[int]:
+        if isinstance(counts, Mapping):
+            return [int(counts.get(name, 0)) for name in self.positive_names]
+        values = [int(c) for c in counts]
+        if len(values) == len(self.names):
+            return [c for c, keep in zip(values, self.positive.tolist(), strict=True) if keep]
+        if len(values) == len(self.positive_names):
+            return values
+        positive = len(self.positive_names)
+        raise ValueError(f"{len(values)} counts for {len(self.names)} outcomes ({positive} with weight > 0)")
+
+    def current(self, code: int | None = None) -> SequentialState:
+        """The state for the counts so far: decision, anytime p-value, intervals, and the reason in words."""
+        code = self.look() if code is None else code
+        n = self.n
+        c = np.asarray(self.counts, dtype=np.float64)
+        allocations = c[None, :] if not self.unknown else c[None, :] + self.unknown * np.eye(len(c))
+        intervals = self._intervals(allocations) if n else tuple(Interval(0.0, 1.0) for _ in self.counts)
+        log_bf = getattr(self, "_last_log_bf", 0.0)
         p_value = min(1.0, math.exp(-self.max_log_bf))
-        intervals = self._intervals(allocations)
-        outcome, reason = self._decide(allocations, intervals, n)
+        band = f"±{self.delta * 100:g} pp"
+        outcome: VerdictOutcome | None = None
+        reason = "not decided yet"
+        if code == FAIL:
+            outside = [j for j, iv in enumerate(intervals) if iv.high < self._bottoms[j] or iv.low > self._tops[j]]
+            texts = "; ".join(self._outside_text(j, intervals[j]) for j in outside)
+            outcome, reason = "FAIL", f"after {n:,} answers the traffic split does not match the routing rules: {texts}"
+        elif code == PASS:
+            outcome, reason = "PASS", f"after {n:,} answers every share is within {band} of the declared split"
+        elif code == BLOCKED:
+            outcome, reason = "INCONCLUSIVE", "the errors alone make a PASS impossible"
         self.state = SequentialState(outcome is not None, outcome, p_value, reason, intervals, n, log_bf)
         return self.state
 
-    def _pick(self, per_allocation: NDArray, own: bool) -> NDArray:
-        """Per share j: the value from allocation j (own) or the least favourable other allocation."""
-        if per_allocation.shape[0] == 1:
-            return per_allocation[0]
-        k = per_allocation.shape[1]
-        if own:
-            return per_allocation[np.arange(k), np.arange(k)]
-        others = ~np.eye(k, dtype=bool)
-        return np.array([per_allocation[others[:, j], j] for j in range(k)])
-
     def _intervals(self, allocations: NDArray[np.float64]) -> tuple[Interval, ...]:
+        if len(self._p) == 1:
+            return (Interval(self._single_low(), 1.0),)
         low, high = share_intervals(allocations, self.probs, self.alpha, self.k, self.hedge)
-        lows = self._pick(low, own=False)
-        lows = lows.min(axis=-1) if lows.ndim > 1 else lows
-        highs = self._pick(high, own=True)
+        kk = len(self._p)
+        if allocations.shape[0] == 1:
+            lows, highs = low[0], high[0]
+        else:
+            lows = np.array([min(low[j, i] for j in range(kk) if j != i) for i in range(kk)])
+            highs = high[np.arange(kk), np.arange(kk)]
         return tuple(Interval(float(lo), float(hi)) for lo, hi in zip(lows, highs, strict=True))
 
-    def _decide(
-        self, allocations: NDArray[np.float64], intervals: Sequence[Interval], n: int
-    ) -> tuple[VerdictOutcome | None, str]:
-        flags = band_flags(allocations, self.probs, self.delta, self.alpha, self.k, self.hedge)
-        low_inside = self._pick(flags.low_inside, own=False)
-        above = self._pick(flags.above, own=False)
-        if low_inside.ndim > 1:
-            low_inside, above = np.all(low_inside, axis=-1, keepdims=False), np.all(above, axis=-1)
-        high_inside = self._pick(flags.high_inside, own=True)
-        below = self._pick(flags.below, own=True)
-        band = f"±{self.delta * 100:g} pp"
-        if np.any(above | below):
-            texts = "; ".join(self._outside_text(j, intervals[j]) for j in np.flatnonzero(above | below).tolist())
-            return "FAIL", f"after {n:,} requests the traffic split does not match the routing rules: {texts}"
-        if np.all(low_inside & high_inside):
-            return "PASS", f"after {n:,} requests every share is within {band} of the declared split"
-        return None, "not decided yet"
+    def _single_low(self) -> float:
+        x, u = self.counts[0], self.unknown
+        if not u:
+            return math.exp((_lbeta_half(x, 0) + self._ln_alpha) / x) if x else 0.0
+        low, high = 0.0, x / self.n
+        threshold = _lbeta_half(x, u) + self._ln_alpha
+        for _ in range(60):
+            mid = (low + high) / 2
+            if x * math.log(mid) + u * math.log1p(-mid) > threshold:
+                high = mid
+            else:
+                low = mid
+        return high
 
     def _outside_text(self, j: int, interval: Interval) -> str:
         return (
-            f"{self._names()[j]}: anytime-valid interval {interval.low:.1%}–{interval.high:.1%}, "
+            f"{self.positive_names[j]}: anytime-valid interval {interval.low:.1%}–{interval.high:.1%}, "
             f"declared {self.probs[j] * 100:.4g}% ± {self.delta * 100:.4g} pp"
         )
-
-    def _names(self) -> list[str]:
-        return [name for name, keep in zip(self.names, self.positive, strict=True) if keep]
 
 
 def budget(probs: Sequence[float], alpha: float = DEFAULT_ALPHA, tolerance: float | None = None) -> int:
@@ -284,7 +436,7 @@ def budget(probs: Sequence[float], alpha: float = DEFAULT_ALPHA, tolerance: floa
     if len(positive) < 2:
         return MAX_BUDGET if not positive else 100
     delta, _ = resolve_tolerance(positive, tolerance)
-    fixed = max(requests_to_confirm(p, delta, alpha, len(positive)) for p in positive)
+    fixed = max(requests_to_confirm(p, delta, alpha) for p in positive)
     return min(MAX_BUDGET, math.ceil(BUDGET_FACTOR * fixed))
 
 
@@ -296,35 +448,24 @@ def decide_sequential(
     grace: int = 0,
     budget: int | None = None,
     batches: Sequence[Mapping[str, int]] | None = None,
+    connection_p: float | None = None,
     seed: int = DEFAULT_SEED,
 ) -> Verdict:
-    """The verdict at the end of a sequential run (``test`` built on ``expectation``'s probabilities)."""
+    """The verdict of the sequential test on ``assignment``'s counts (``test`` built on ``expectation``).
+
+    Called at the stopping look with the counts of that look: the decision made there is the verdict.
+    ``connection_p`` is the anytime-valid p-value of the per-connection check (``ConnectionCheck``).
+    """
     hard = hard_check(assignment, expectation, grace)
     cats = categories(assignment, expectation)
-    state = test.update(list(cats.counts), unknown=cats.unknown) if cats.total else None
+    state = test.update(dict(zip(cats.names, cats.counts, strict=True)), unknown=cats.unknown) if cats.total else None
     shares = _shares(cats.names, cats.probs, cats.counts, state)
-    outcome: VerdictOutcome = "INCONCLUSIVE"
-    needed: int | None = None
-    reasons = list(test.notes)
-    if state is not None and state.decided and state.outcome is not None:
-        outcome = state.outcome
-        reasons.append(f"{state.reason[0].upper()}{state.reason[1:]} (exact match: {format_p(state.p_value)}).")
-    else:
-        bands = [_Band(share, test.delta) for share in shares]
-        needed = requests_to_decide(bands, test.alpha, test.delta, cats.total) if cats.total else None
-        spent = budget is not None and assignment.total >= budget
-        why = f"the budget of {budget:,} requests ran out" if spent else "the run ended"
-        reasons.append(f"{why.capitalize()} before the split was clearly inside or outside ±{test.delta * 100:g} pp.")
-    dispersion = _dispersion(batches, assignment, cats, seed)
-    if dispersion is not None and dispersion.fired and not hard.failed:
-        outcome, needed = "INCONCLUSIVE", None
-        reasons.insert(0, "Answers are not independent: the split may be per connection; try --no-keepalive.")
-    if hard.failed:
-        outcome, needed = "FAIL", None
-        reasons = hard.reasons() + reasons
-    reasons += _unknown_reason(cats, assignment) if cats.total else []
+    checks = independence(assignment, cats, batches=batches, seed=seed, connection_p=connection_p)
+    end = conclude(_decision(test, state, shares, cats, assignment, budget), hard=hard, checks=checks, cats=cats,
+                   assignment=assignment, notes=test.notes)
+    extra = {"k": test.k, "hedge": test.hedge, "max_log_bf": test.max_log_bf, **common_extra(hard, cats, checks)}
     return Verdict(
-        outcome,
+        end.outcome,
         TEST_NAME,
         state.log_bf if state else None,
         None,
@@ -332,29 +473,32 @@ def decide_sequential(
         test.alpha,
         test.delta,
         assignment.total,
-        requests_needed=needed,
-        reasons=tuple(reasons),
+        requests_needed=end.needed,
+        reasons=tuple(end.reasons),
         shares=shares,
-        extra=_extra(test, hard, cats, dispersion),
+        extra=extra,
     )
 
 
-def _extra(
-    test: SequentialTest, hard: HardCheck, cats: Categories, dispersion: DispersionResult | None
-) -> dict[str, object]:
-    extra: dict[str, object] = {
-        "k": test.k,
-        "hedge": test.hedge,
-        "max_log_bf": test.max_log_bf,
-        "unknown": cats.unknown,
-        "unknown_rate": cats.unknown / cats.total if cats.total else 0.0,
-        "leaks": dict(hard.leaks),
-        "undeclared": dict(hard.undeclared),
-    }
-    if dispersion is not None:
-        extra["dispersion_p"] = dispersion.p_value
-        extra["dispersion_batches"] = dispersion.batches
-    return extra
+def _decision(
+    test: SequentialTest,
+    state: SequentialState | None,
+    shares: Sequence[ShareEstimate],
+    cats: Categories,
+    assignment: Assignment,
+    budget: int | None,
+) -> Conclusion:
+    if state is not None and state.outcome in ("PASS", "FAIL"):
+        return Conclusion(state.outcome, [f"{state.reason[0].upper()}{state.reason[1:]} (exact match: "
+                                          f"{format_p(state.p_value)})."])
+    if state is not None and state.outcome == "INCONCLUSIVE":
+        return Conclusion("INCONCLUSIVE", [errors_first_reason(cats, test.delta)])
+    bands = [Band(share, test.delta) for share in shares]
+    needed = requests_to_decide(bands, test.alpha, test.delta, cats.total) if cats.total else None
+    spent = budget is not None and assignment.total >= budget
+    why = f"the budget of {budget:,} requests ran out" if spent else "the run ended"
+    return Conclusion("INCONCLUSIVE", [f"{why.capitalize()} before the split was clearly inside or outside "
+                                       f"±{test.delta * 100:g} pp."], needed)
 
 
 def _shares(
@@ -366,3 +510,44 @@ def _shares(
         ShareEstimate(name, p, x / identified if identified else 0.0, x, interval.low, interval.high)
         for name, p, x, interval in zip(names, probs, counts, intervals, strict=True)
     )
+
+
+class ConnectionCheck:
+    """Anytime-valid check that answers do not depend on the connection they came on, one answer at a time.
+
+    log E = sum over connections of log DirMult(counts | Jeffreys) - max over a common split of the log
+    likelihood (stats.log_homogeneity_evalue, kept up to date in O(1) per answer). A split made per
+    connection (an L4 balancer) makes it grow fast once each connection has carried a few answers.
+    """
+
+    PRIOR = 0.5
+
+    def __init__(self, categories: int) -> None:
+        self.k = categories
+        self.rows: dict[int, list[int]] = {}
+        self.totals = [0] * categories
+        self.n = 0
+        self._rows_log_m = 0.0
+        self._pooled = 0.0  # sum_j X_j ln X_j - N ln N
+        self.max_log_e = 0.0
+
+    def add(self, connection: int, category: int) -> None:
+        row = self.rows.get(connection)
+        if row is None:
+            row = self.rows[connection] = [0] * (self.k + 1)  # the last cell: the row's total
+        self._rows_log_m += math.log((self.PRIOR + row[category]) / (self.k * self.PRIOR + row[-1]))
+        row[category] += 1
+        row[-1] += 1
+        x = self.totals[category]
+        self._pooled += _xlogx(x + 1) - _xlogx(x) - _xlogx(self.n + 1) + _xlogx(self.n)
+        self.totals[category] = x + 1
+        self.n += 1
+        self.max_log_e = max(self.max_log_e, self._rows_log_m - self._pooled)
+
+    @property
+    def p_value(self) -> float:
+        """Anytime-valid p-value: 1 / the largest e-value seen."""
+        return min(1.0, math.exp(-self.max_log_e))
+
+    def table(self) -> list[list[int]]:
+        return [row[:-1] for row in self.rows.values()]

@@ -165,16 +165,9 @@ def diagnose_evaluation(evaluation: Evaluation, measurement: Measurement | None,
 
 
 def errors_by_destination(assignment: Assignment, expectation: Expectation) -> dict[str, int]:
-    """Error answers (not 2xx, not a declared status) whose label names one declared destination."""
-    from respy.check.assign import distinguishing_identifiers, match_destination
-
-    identifiers = distinguishing_identifiers(expectation.destinations)
-    errors: dict[str, int] = {}
-    for label, count in assignment.unknown_labels.items():
-        owner = match_destination(label, identifiers)
-        if owner is not None:
-            errors[owner] = errors.get(owner, 0) + count
-    return errors
+    """Error answers (not 2xx, not a declared status) whose label names one declared destination
+    (``respy.check.assign.assign`` attributes them)."""
+    return {name: count for name, count in assignment.errors.items() if count}
 
 
 def _findings(rules: RuleSet | None, host: str, namespace: str) -> list[Finding]:
