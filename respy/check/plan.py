@@ -17,6 +17,7 @@ from respy.report.render import Evaluation
 from respy.rules.expectation import Expectation
 
 if TYPE_CHECKING:
+    from respy.check.look import Look
     from respy.check.sequential import SequentialTest
     from respy.cli.main import Streams
     from respy.measurement import Measurement
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from respy.send.engine import Target
     from respy.tally import Tally
 
-FIRST_CHECKS_EVERY = 10
 
 
 def parse_maps(values: Sequence[str]) -> dict[str, str]:
@@ -70,26 +70,18 @@ class CheckPlan:
     sequential: SequentialTest | None = None
     sequential_budget: int | None = None
     notes: list[str] = field(default_factory=list)
-    _last_check: int = 0
+    look: Look | None = None
+
+    def tally(self) -> Tally:
+        """The tally for the run: in a sequential run it shows every answer to the look as it is counted."""
+        from respy.tally import Tally
+
+        return Tally(observer=self.look.observe if self.look is not None else None)
 
     def stop_check(self, tally: Tally) -> str | None:
-        """Called by the engine every few requests in a sequential run: a reason to stop, or None."""
-        if self.sequential is None:
-            return None
-        total = tally.total
-        if total - self._last_check < max(FIRST_CHECKS_EVERY, total // 100):
-            return None  # every 10 requests at first, then every 1 %: the test stays valid however often it looks
-        self._last_check = total
-        from respy.check.assign import assign
-        from respy.check.verdict import categories, hard_check
-
-        assignment = assign(tally.rows(), self.expectation, self.mapping)
-        if hard_check(assignment, self.expectation, self.grace).failed:
-            return "an answer came from a destination the rules do not allow"
-        cats = categories(assignment, self.expectation)
-        counts = [assignment.counts.get(name, 0) for name in self.sequential.names]
-        state = self.sequential.update(counts, unknown=cats.unknown)
-        return f"verdict clear after {state.requests} requests" if state.decided else None
+        """Called by the engine after answers in a sequential run: a reason to stop, or None (O(1): the look
+        has already seen every answer)."""
+        return None if self.look is None else self.look.stop_check()
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
         from respy.check.assign import assign
@@ -97,14 +89,12 @@ class CheckPlan:
 
         assignment = assign(measurement.rows, self.expectation, self.mapping)
         batches = measurement.tally.batches.complete()
-        if self.sequential is not None:
-            from respy.check.sequential import decide_sequential
-
-            verdict = decide_sequential(self.sequential, assignment, self.expectation, grace=self.grace,
-                                        budget=self.sequential_budget, batches=batches)
+        if self.look is not None:
+            verdict = self.look.verdict(assignment, batches, measurement.requests)
         else:
             verdict = decide(assignment, self.expectation, alpha=self.alpha, tolerance=self.tolerance,
-                             strict=self.strict, grace=self.grace, batches=batches)
+                             strict=self.strict, grace=self.grace, batches=batches,
+                             connections=measurement.tally.connections.table())
         evaluation = Evaluation(expectation=self.expectation, assignment=assignment, verdict=verdict,
                                 verdict_line=verdict_line(verdict, self.expectation, assignment),
                                 notes=list(self.notes))
@@ -150,11 +140,13 @@ def _validate_mapping(plan: CheckPlan) -> None:
 
 
 def _make_sequential(plan: CheckPlan, args: argparse.Namespace) -> None:
+    from respy.check.look import Look
     from respy.check.sequential import SequentialTest, budget
 
     probs = plan.expectation.probabilities
     plan.sequential = SequentialTest(probs, alpha=plan.alpha, tolerance=plan.tolerance)
     plan.sequential_budget = args.max_requests or budget(list(probs.values()), plan.alpha, plan.tolerance)
+    plan.look = Look(plan.sequential, plan.expectation, plan.mapping, grace=plan.grace, budget=plan.sequential_budget)
 
 
 def _warn_if_too_few(plan: CheckPlan, n: int, streams: Streams) -> None:

@@ -45,6 +45,7 @@ class Verdict:
     reasons: tuple[str, ...] = ()
     shares: tuple[ShareEstimate, ...] = ()
     extra: dict[str, object] = field(default_factory=dict, compare=False)
+    decided_after: int | None = None  # sequential: the answers the stopping look decided on (requests - in flight)
     report: str = field(default="", compare=False, repr=False)  # the CLI's table and verdict line, when known
 
     def __str__(self) -> str:
@@ -52,6 +53,11 @@ class Verdict:
         if self.report:
             return self.report
         return "\n".join([f"{self.outcome}  ({self.test}, {self.requests} requests)", *self.reasons])
+
+    @property
+    def in_flight(self) -> int | None:
+        """Answers that came back after the stopping look: counted, never used to re-decide."""
+        return None if self.decided_after is None else self.requests - self.decided_after
 
     @property
     def passed(self) -> bool:
@@ -75,6 +81,8 @@ class Verdict:
             "requests_needed": self.requests_needed,
             "reasons": list(self.reasons),
             "shares": [asdict(share) for share in self.shares],
+            "decided_after": self.decided_after,
+            "in_flight": self.in_flight,
             "extra": dict(self.extra),
         }
 
@@ -147,7 +155,8 @@ def _answers(count: int) -> str:
 
 
 def hard_check(assignment: Assignment, expectation: Expectation, grace: int = 0) -> HardCheck:
-    leaks = {o.name: assignment.counts.get(o.name, 0) for o in expectation.outcomes if o.probability <= 0}
+    leaks = {o.name: assignment.counts.get(o.name, 0) + assignment.errors.get(o.name, 0)
+             for o in expectation.outcomes if o.probability <= 0}
     leaks = {name: count for name, count in leaks.items() if count > 0}
     return HardCheck(leaks=leaks, undeclared=dict(assignment.undeclared), grace=grace)
 
@@ -611,6 +620,8 @@ def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignm
         details.append(format_p(verdict.p_value))
     details.append(f"{verdict.requests} requests")
     line = f"{verdict.outcome}  {what}: observed {names}, declared {declared} ({', '.join(details)})"
+    if verdict.decided_after is not None:
+        line += f"; decided after {verdict.decided_after:,} answers; {verdict.in_flight:,} more were in flight"
     if verdict.requests_needed:
         line += f"; about {verdict.requests_needed:,} requests are needed to decide"
     return line
