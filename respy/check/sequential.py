@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, gammaln, log_expit, xlogy
 
 from respy.check.assign import Assignment
-from respy.check.stats import DEFAULT_SEED, Interval, error_ceiling, requests_to_confirm
+from respy.check.stats import DEFAULT_SEED, Interval, comparisons, error_ceiling, requests_to_confirm
 from respy.check.verdict import (
     DEFAULT_ALPHA,
     Band,
@@ -431,12 +431,15 @@ class SequentialTest:
 
 
 def budget(probs: Sequence[float], alpha: float = DEFAULT_ALPHA, tolerance: float | None = None) -> int:
-    """Most requests to spend: 1.7 x the fixed-N requests to confirm the split (P(PASS | right) ~ 0.99)."""
+    """Most requests to spend: 1.7 x the fixed-N requests to confirm the split (P(PASS | right) ~ 0.99).
+
+    Sized as if each share's bound were at alpha / K for K >= 3: the confidence sequence covers all shares at
+    once, so it does not gain what the fixed-N PASS gains from needing no Bonferroni."""
     positive = [p for p in probs if p > 0]
     if len(positive) < 2:
         return MAX_BUDGET if not positive else 100
     delta, _ = resolve_tolerance(positive, tolerance)
-    fixed = max(requests_to_confirm(p, delta, alpha) for p in positive)
+    fixed = max(requests_to_confirm(p, delta, alpha / comparisons(len(positive))) for p in positive)
     return min(MAX_BUDGET, math.ceil(BUDGET_FACTOR * fixed))
 
 
