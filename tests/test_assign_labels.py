@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from respy._errors import MappingError
-from respy.check.assign import attribute_errors, assign, distinguishing_identifiers, match_destination, token_pattern
+from respy.check.assign import assign, attribute_errors, distinguishing_identifiers, match_destination, token_pattern
 from respy.rules.expectation import Expectation, Outcome
 from respy.tally import Kind, Row
 

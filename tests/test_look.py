@@ -81,7 +81,7 @@ def test_answers_are_taken_in_send_order() -> None:
 @pytest.mark.parametrize("grace", [0, 1])
 def test_weight_zero_destination_on_both_paths(grace: int) -> None:
     look, expectation = look_for(CANARY, grace=grace)
-    feed(look, ninety_ten(400)[:200] + ["v3"] + ninety_ten(3_000)[201:])
+    feed(look, [*ninety_ten(400)[:200], "v3", *ninety_ten(3_000)[201:]])
     clean = look_for(CANARY)[0]
     feed(clean, ninety_ten(3_000))
     # sequential: no answer from v3 -> PASS (no crash); one answer from v3 -> FAIL, unless --grace 1 forgives it
@@ -106,7 +106,7 @@ def test_one_positive_destination_and_a_weight_zero_one_do_not_fail_falsely() ->
 
 def test_errors_that_make_a_pass_impossible_stop_the_run_with_fix_the_errors_first() -> None:
     look, _ = look_for({"v1": 90, "v2": 10})
-    for ticket, label in enumerate(itertools.islice(itertools.cycle(ninety_ten(9) + ["503 oops"]), 2_000)):
+    for ticket, label in enumerate(itertools.islice(itertools.cycle([*ninety_ten(9), "503 oops"]), 2_000)):
         kind = Kind.HTTP_ERROR if label.startswith("503") else Kind.OK
         look.observe(label, kind, 503 if kind is Kind.HTTP_ERROR else 200, ticket, None)
     assert look.stop is not None and look.stop.answers < 1_000

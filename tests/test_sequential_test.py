@@ -115,7 +115,9 @@ def test_the_test_itself_ignores_weight_zero_outcomes_the_hard_check_judges_them
 
 @pytest.mark.parametrize(("probs", "true"), [([0.9, 0.1], [0.5, 0.5]), ([0.9, 0.1], [0.9, 0.1]),
                                              ([0.5, 0.3, 0.2], [0.5, 0.3, 0.2]), ([0.5, 0.3, 0.2], [0.4, 0.4, 0.2])])
-def test_the_incremental_look_decides_as_the_vectorised_test_at_every_answer(probs: list[float], true: list[float]) -> None:
+def test_the_incremental_look_decides_as_the_vectorised_test_at_every_answer(
+    probs: list[float], true: list[float]
+) -> None:
     """add() + look() after every answer gives, answer by answer, the decisions of ``decisions`` (no unknowns)."""
     rng = np.random.default_rng(27)
     categories = rng.choice(len(probs), size=600, p=true)
@@ -142,11 +144,11 @@ def test_errors_that_forbid_a_pass_stop_the_test() -> None:
     """90/10 ± 5 pp with 10 % errors: a PASS needs fewer than 5 %; the anytime bound says so early."""
     test = SequentialTest([0.9, 0.1], alpha=ALPHA)
     rng = np.random.default_rng(29)
-    for n in range(1, 2_000):
+    for _ in range(2_000):
         test.add(None if rng.random() < 0.10 else int(rng.random() < 0.1))
         if test.look() == BLOCKED:
             break
-    assert n < 1_000, n
+    assert test.n < 1_000, test.n
     assert test.current().outcome == "INCONCLUSIVE"
 
 

@@ -1,4 +1,4 @@
-"""Statistical primitives: exact (Clopper-Pearson) bounds, sample sizes, the chi-square p-value, the dispersion check."""
+"""Statistical primitives: exact bounds, sample sizes, the chi-square p-value, the dispersion check."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from respy.check.stats import (
+    band_outcomes,
     chi_square,
+    clopper_pearson,
     comparisons,
     default_tolerance,
     dispersion_check,
-    band_outcomes,
-    clopper_pearson,
+    error_ceiling,
     interval_level,
     requests_to_confirm,
     smallest_tolerance,
-    error_ceiling,
     unknown_limit,
 )
 from respy.tally import Batches

@@ -22,7 +22,7 @@ from respy.check.assign import Assignment, assign
 from respy.check.sequential import BLOCKED, CONTINUE, FAIL, PASS, ConnectionCheck, SequentialTest, decide_sequential
 from respy.check.stats import DISPERSION_ALPHA
 from respy.rules.expectation import Expectation
-from respy.tally import Batches, Kind, Row
+from respy.tally import Kind, Row, Tally
 
 if TYPE_CHECKING:
     from respy.check.verdict import Verdict
@@ -64,11 +64,11 @@ class Look:
         self.mapping = dict(mapping or {})
         self.grace = grace
         self.budget = budget
-        self.connections = ConnectionCheck(len(test.positive_names))
+        self.connections = ConnectionCheck(len(test.positive_names), DISPERSION_ALPHA)
+        self.tally: Tally | None = None  # the run's tally: its batches (send order) at the stopping look
         self.stop: Stop | None = None
         self._categories: dict[tuple[str, Kind, int | None], int | None] = {}
         self._rows: dict[tuple[Kind, str], list[int]] = {}
-        self._batches = Batches()
         self._pending: dict[int, tuple[str, Kind, int | None, int | None]] = {}
         self._next_ticket = 0
         self._strays = 0
@@ -79,8 +79,9 @@ class Look:
         """One answer came back (called by ``Tally.add``)."""
         if self.stop is not None:
             return
-        if ticket is None:
-            self._take(label, kind, status, connection, None)
+        if ticket is None or (ticket == self._next_ticket and not self._pending):
+            self._take(label, kind, status, connection, ticket)
+            self._next_ticket += ticket is not None
             return
         self._pending[ticket] = (label, kind, status, connection)
         while self.stop is None and self._next_ticket in self._pending:
@@ -95,24 +96,28 @@ class Look:
     # ---- one answer ----------------------------------------------------------------------------------------
     def _take(self, label: str, kind: Kind, status: int | None, connection: int | None, ticket: int | None) -> None:
         self.answers += 1
-        slot = self._rows.setdefault((kind, label), [0, -1 if status is None else status])
+        slot = self._rows.get((kind, label))
+        if slot is None:
+            slot = self._rows[(kind, label)] = [0, -1 if status is None else status]
         slot[0] += 1
-        self._batches.add(label, ticket)
-        category = self._category(label, kind, status)
+        key = (label, kind, status)
+        category = self._categories[key] if key in self._categories else self._category(label, kind, status)
         if category == _STRAY:
             self._strays += 1
             if self._strays > self.grace:
                 self._stop("an answer came from a destination the rules do not allow")
             return
-        self.test.add(category)
+        test = self.test
+        test.add(category)
         if category is not None and connection is not None:
             self.connections.add(connection, category)
-            if self.connections.p_value < DISPERSION_ALPHA:
+        if test.n >= test.next_look:  # otherwise no decision is possible yet: look() would say CONTINUE
+            if self.connections.n and self.connections.check():  # checked at the test's looks, and at the end
                 self._stop("answers depend on the connection")
                 return
-        code = self.test.look()
-        if code != CONTINUE:
-            self._stop(_STOP_REASONS[code])
+            code = test.look()
+            if code != CONTINUE:
+                self._stop(_STOP_REASONS[code])
 
     def _category(self, label: str, kind: Kind, status: int | None) -> int | None:
         key = (label, kind, status)
@@ -133,8 +138,8 @@ class Look:
         return self.test.index.get(owner, _STRAY)
 
     def _stop(self, reason: str) -> None:
-        self.stop = Stop(self.answers, reason, self._assignment(), tuple(self._batches.complete()),
-                         self.connections.p_value)
+        batches = tuple(self.tally.batches.complete()) if self.tally is not None else ()
+        self.stop = Stop(self.answers, reason, self._assignment(), batches, self.connections.p_value)
 
     def _assignment(self) -> Assignment:
         rows = [Row(label, count, kind, None if status < 0 else status)
@@ -149,6 +154,8 @@ class Look:
                 break
             label, kind, status, connection = self._pending.pop(ticket)
             self._take(label, kind, status, connection, ticket)
+        if self.stop is None and self.connections.n:
+            self.connections.check()
 
     def verdict(self, assignment: Assignment, batches: Sequence[dict[str, int]], total: int) -> Verdict:
         """The verdict: the stopping look's decision, or (no stop: budget spent, run ended) the test on every

@@ -76,7 +76,10 @@ class CheckPlan:
         """The tally for the run: in a sequential run it shows every answer to the look as it is counted."""
         from respy.tally import Tally
 
-        return Tally(observer=self.look.observe if self.look is not None else None)
+        tally = Tally(observer=self.look.observe if self.look is not None else None)
+        if self.look is not None:
+            self.look.tally = tally
+        return tally
 
     def stop_check(self, tally: Tally) -> str | None:
         """Called by the engine after answers in a sequential run: a reason to stop, or None (O(1): the look

@@ -10,8 +10,9 @@ Formulas: shared/notes/statistics.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -189,6 +190,31 @@ def _xlogx(x: float) -> float:
     return x * math.log(x) if x > 0 else 0.0
 
 
+def _safe_window(step: Callable[[int], float], gap: float, cap: int, refine: int = 8) -> int:
+    """A window s <= cap with s x step(s) < gap, where step(s) (the largest one-answer drop over the next s
+    answers) grows with s. s0 = gap / step(1) bounds every safe window; s1 = gap / step(s0) is safe, as
+    s1 <= s0 makes step(s1) <= step(s0); a few halvings between them get close to the largest. 1 when none."""
+    first = step(1)
+    if first <= 0:
+        return cap
+    high = min(cap, math.ceil(gap / first) - 1)
+    if high < 1:
+        return 1
+    if high * step(high) < gap:
+        return high
+    at_high = step(high)
+    low = max(1, min(high, math.ceil(gap / at_high) - 1))
+    for _ in range(refine):
+        if high - low <= 1:
+            break
+        mid = (low + high) // 2
+        if mid * step(mid) < gap:
+            low = mid
+        else:
+            high = mid
+    return low
+
+
 def _lbeta_half(a: float, b: float) -> float:
     """ln B(a + 1/2, b + 1/2) - ln B(1/2, 1/2): the Jeffreys Beta mixture of a Bernoulli sequence."""
     return math.lgamma(a + 0.5) + math.lgamma(b + 0.5) - math.lgamma(a + b + 1.0) - math.log(math.pi)
@@ -243,92 +269,113 @@ class SequentialTest:
         self.counts = [int(c) for c in counts]
         self.unknown = int(unknown)
         self.n = sum(self.counts) + self.unknown
-        self._g_main = sum(math.lgamma(a + c) - math.lgamma(a) for a, c in zip(self._a, self.counts, strict=True))
-        self._g_unif = sum(math.lgamma(1.0 + c) for c in self.counts)
-        self._cross = sum(c * lp for c, lp in zip(self.counts, self._lnp, strict=True))
-        self._s = sum(_xlogx(c) for c in self.counts)
+        self.next_look = 0  # the answer count from which a look can change the decision (see ``look``)
 
     def add(self, category: int | None) -> None:
-        """One more answer: from positive-weight share ``category``, or unknown (None)."""
+        """One more answer: from positive-weight share ``category``, or unknown (None). O(1): the sums the
+        decision needs are rebuilt in O(K) only at a look that can change the decision (see ``look``)."""
         self.n += 1
         if category is None:
             self.unknown += 1
-            return
-        c = self.counts[category]
-        self._g_main += math.log(self._a[category] + c)
-        self._g_unif += math.log(1.0 + c)
-        self._cross += self._lnp[category]
-        self._s += _xlogx(c + 1) - _xlogx(c)
-        self.counts[category] = c + 1
+        else:
+            self.counts[category] += 1
 
     # ---- deciding ------------------------------------------------------------------------------------------
-    def _log_marginal(self, j: int | None) -> float:
-        """log M_n for the counts with every unknown answer given to share j (None: no unknowns)."""
-        n, kk = float(self.n), len(self._p)
-        g_main, g_unif = self._g_main, self._g_unif
-        if j is not None and self.unknown:
-            c, u = self.counts[j], self.unknown
-            g_main += math.lgamma(self._a[j] + c + u) - math.lgamma(self._a[j] + c)
-            g_unif += math.lgamma(1.0 + c + u) - math.lgamma(1.0 + c)
+    def _log_marginal(self, counts: Sequence[int]) -> float:
+        """log M_n of the hedged Dirichlet-multinomial mixture for ``counts`` (one allocation)."""
+        n, kk = float(self.n), len(counts)
+        g_main = sum(math.lgamma(a + c) - math.lgamma(a) for a, c in zip(self._a, counts, strict=True))
+        g_unif = sum(math.lgamma(1.0 + c) for c in counts)
         main = g_main + math.lgamma(self.k) - math.lgamma(self.k + n)
+        if self._ln_weights[1] == -math.inf:
+            return main
         unif = g_unif + math.lgamma(kk) - math.lgamma(kk + n)
         first, second = self._ln_weights[0] + main, self._ln_weights[1] + unif
         top = max(first, second)
-        return top + math.log(math.exp(first - top) + math.exp(second - top)) if second > -math.inf else first
+        return top + math.log(math.exp(first - top) + math.exp(second - top))
 
-    def _alloc(self, j: int | None) -> tuple[list[int], float, float]:
-        """Counts, sum c ln c and log BF numerator pieces of allocation j."""
-        if j is None or not self.unknown:
-            return self.counts, self._s, self._cross
-        counts = list(self.counts)
-        counts[j] += self.unknown
-        s = self._s - _xlogx(self.counts[j]) + _xlogx(counts[j])
-        return counts, s, self._cross + self.unknown * self._lnp[j]
+    def _allocations(self) -> list[list[int]]:
+        """The counts with every unknown answer given to share j, for each j (one row when there are none)."""
+        if not self.unknown:
+            return [self.counts]
+        rows = []
+        for j in range(len(self.counts)):
+            row = list(self.counts)
+            row[j] += self.unknown
+            rows.append(row)
+        return rows
 
     def look(self) -> int:
-        """PASS, FAIL, CONTINUE, or BLOCKED (the errors alone make a PASS impossible) for the counts so far."""
-        if self.n == 0:
+        """PASS, FAIL, CONTINUE, or BLOCKED (the errors alone make a PASS impossible) for the counts so far.
+
+        Exactly the decision at every answer, at a fraction of the cost: a look that finds no decision also
+        works out how many more answers cannot possibly change that (each answer moves every quantity the
+        decision compares by a bounded step: ``_skip``), and the looks until then return CONTINUE at once.
+        """
+        if self.n < self.next_look or self.n == 0:
             return CONTINUE
-        if self.unknown and self._errors_block_pass():
-            return BLOCKED
-        kk = len(self._p)
-        if kk == 1:
-            return self._look_single()
-        allocations: list[int | None] = list(range(kk)) if self.unknown else [None]
+        code, margins = self._decide()
+        self.next_look = self.n + (self._skip(margins) if code == CONTINUE else 1)
+        return code
+
+    def _decide(self) -> tuple[int, list[tuple[Any, ...]]]:
+        """The decision, and per quantity it compares its distance to flipping (for ``_skip``)."""
+        margins: list[tuple[Any, ...]] = []
+        blocked, margin = self._errors_block_pass()
+        margins.append(margin)
+        if blocked:
+            return BLOCKED, margins
+        if len(self._p) == 1:
+            passed, margin = self._look_single()
+            margins.append(margin)
+            return (PASS if passed else CONTINUE), margins
+        allocations = self._allocations()
         log_bf = math.inf
         flags = []  # per allocation: (low_inside, high_inside, above, below) per share
-        for j in allocations:
-            counts, s, cross = self._alloc(j)
-            log_m = self._log_marginal(j)
-            log_bf = min(log_bf, log_m - cross)
-            flags.append(self._flags(counts, s, log_m + self._ln_alpha))
+        for counts in allocations:
+            log_m = self._log_marginal(counts)
+            log_bf = min(log_bf, log_m - sum(c * lp for c, lp in zip(counts, self._lnp, strict=True)))
+            flags.append(self._flags(counts, log_m + self._ln_alpha, margins))
         self.max_log_bf = max(self.max_log_bf, log_bf)
         self._last_log_bf = log_bf
-        failed = passed = False
-        passed = True
+        kk = len(self._p)
+        failed, passed = False, True
         for i in range(kk):
             own = flags[i if self.unknown else 0][i]
             others = [flags[j][i] for j in range(kk) if j != i] if self.unknown else [own]
-            above = all(f[2] for f in others)
-            if above or own[3]:
+            if all(f[2] for f in others) or own[3]:
                 failed = True
             if not (own[1] and all(f[0] for f in others)):
                 passed = False
-        return FAIL if failed else PASS if passed else CONTINUE
+        return (FAIL if failed else PASS if passed else CONTINUE), margins
 
-    def _flags(self, counts: Sequence[int], s: float, threshold: float) -> list[tuple[bool, bool, bool, bool]]:
-        """Per share: (lower end inside the band, upper end inside, wholly above, wholly below)."""
+    def _flags(
+        self, counts: Sequence[int], threshold: float, margins: list[tuple[Any, ...]]
+    ) -> list[tuple[bool, bool, bool, bool]]:
+        """Per share: (lower end inside the band, upper end inside, wholly above, wholly below); appends to
+        ``margins`` what ``_skip`` needs: (gap, share count, counts, edge) per band edge."""
         n = float(self.n)
+        s = sum(_xlogx(c) for c in counts)
         result = []
+        mirrored = len(counts) == 2  # share 1's edges are share 0's mirrored: same gaps, already in margins
         for i, c in enumerate(counts):
             rest = n - c
             base = s - _xlogx(c) - _xlogx(rest) - threshold
             estimate = c / n
             top, bottom = self._tops[i], self._bottoms[i]
-            ln_t, ln_1t = self._ln_top[i]
-            out_top = top >= 1 or (c * ln_t if c else 0.0) + (rest * ln_1t if rest else 0.0) + base <= 0
-            ln_b, ln_1b = self._ln_bottom[i]
-            out_bottom = bottom <= 0 or (c * ln_b if c else 0.0) + (rest * ln_1b if rest else 0.0) + base <= 0
+            out_top = out_bottom = True
+            if top < 1:
+                ln_t, ln_1t = self._ln_top[i]
+                gap = (c * ln_t if c else 0.0) + (rest * ln_1t if rest else 0.0) + base
+                out_top = gap <= 0
+                if not (mirrored and i == 1):
+                    margins.append((gap, i, counts, top))
+            if bottom > 0:
+                ln_b, ln_1b = self._ln_bottom[i]
+                gap = (c * ln_b if c else 0.0) + (rest * ln_1b if rest else 0.0) + base
+                out_bottom = gap <= 0
+                if not (mirrored and i == 1):
+                    margins.append((gap, i, counts, bottom))
             result.append((
                 bottom <= 0 or (estimate >= bottom and out_bottom),
                 top >= 1 or (estimate <= top and out_top),
@@ -337,24 +384,87 @@ class SequentialTest:
             ))
         return result
 
-    def _look_single(self) -> int:
+    def _look_single(self) -> tuple[bool, tuple[Any, ...]]:
         """One positive-weight destination: PASS once the share of answers that are its own is surely >= 1 - delta
         (a Jeffreys-mixture confidence sequence); unknown answers can only forbid a PASS, never make a FAIL."""
         x, u = self.counts[0], self.unknown
         self._last_log_bf = 0.0
         bottom = 1.0 - self.delta
         gap = x * math.log(bottom) + (u * math.log1p(-bottom) if u else 0.0) - _lbeta_half(x, u) - self._ln_alpha
-        return PASS if x / self.n >= bottom and gap <= 0 else CONTINUE
+        return x / self.n >= bottom and gap <= 0, (gap, x, u, bottom)
 
-    def _errors_block_pass(self) -> bool:
+    def _errors_block_pass(self) -> tuple[bool, tuple[Any, ...]]:
         """The error share is surely (anytime-valid, Jeffreys mixture) above ``stats.error_ceiling``."""
         u, rest, limit = self.unknown, self.n - self.unknown, self.error_ceiling
-        if u / self.n <= limit:
-            return False
         if limit <= 0:
-            return True
-        gap = u * math.log(limit) + (rest * math.log1p(-limit) if rest else 0.0) - _lbeta_half(u, rest)
-        return gap <= self._ln_alpha
+            return u > 0, (math.inf, u, rest, limit)
+        gap = u * math.log(limit) + (rest * math.log1p(-limit) if rest else 0.0) - _lbeta_half(u, rest) - self._ln_alpha
+        return u / self.n > limit and gap <= 0, (gap, u, rest, limit)
+
+    # ---- how many answers cannot change a CONTINUE ---------------------------------------------------------
+    def _skip(self, margins: list[tuple[Any, ...]], cap: int = 4096) -> int:
+        """The number of answers from now within which no decision is possible (>= 1: the next answer is
+        looked at when 1).
+
+        A decision needs some band edge to leave the confidence sequence (its gap to fall to <= 0) or, for an
+        edge already outside, the share's estimate to cross it. One answer of category l changes a gap by
+        ln(theta*_l) - ln(pred_l) at least: the profile likelihood gains at least ln theta*_l (its old best
+        split scored on the new answer), the mixture exactly ln(pred_l), its predictive probability. Over the
+        next s answers both are bounded using counts that grow by at most s; s is cut until s x (largest
+        step) < gap. The binary checks (errors, one destination) are bounded the same way. Checked against
+        the look at every answer in tests/test_sequential_test.py.
+        """
+        n = self.n
+        first = margins[0]
+        best = min(cap, self._binary_skip(first, cap))  # the error check
+        single = len(self._p) == 1
+        for margin in margins[1:]:
+            if best <= 1:
+                return 1
+            if single:
+                best = min(best, self._binary_skip(margin, best))
+            else:
+                gap, i, counts, edge = margin
+                best = min(best, self._edge_skip(float(gap), int(i), counts, float(edge), n, best))
+        return max(1, best)
+
+    def _edge_skip(self, gap: float, i: int, counts: Sequence[int], t: float, n: int, cap: int) -> int:
+        c = counts[i]
+        if gap <= 0:  # the edge is outside: the decision waits for the estimate c / n to cross it
+            if c > t * n:
+                return max(1, min(cap, math.ceil(c / t - n) - 1))
+            return max(1, min(cap, math.ceil((t * n - c) / (1.0 - t)) - 1)) if c < t * n else 1
+        return _safe_window(lambda s: self._largest_step(i, counts, t, n, s), gap, cap)
+
+    def _largest_step(self, i: int, counts: Sequence[int], t: float, n: int, s: int) -> float:
+        """The most one answer can lower edge t's gap for share i during the next s answers."""
+        kk = len(counts)
+        m_top = n + s - counts[i] + 1.0  # n' - c'_i + 1 can grow at most to this
+        drops = []
+        for cat, c in enumerate(counts):
+            pred = max((self._a[cat] + c + s) / (self.k + n), (1.0 + c + s) / (kk + n))
+            if cat == i:
+                drops.append(math.log(pred / t))
+            else:
+                drops.append(math.log(pred) - math.log1p(-t) - math.log(max(c, 1 / math.e)) + math.log(m_top))
+        return max(drops)
+
+    def _binary_skip(self, margin: tuple[Any, ...], cap: int) -> int:
+        """``_skip`` for a two-outcome check: (gap, hits, misses, edge) with gap = hits ln L + misses ln(1 - L) -
+        log Jeffreys mixture - ln alpha; it fires once hits / n is past L and gap <= 0."""
+        gap, hits, misses, edge = margin
+        n = hits + misses
+        if edge <= 0 or edge >= 1 or not math.isfinite(gap):
+            return 1
+        if gap <= 0:
+            if hits > edge * n:
+                return max(1, min(cap, math.ceil(hits / edge - n) - 1))
+            return max(1, min(cap, math.ceil((edge * n - hits) / (1.0 - edge)) - 1)) if hits < edge * n else 1
+        def step(s: int) -> float:
+            return max(math.log((hits + s + 0.5) / ((n + 1.0) * edge)),
+                       math.log((misses + s + 0.5) / ((n + 1.0) * (1.0 - edge))))
+
+        return _safe_window(step, gap, cap)
 
     # ---- the full state (intervals, texts): built when a decision is reported ------------------------------
     def update(self, counts: Sequence[int] | Mapping[str, int], unknown: int = 0) -> SequentialState:
@@ -376,7 +486,9 @@ class SequentialTest:
 
     def current(self, code: int | None = None) -> SequentialState:
         """The state for the counts so far: decision, anytime p-value, intervals, and the reason in words."""
-        code = self.look() if code is None else code
+        if code is None:
+            self.next_look = 0
+            code = self.look()
         n = self.n
         c = np.asarray(self.counts, dtype=np.float64)
         allocations = c[None, :] if not self.unknown else c[None, :] + self.unknown * np.eye(len(c))
@@ -516,40 +628,47 @@ def _shares(
 
 
 class ConnectionCheck:
-    """Anytime-valid check that answers do not depend on the connection they came on, one answer at a time.
+    """Anytime-valid check that answers do not depend on the connection they came on.
 
     log E = sum over connections of log DirMult(counts | Jeffreys) - max over a common split of the log
-    likelihood (stats.log_homogeneity_evalue, kept up to date in O(1) per answer). A split made per
-    connection (an L4 balancer) makes it grow fast once each connection has carried a few answers.
+    likelihood (stats.log_homogeneity_evalue). The connections' term is kept up to date with one logarithm per
+    answer; the common split's in O(K) whenever ``check`` is called (a subset of answers keeps Ville's bound).
+    A split made per connection (an L4 balancer) makes it grow fast once each connection has carried a few
+    answers.
     """
 
     PRIOR = 0.5
 
-    def __init__(self, categories: int) -> None:
+    def __init__(self, categories: int, alpha: float = DEFAULT_ALPHA) -> None:
         self.k = categories
         self.rows: dict[int, list[int]] = {}
         self.totals = [0] * categories
         self.n = 0
-        self._rows_log_m = 0.0
-        self._pooled = 0.0  # sum_j X_j ln X_j - N ln N
         self.max_log_e = 0.0
+        self._rows_log_m = 0.0
+        self._fire_at = math.log(1.0 / alpha)
 
     def add(self, connection: int, category: int) -> None:
+        """Count one answer of share ``category`` that came on ``connection``."""
         row = self.rows.get(connection)
         if row is None:
             row = self.rows[connection] = [0] * (self.k + 1)  # the last cell: the row's total
-        self._rows_log_m += math.log((self.PRIOR + row[category]) / (self.k * self.PRIOR + row[-1]))
-        row[category] += 1
+        x = row[category]
+        self._rows_log_m += math.log((self.PRIOR + x) / (self.k * self.PRIOR + row[-1]))
+        row[category] = x + 1
         row[-1] += 1
-        x = self.totals[category]
-        self._pooled += _xlogx(x + 1) - _xlogx(x) - _xlogx(self.n + 1) + _xlogx(self.n)
-        self.totals[category] = x + 1
+        self.totals[category] += 1
         self.n += 1
-        self.max_log_e = max(self.max_log_e, self._rows_log_m - self._pooled)
+
+    def check(self) -> bool:
+        """True once the answers surely (at the check's alpha) depend on the connection."""
+        pooled = sum(_xlogx(x) for x in self.totals) - _xlogx(self.n)
+        self.max_log_e = max(self.max_log_e, self._rows_log_m - pooled)
+        return self.max_log_e >= self._fire_at
 
     @property
     def p_value(self) -> float:
-        """Anytime-valid p-value: 1 / the largest e-value seen."""
+        """Anytime-valid p-value: 1 / the largest e-value seen at a check."""
         return min(1.0, math.exp(-self.max_log_e))
 
     def table(self) -> list[list[int]]:
