@@ -195,3 +195,16 @@ def test_twenty_default_runs_against_a_true_90_10_server_all_pass(serve) -> None
         result = run_cli(server.url, "--expect", "v1=90,v2=10", "-o", "json")
         outcomes.append(result.json()["verdict"]["outcome"])
     assert outcomes == ["PASS"] * 20, outcomes
+
+
+def test_a_weight_zero_destination_through_the_library_and_merge(serve, tmp_path) -> None:
+    import respy
+
+    server = serve(weighted_handler({"version v1": 90, "version v2": 10}, seed=33))
+    measurement = respy.measure(server.url, requests=1500, concurrency=10)
+    assert measurement.check(Expectation.from_weights({"v1": 90, "v2": 10, "v3": 0})).outcome == "PASS"
+    saved = tmp_path / "run.json"
+    saved.write_text(measurement.to_json())
+    merged = run_cli("merge", str(saved), "--expect", "v1=90,v2=10,v3=0", "-o", "json")
+    assert merged.code == 0, merged.err
+    assert merged.json()["verdict"]["outcome"] == "PASS"
