@@ -162,6 +162,15 @@ def test_per_connection_routing_is_inconclusive_with_keepalive_and_passes_withou
     assert fresh.json()["verdict"]["outcome"] == "PASS"
 
 
+def test_per_connection_routing_in_a_fixed_n_run(serve) -> None:
+    """-n 1000 over 10 kept-alive connections: the chi-square across connections names the dependence."""
+    server = serve(per_connection_handler())
+    result = run_cli(server.url, "-n", "1000", "-c", "10", "--expect", "v1=90,v2=10", "-o", "json")
+    assert result.code == 3, result.out
+    verdict = result.json()["verdict"]
+    assert verdict["reasons"][0].startswith(CONNECTION_DEPENDENCE) and verdict["extra"]["connection_p"] < 1e-6
+
+
 def test_a_weight_zero_destination_in_a_default_sequential_run(serve) -> None:
     """The canary's first step (v3 at weight 0) crashed the sequential path with a broadcast error."""
     server = serve(weighted_handler({"v1": 90, "v2": 10}, seed=31))
