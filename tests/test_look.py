@@ -217,3 +217,20 @@ def test_a_weight_zero_destination_through_the_library_and_merge(serve, tmp_path
     merged = run_cli("merge", str(saved), "--expect", "v1=90,v2=10,v3=0", "-o", "json")
     assert merged.code == 0, merged.err
     assert merged.json()["verdict"]["outcome"] == "PASS"
+
+
+def test_dependent_answers_still_fail_when_the_connections_themselves_are_split_wrongly() -> None:
+    """The tutorial's case: a TCP-proxied port balances connections round robin (50/50) against 90/10 declared.
+    Answers depend on the connection, yet counting each of the 20 connections once still fails the band."""
+    expectation = Expectation.from_weights({"single": 90, "multiple": 10})
+    rows = [{"weather-backend: single": 50}] * 10 + [{"weather-backend: multiple": 50}] * 10
+    assignment = Assignment({"single": 500, "multiple": 500}, {"weather-backend: single": "single",
+                                                                "weather-backend: multiple": "multiple"}, total=1000)
+    verdict = decide(assignment, expectation, connections=rows)
+    assert verdict.outcome == "FAIL"
+    assert verdict.reasons[0].startswith(CONNECTION_DEPENDENCE)
+    assert verdict.reasons[1].startswith("Counting each of the 20 connections once")
+    one_of_ten = [{"weather-backend: single": 100}] * 9 + [{"weather-backend: multiple": 100}]
+    verdict = decide(Assignment({"single": 900, "multiple": 100}, assignment.claimed, total=1000), expectation,
+                     connections=one_of_ten)
+    assert verdict.outcome == "INCONCLUSIVE" and verdict.reasons[0].startswith(CONNECTION_DEPENDENCE)

@@ -45,6 +45,7 @@ class Stop:
     assignment: Assignment
     batches: tuple[dict[str, int], ...]
     connection_p: float
+    connection_counts: tuple[tuple[int, ...], ...]
 
 
 class Look:
@@ -139,7 +140,8 @@ class Look:
 
     def _stop(self, reason: str) -> None:
         batches = tuple(self.tally.batches.complete()) if self.tally is not None else ()
-        self.stop = Stop(self.answers, reason, self._assignment(), batches, self.connections.p_value)
+        counts = tuple(tuple(row) for row in self.connections.table())
+        self.stop = Stop(self.answers, reason, self._assignment(), batches, self.connections.p_value, counts)
 
     def _assignment(self) -> Assignment:
         rows = [Row(label, count, kind, None if status < 0 else status)
@@ -164,8 +166,10 @@ class Look:
         test = self.test  # its running maximum Bayes factor (the anytime p-value) carries over
         if self.stop is None:
             return decide_sequential(test, assignment, self.expectation, grace=self.grace, budget=self.budget,
-                                     batches=batches, connection_p=self.connections.p_value)
+                                     batches=batches, connection_p=self.connections.p_value,
+                                     connection_counts=self.connections.table())
         stop = self.stop
         decided = decide_sequential(test, stop.assignment, self.expectation, grace=self.grace, budget=self.budget,
-                                    batches=stop.batches, connection_p=stop.connection_p)
+                                    batches=stop.batches, connection_p=stop.connection_p,
+                                    connection_counts=stop.connection_counts)
         return replace(decided, requests=total, decided_after=stop.answers)

@@ -564,18 +564,21 @@ def decide_sequential(
     budget: int | None = None,
     batches: Sequence[Mapping[str, int]] | None = None,
     connection_p: float | None = None,
+    connection_counts: Sequence[Sequence[int]] | None = None,
     seed: int = DEFAULT_SEED,
 ) -> Verdict:
     """The verdict of the sequential test on ``assignment``'s counts (``test`` built on ``expectation``).
 
     Called at the stopping look with the counts of that look: the decision made there is the verdict.
-    ``connection_p`` is the anytime-valid p-value of the per-connection check (``ConnectionCheck``).
+    ``connection_p`` is the anytime-valid p-value of the per-connection check (``ConnectionCheck``) and
+    ``connection_counts`` its counts per connection and share.
     """
     hard = hard_check(assignment, expectation, grace)
     cats = categories(assignment, expectation)
     state = test.update(dict(zip(cats.names, cats.counts, strict=True)), unknown=cats.unknown) if cats.total else None
     shares = _shares(cats.names, cats.probs, cats.counts, state)
-    checks = independence(assignment, cats, batches=batches, seed=seed, connection_p=connection_p)
+    checks = independence(assignment, cats, batches=batches, seed=seed, connection_p=connection_p,
+                          connection_counts=connection_counts, delta=test.delta, alpha=test.alpha)
     end = conclude(_decision(test, state, shares, cats, assignment, budget), hard=hard, checks=checks, cats=cats,
                    assignment=assignment, notes=test.notes)
     extra = {"k": test.k, "hedge": test.hedge, "max_log_bf": test.max_log_bf, **common_extra(hard, cats, checks)}

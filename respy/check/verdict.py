@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from respy._errors import UsageError
@@ -418,6 +418,7 @@ class Independence:
     batches: DispersionResult | None = None
     connections: DispersionResult | None = None
     connection_p: float | None = None
+    per_connection_fail: str | None = None  # the split is wrong even counting each connection once
 
     @property
     def per_connection(self) -> bool:
@@ -486,15 +487,43 @@ def independence(
     connections: Sequence[Mapping[str, int]] | None = None,
     seed: int,
     connection_p: float | None = None,
+    connection_counts: Sequence[Sequence[int]] | None = None,
+    delta: float | None = None,
+    alpha: float = DEFAULT_ALPHA,
 ) -> Independence:
-    """Both independence checks on label counts per batch / per connection (fixed-N: chi-squares)."""
+    """Both independence checks: on label counts per batch and per connection (fixed-N: chi-squares), or
+    with the sequential test's anytime ``connection_p`` and its per-connection ``connection_counts``."""
     from respy.check.stats import dispersion_check
 
     over_time = dispersion_check(category_table(batches, assignment, cats), seed=seed) if batches else None
-    by_connection = None
-    if connections and connection_p is None:
-        by_connection = dispersion_check(category_table(connections, assignment, cats), seed=seed)
-    return Independence(over_time, by_connection, connection_p)
+    table = list(connection_counts) if connection_counts is not None else category_table(connections, assignment,
+                                                                                         cats)
+    by_connection = dispersion_check(table, seed=seed) if table and connection_p is None else None
+    checks = Independence(over_time, by_connection, connection_p)
+    if checks.per_connection and delta is not None:
+        checks = replace(checks, per_connection_fail=_per_connection_fail(table, cats, delta, alpha))
+    return checks
+
+
+def _per_connection_fail(table: Sequence[Sequence[int]], cats: Categories, delta: float, alpha: float) -> str | None:
+    """When the split is made per connection, each connection is one draw: count each once (its shares of the
+    answers it carried) and run the band test on those. A sum of independent shares in [0, 1] is never
+    more spread than the binomial with the same mean (Hoeffding 1956), so its FAIL keeps its error rate."""
+    from respy.check.stats import FAIL_CODE, band_outcomes
+
+    rows = [row for row in table if sum(row)]
+    if len(rows) < 2:
+        return None
+    shares = [sum(row[j] / sum(row) for row in rows) for j in range(len(cats.names))]
+    if band_outcomes([shares], [0], cats.probs, delta, alpha)[0] != FAIL_CODE:
+        return None
+    observed = " / ".join(f"{name} {_pct(x / len(rows))}" for name, x in zip(cats.names, shares, strict=True))
+    declared = " / ".join(f"{_num(p * 100)}%" for p in cats.probs)
+    return (
+        f"Counting each of the {len(rows)} connections once, as a split made per connection must be counted, the "
+        f"split still does not match the routing rules: {observed} of the connections, declared {declared} "
+        f"± {_pp(delta)}."
+    )
 
 
 @dataclass(frozen=True)
@@ -519,8 +548,10 @@ def conclude(
     then notes, the test's reasons and the account of errors and unattributed answers."""
     outcome, reasons, needed = decision.outcome, list(decision.reasons), decision.needed
     if checks.fired and not hard.failed:
-        outcome, needed = "INCONCLUSIVE", None
-        reasons = checks.reasons() + reasons
+        # dependent answers void the per-answer test: FAIL only if it fails counting each connection once
+        outcome, needed = ("FAIL" if checks.per_connection_fail and not checks.drifted else "INCONCLUSIVE"), None
+        found = checks.reasons() + ([checks.per_connection_fail] if checks.per_connection_fail else [])
+        reasons = found + reasons
     if hard.failed:
         outcome, needed = "FAIL", None
         reasons = hard.reasons() + reasons
@@ -582,7 +613,8 @@ def decide(
                 f"The split differs measurably from the declared one ({format_p(exact.p_value)}), "
                 "but by less than the tolerance."
             )
-    checks = independence(assignment, cats, batches=batches, connections=connections, seed=seed)
+    checks = independence(assignment, cats, batches=batches, connections=connections, seed=seed, delta=delta,
+                          alpha=alpha)
     end = conclude(decision, hard=hard, checks=checks, cats=cats, assignment=assignment, notes=notes)
     extra = {"p_method": exact.method, **common_extra(hard, cats, checks), "interval_level": level}
     return Verdict(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -258,4 +259,8 @@ def _subcommand(name: str, args: list[str], streams: Streams) -> int:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    code = main()
+    # Everything is written: a second Ctrl-C landing while the interpreter shuts down must not turn the exit
+    # code into death by SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)

@@ -223,6 +223,7 @@ async def _worker(
     check_every: int,
 ) -> None:
     request = build_request(target)
+    tag = connection if target.keepalive else None  # --no-keepalive: each request has a connection of its own
     async with make_transport(target, context) as transport:
         timed = not times_itself(transport, request)
         while (ticket := state.take_ticket()) is not None:
@@ -234,7 +235,7 @@ async def _worker(
                 label, kind, status = await send_once(transport, request, target, timed=timed)
             finally:
                 state.in_flight -= 1
-            tally.add(label, kind, status, time.perf_counter() - began, ticket, connection)
+            tally.add(label, kind, status, time.perf_counter() - began, ticket, tag)
             state.completed += 1
             if stop_check is not None and state.completed % check_every == 0:
                 reason = stop_check(tally)
