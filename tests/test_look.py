@@ -10,11 +10,10 @@ benchmarks/calibration.py.
 from __future__ import annotations
 
 import itertools
-import os
 import random
 
 import pytest
-from conftest import run_cli, weighted_handler
+from support import run_cli, weighted_handler
 
 from respy.check.assign import Assignment
 from respy.check.look import Look
@@ -194,7 +193,6 @@ def test_the_verdict_is_the_stopping_look_s_with_99_answers_in_flight(serve) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("RESPY_SLOW_TESTS") != "1", reason="slow (20 runs): set RESPY_SLOW_TESTS=1")
 def test_twenty_default_runs_against_a_true_90_10_server_all_pass(serve) -> None:
     """Live, default flags (-c 100, sequential): before this change 2 of 20 such runs ended INCONCLUSIVE.
     Seeded servers: deterministic draws; the rate behind it (INCONCLUSIVE <= 2 %) is benchmarks/calibration.py's."""

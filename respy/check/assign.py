@@ -37,11 +37,6 @@ class Assignment:
     # body or --by header says "v2": the request was routed there, so they count for its share (not in counts).
     errors: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def identified(self) -> int:
-        """Answers attributed to some declared outcome."""
-        return sum(self.counts.values())
-
 
 def token_pattern(identifier: str) -> re.Pattern[str]:
     """A case-insensitive pattern matching ``identifier`` as a whole token."""

@@ -595,6 +595,7 @@ def decide_sequential(
         reasons=tuple(end.reasons),
         shares=shares,
         extra=extra,
+        independence=checks,
     )
 
 

@@ -37,12 +37,6 @@ class Interval:
     low: float
     high: float
 
-    def within(self, low: float, high: float) -> bool:
-        return low <= self.low and self.high <= high
-
-    def outside(self, low: float, high: float) -> bool:
-        return self.high < low or self.low > high
-
 
 @dataclass(frozen=True)
 class DispersionResult:
@@ -127,7 +121,7 @@ def comparisons(k: int) -> int:
     return k if k >= 3 else 1
 
 
-def interval_level(alpha: float, k: int = 2) -> float:
+def interval_level(alpha: float) -> float:
     """Level of each share's displayed (and PASS-deciding) interval: 1 - 2 alpha, whatever K (see comparisons)."""
     return 1.0 - 2.0 * alpha
 

@@ -45,6 +45,7 @@ class Verdict:
     reasons: tuple[str, ...] = ()
     shares: tuple[ShareEstimate, ...] = ()
     extra: dict[str, object] = field(default_factory=dict, compare=False)
+    independence: Independence | None = field(default=None, compare=False)  # the independence checks, if run
     decided_after: int | None = None  # sequential: the answers the stopping look decided on (requests - in flight)
     report: str = field(default="", compare=False, repr=False)  # the CLI's table and verdict line, when known
 
@@ -302,8 +303,9 @@ def _pct(share: float, digits: int = 1) -> str:
 
 
 def format_p(p: float | None) -> str:
-    """``p < 1e-16`` when tiny, else two significant digits (``p = 0.0031``)."""
-    if p is None:
+    """``p < 1e-16`` when tiny, else two significant digits (``p = 0.0031``): the one p-value format of every
+    output (verdict line, reasons, diagnosis)."""
+    if p is None or math.isnan(p):
         return "p n/a"
     if p < 1e-16:
         return "p < 1e-16"
@@ -630,6 +632,7 @@ def decide(
         reasons=tuple(end.reasons),
         shares=tuple(band.share for band in bands),
         extra=extra,
+        independence=checks,
     )
 
 
