@@ -51,6 +51,7 @@ BUDGET_FACTOR = 1.7
 MAX_BUDGET = 100_000
 PASS, CONTINUE, FAIL, BLOCKED = 1, 0, -1, 2
 _FAR = 27.6  # logit(1 - 1e-12)
+_REBOUND = 32  # a look recomputes the bounds that end within this many answers, and keeps the others
 _NEWTON_STEPS = 14
 
 
@@ -270,6 +271,7 @@ class SequentialTest:
         self.unknown = int(unknown)
         self.n = sum(self.counts) + self.unknown
         self.next_look = 0  # the answer count from which a look can change the decision (see ``look``)
+        self._expiry: dict[object, int] = {}  # per compared quantity: the answer count its last bound reaches
 
     def add(self, category: int | None) -> None:
         """One more answer: from positive-weight share ``category``, or unknown (None). O(1): the sums the
@@ -322,20 +324,20 @@ class SequentialTest:
         """The decision, and per quantity it compares its distance to flipping (for ``_skip``)."""
         margins: list[tuple[Any, ...]] = []
         blocked, margin = self._errors_block_pass()
-        margins.append(margin)
+        margins.append(("errors", *margin))
         if blocked:
             return BLOCKED, margins
         if len(self._p) == 1:
             passed, margin = self._look_single()
-            margins.append(margin)
+            margins.append(("single", *margin))
             return (PASS if passed else CONTINUE), margins
         allocations = self._allocations()
         log_bf = math.inf
         flags = []  # per allocation: (low_inside, high_inside, above, below) per share
-        for counts in allocations:
+        for j, counts in enumerate(allocations):
             log_m = self._log_marginal(counts)
             log_bf = min(log_bf, log_m - sum(c * lp for c, lp in zip(counts, self._lnp, strict=True)))
-            flags.append(self._flags(counts, log_m + self._ln_alpha, margins))
+            flags.append(self._flags(counts, log_m + self._ln_alpha, margins, j if self.unknown else None))
         self.max_log_bf = max(self.max_log_bf, log_bf)
         self._last_log_bf = log_bf
         kk = len(self._p)
@@ -350,7 +352,7 @@ class SequentialTest:
         return (FAIL if failed else PASS if passed else CONTINUE), margins
 
     def _flags(
-        self, counts: Sequence[int], threshold: float, margins: list[tuple[Any, ...]]
+        self, counts: Sequence[int], threshold: float, margins: list[tuple[Any, ...]], allocation: int | None = None
     ) -> list[tuple[bool, bool, bool, bool]]:
         """Per share: (lower end inside the band, upper end inside, wholly above, wholly below); appends to
         ``margins`` what ``_skip`` needs: (gap, share count, counts, edge) per band edge."""
@@ -369,13 +371,13 @@ class SequentialTest:
                 gap = (c * ln_t if c else 0.0) + (rest * ln_1t if rest else 0.0) + base
                 out_top = gap <= 0
                 if not (mirrored and i == 1):
-                    margins.append((gap, i, counts, top))
+                    margins.append(((allocation, i, "top"), gap, i, counts, top))
             if bottom > 0:
                 ln_b, ln_1b = self._ln_bottom[i]
                 gap = (c * ln_b if c else 0.0) + (rest * ln_1b if rest else 0.0) + base
                 out_bottom = gap <= 0
                 if not (mirrored and i == 1):
-                    margins.append((gap, i, counts, bottom))
+                    margins.append(((allocation, i, "bottom"), gap, i, counts, bottom))
             result.append((
                 bottom <= 0 or (estimate >= bottom and out_bottom),
                 top >= 1 or (estimate <= top and out_top),
@@ -415,17 +417,17 @@ class SequentialTest:
         the look at every answer in tests/test_sequential_test.py.
         """
         n = self.n
-        first = margins[0]
-        best = min(cap, self._binary_skip(first, cap))  # the error check
-        single = len(self._p) == 1
-        for margin in margins[1:]:
-            if best <= 1:
-                return 1
-            if single:
-                best = min(best, self._binary_skip(margin, best))
-            else:
-                gap, i, counts, edge = margin
-                best = min(best, self._edge_skip(float(gap), int(i), counts, float(edge), n, best))
+        best = cap
+        for key, *margin in margins:
+            left = self._expiry.get(key, 0) - n  # a bound from an earlier look still holds until its end
+            if left < _REBOUND:  # short: a bound from the counts now may reach further
+                if key in ("errors", "single"):
+                    left = self._binary_skip(tuple(margin), cap)
+                else:
+                    gap, i, counts, edge = margin
+                    left = self._edge_skip(float(gap), int(i), counts, float(edge), n, cap)
+                self._expiry[key] = n + left
+            best = min(best, left)
         return max(1, best)
 
     def _edge_skip(self, gap: float, i: int, counts: Sequence[int], t: float, n: int, cap: int) -> int:
@@ -488,6 +490,7 @@ class SequentialTest:
         """The state for the counts so far: decision, anytime p-value, intervals, and the reason in words."""
         if code is None:
             self.next_look = 0
+            self._expiry.clear()
             code = self.look()
         n = self.n
         c = np.asarray(self.counts, dtype=np.float64)
