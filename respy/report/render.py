@@ -120,10 +120,11 @@ def plain_fields(total: int) -> list[Field]:
 
 def checked_fields(total: int, identified: int, options: TableOptions) -> list[Field]:
     """The plain columns plus where each answer came from and the declared and observed shares. The observed
-    share is of the answers attributed to a declared destination: when that is not every request, the
-    header says of how many, so two percentages of one count never disagree silently."""
+    share is of the answers the verdict judged (attributed to a declared destination, and for a sequential
+    check those in by its decision): when that is not every request, the header says how many, so two
+    percentages on one line never disagree silently."""
     response, count, of_total = plain_fields(total)
-    observed = "OBSERVED % (interval)" if identified == total else f"OBSERVED % OF {identified:,} MATCHED (interval)"
+    observed = "OBSERVED % (interval)" if identified == total else f"OBSERVED % OF {identified:,} JUDGED (interval)"
     return [
         response,
         Field(Column("DESTINATION", align="left", fit="cut", min_width=8), lambda line, _: line.destination),
