@@ -24,7 +24,7 @@ from respy.check.verdict import Verdict
 from respy.measurement import Measurement
 from respy.rules.expectation import Expectation
 from respy.send.classify import By, parse_by
-from respy.send.engine import Load, StopCheck, Target, build_request, event_loop_options, run
+from respy.send.engine import Load, StopCheck, Target, event_loop_options, run, validate_request
 from respy.tally import Tally
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
@@ -72,7 +72,7 @@ def _plan(
         by=_checked_by(by),
     )
     try:
-        build_request(target)  # the engine's own request builder: bad header names or values fail here
+        validate_request(target)  # the engine's own request builders: bad header names or values fail here
     except (ValueError, TypeError, UnicodeError) as exc:
         raise UsageError(f"cannot build a request from these arguments: {exc}") from None
     load = Load(

@@ -92,6 +92,24 @@ def duration(text: str) -> float:
     return positive_float(text)
 
 
+SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+              "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
+
+
+def byte_size(text: str) -> int:
+    """``65536``, ``64KiB``, ``64MiB``, ``1GB``... as bytes (at least 1)."""
+    stripped = text.strip().lower().replace(" ", "")
+    number = stripped.rstrip("bgikmt")
+    unit = stripped[len(number):]
+    try:
+        value = float(number) * SIZE_UNITS[unit]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 65536, 64KiB, 64MiB, 1GB)") from None
+    if not 1 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text}")
+    return int(value)
+
+
 def tolerance_value(text: str) -> float:
     """``0.05``, ``5%`` or ``5pp`` as a fraction."""
     stripped = text.strip().lower()
@@ -150,6 +168,10 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cacert", metavar="FILE", help="trust this CA bundle (PEM) for TLS. Example: --cacert ca.pem")
     group.add_argument("--no-keepalive", dest="keepalive", action="store_false",
                        help="a new connection for every request: needed to sample splits made per connection (L4)")
+    group.add_argument("--max-body", type=byte_size, default=64 * 1024**2, metavar="SIZE",
+                       help="read at most this much of one answer's body (the label keeps the first 64 KiB); "
+                            "past it the connection is dropped and the row says why (default 64MiB). "
+                            "Example: --max-body 1GiB")
 
 
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:

@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-import anyio
-
 from respy._errors import RespyError
 from respy.cli.main import (
     EXIT_NO_ANSWER,
@@ -34,7 +32,7 @@ from respy.report.render import (
     render_text,
 )
 from respy.send.classify import parse_by
-from respy.send.engine import Load, RunResult, RunState, Target, event_loop_options, run
+from respy.send.engine import Load, RunResult, RunState, Target, run, run_blocking
 from respy.tally import Tally
 
 if TYPE_CHECKING:
@@ -55,6 +53,7 @@ def target_from_args(args: argparse.Namespace, url: str) -> Target:
         cacert=_readable(args.cacert, "--cacert") if args.cacert else None,
         keepalive=args.keepalive,
         by=parse_by(args.by),
+        max_body=args.max_body,
     )
 
 
@@ -115,12 +114,13 @@ def execute(  # type: ignore[no-untyped-def]
     count = choose_procs(procs, load, sequential=stop_check is not None)
 
     async def go() -> RunResult:
-        return await run(target, load, progress=progress, stop_check=stop_check, handle_signals=True)
+        return await run(target, load, progress=progress, stop_check=stop_check, handle_signals=True,
+                         ramp=stop_check is not None)
 
     try:
         if count > 1:
             return run_in_procs(target, load, count, progress=progress)
-        return anyio.run(go, backend_options=event_loop_options())
+        return run_blocking(go)
     finally:
         if progress is not None:
             progress.clear()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from respy.send.engine import Load, ProgressHook, RunResult, RunState, Target, event_loop_options, run
+from respy.send.engine import Load, ProgressHook, RunResult, RunState, Target, run, run_blocking
 from respy.tally import Tally
 
 AUTO_MIN_REQUESTS = 5000  # below this, start-up of a second interpreter (~0.2 s) costs more than it saves
@@ -122,8 +122,6 @@ def child_main(target: Target, load: Load, conn: Connection) -> None:
         with suppress(OSError):
             conn.send(("progress", state.completed))
 
-    import anyio
-
     conn.send(("ready", None))  # imported and set up: wait for the others, so that all start together
     try:
         starting = conn.recv() == "go"
@@ -131,17 +129,13 @@ def child_main(target: Target, load: Load, conn: Connection) -> None:
         starting = False
     began = time.monotonic()
     if starting:
-        result = anyio.run(_run_child, target, load, listen, backend_options=event_loop_options())
+        result = run_blocking(lambda: run(target, load, progress=listen))
         report = ChildReport(result.tally, began, time.monotonic(), result.state.stop_reason)
     else:  # stopped before it started
         report = ChildReport(Tally(), began, began, "interrupted")
     with suppress(OSError):
         conn.send(("done", report))
     conn.close()
-
-
-async def _run_child(target: Target, load: Load, listen: ProgressHook) -> RunResult:
-    return await run(target, load, progress=listen)
 
 
 def _stop_requested(conn: Connection) -> bool:
