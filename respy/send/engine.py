@@ -220,6 +220,7 @@ class _FastRun:
         clock = time.perf_counter
         after_answer = self.stop_check is not None or self.ramp
         conn: Connection | None = None
+        connection = -1
         try:
             while (ticket := state.take_ticket()) is not None:
                 if state.rate:
@@ -230,11 +231,12 @@ class _FastRun:
                 began = clock()
                 deadline = loop.time() + timeout
                 try:
-                    if conn is None or not conn.usable:
+                    if conn is None or not conn.reusable:
                         if conn is not None:
                             conn.close()
                         conn = None
-                        conn = await connect(request, watchdog, deadline, state.next_connection())
+                        connection = state.next_connection()
+                        conn = await connect(request, watchdog, deadline, connection)
                     status, headers, body = await conn.exchange(deadline)
                 except ExchangeError as exc:
                     text, kind, status = "error: " + exc.reason, Kind.TRANSPORT, None
@@ -242,7 +244,7 @@ class _FastRun:
                     text, kind = label(status, headers, body)  # type: ignore[arg-type]  # set on success
                 finally:
                     state.in_flight -= 1
-                # conn.index is the number of the connection this answer came on (issue 17 tallies it)
+                # ``connection``: the number of the connection this answer came on (for issue 17's tally)
                 tally.add(text, kind, status, clock() - began, ticket)
                 state.completed += 1
                 if after_answer:

@@ -80,7 +80,8 @@ def serialise(
 
 
 class Watchdog:
-    """Fails every exchange past its deadline; one per event loop, ticking only while exchanges are in flight."""
+    """Fails every exchange past its deadline. One per run, looking at its open connections every ``TICK_S``
+    while there are any: nothing to arm or cancel per request."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -92,9 +93,12 @@ class Watchdog:
         if self._handle is None:
             self._handle = self.loop.call_later(TICK_S, self._tick)
 
+    def forget(self, conn: Connection) -> None:
+        self.watched.discard(conn)
+
     def _tick(self) -> None:
         now = self.loop.time()
-        for conn in [c for c in self.watched if c.deadline <= now]:
+        for conn in [c for c in self.watched if c.waiter is not None and c.deadline <= now]:
             conn.fail("timeout")
         self._handle = self.loop.call_later(TICK_S, self._tick) if self.watched else None
 
@@ -117,41 +121,31 @@ class Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[Answer] | None = None
         self.deadline = math.inf
         self.closed = False
-        self.close_error: BaseException | None = None
-        self.reusable = False
+        self.reusable = False  # idle, open, and left clean by its last exchange: the next may use it
         self.fresh_parser_needed = False
-        self._reset_message()
-
-    def _reset_message(self) -> None:
+        # the answer being read (the head's part is reset again by on_message_begin, for interim answers)
         self.status = 0
         self.headers: Headers = []
-        self.parts: list[bytes] = []
-        self.kept = 0
-        self.body_size = 0
         self.head_done = False
-        self.head_size = 0
-        self.interim = False
         self.framed = False  # Content-Length or chunked: the body does not run until the server closes
-        self.received = 0
+        self.interim = False
+        self.parts: list[bytes] = []
+        self.kept = self.body_size = self.head_size = self.received = 0
         self.failure: str | None = None
 
     # -- sending ------------------------------------------------------------------------------------------------
-
-    @property
-    def usable(self) -> bool:
-        """Idle, open, and left in a clean state by the previous exchange."""
-        return self.reusable and not self.closed and self.transport is not None and not self.transport.is_closing()
 
     def exchange(self, deadline: float) -> asyncio.Future[Answer]:
         """Send the request; the future resolves to the answer or fails with :class:`ExchangeError`."""
         if self.fresh_parser_needed:
             self.parser = httptools.HttpResponseParser(self)
             self.fresh_parser_needed = False
-        self._reset_message()
-        self.reusable = False
+        self.parts = []
+        self.kept = self.body_size = self.head_size = self.received = 0
+        self.head_done = self.interim = self.reusable = False
+        self.failure = None
         waiter = self.waiter = self.loop.create_future()
         self.deadline = deadline
-        self.watchdog.watch(self)
         assert self.transport is not None
         self.transport.write(self.request.data)
         return waiter
@@ -171,14 +165,12 @@ class Connection(asyncio.Protocol):
     def _settle(self, answer: Answer) -> None:
         waiter = self.waiter
         self.waiter = None
-        self.watchdog.watched.discard(self)
         if waiter is not None and not waiter.done():
             waiter.set_result(answer)
 
     def _settle_error(self, reason: str) -> None:
         waiter = self.waiter
         self.waiter = None
-        self.watchdog.watched.discard(self)
         if waiter is not None and not waiter.done():
             waiter.set_exception(ExchangeError(reason))
 
@@ -186,6 +178,7 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.watchdog.watch(self)
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None:
@@ -212,6 +205,7 @@ class Connection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.watchdog.forget(self)
         self._closed(exc)
 
     def _closed(self, exc: BaseException | None) -> None:
