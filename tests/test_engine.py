@@ -219,3 +219,17 @@ def test_the_ramp_grows_to_c_and_only_for_sequential_runs() -> None:
     assert wanted_workers(100, 0, ramping=True) == RAMP_START
     assert RAMP_START < wanted_workers(100, 20, ramping=True) < 100
     assert wanted_workers(100, 10_000, ramping=True) == 100
+
+
+def test_a_plain_run_imports_neither_httpx_nor_anyio_nor_the_statistics(serve) -> None:
+    """Start-up: a plain http:// run (the common case in a pod) must not pay for httpx, anyio, numpy or scipy."""
+    import subprocess
+    import sys
+
+    server = serve(fixed("ok"))
+    probe = ("import sys; from respy.cli.main import main; code = main(sys.argv[1:]); "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'anyio', 'numpy', 'scipy', 'h11'}))")
+    done = subprocess.run([sys.executable, "-c", probe, server.url, "-n", "3", "-q", "-o", "json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
