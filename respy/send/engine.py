@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 USER_AGENT = "respy"
-INTERRUPT_GRACE_S = 1.0
 PROGRESS_EVERY_S = 0.2
 T = TypeVar("T")
 
@@ -156,14 +155,13 @@ async def run(
     started = time.perf_counter()
     deadline = started + load.duration if load.duration else None
     state = RunState(limit=load.requests, rate=load.rate, started=started, deadline=deadline)
-    grace = min(INTERRUPT_GRACE_S, target.timeout)
     if takes_fast_lane(target):
-        await _FastRun(target, load, state, tally, stop_check, check_every, ramp).run(progress, handle_signals, grace)
+        await _FastRun(target, load, state, tally, stop_check, check_every, ramp).run(progress, handle_signals)
     else:
         from respy.send import httpx_lane
 
         await httpx_lane.run(target, load, state, tally, stop_check=stop_check, check_every=check_every,
-                             progress=progress, handle_signals=handle_signals, grace=grace, ramp=ramp)
+                             progress=progress, handle_signals=handle_signals, ramp=ramp)
     state.stop("all requests sent" if load.requests is not None and state.completed >= load.requests else "done")
     elapsed = time.perf_counter() - started
     return RunResult(tally=tally, elapsed_s=elapsed if math.isfinite(elapsed) else 0.0, state=state)
@@ -184,8 +182,8 @@ class _FastRun:
         self.workers: set[asyncio.Task[None]] = set()
         self.all_done: asyncio.Future[None] = self.loop.create_future()
 
-    async def run(self, progress: ProgressHook | None, handle_signals: bool, grace: float) -> None:
-        helpers = [self.loop.create_task(self._cancel_after_grace(grace))]
+    async def run(self, progress: ProgressHook | None, handle_signals: bool) -> None:
+        helpers = [self.loop.create_task(self._cancel_after_grace())]
         if progress is not None:
             helpers.append(self.loop.create_task(self._report_progress(progress)))
         signals = self._install_signal_handlers() if handle_signals else []
@@ -262,11 +260,11 @@ class _FastRun:
         if self.ramp:
             self.grow()
 
-    async def _cancel_after_grace(self, grace: float) -> None:
-        """Once sending has stopped, give requests in flight ``grace`` seconds, then cancel them."""
+    async def _cancel_after_grace(self) -> None:
+        """Once sending has stopped, give requests in flight a grace period, then cancel them."""
         while self.state.stop_reason is None:
             await asyncio.sleep(0.05)
-        await asyncio.sleep(grace)
+        await asyncio.sleep(self.state.grace(self.target.timeout))
         for task in list(self.workers):
             task.cancel()
 

@@ -156,11 +156,11 @@ async def _wait_for_slot(state: RunState, ticket: int) -> None:
         await anyio.sleep(delay)
 
 
-async def _cancel_after_grace(state: RunState, scope: anyio.CancelScope, grace: float) -> None:
-    """Once sending has stopped, give requests in flight ``grace`` seconds, then cancel them."""
+async def _cancel_after_grace(state: RunState, scope: anyio.CancelScope, timeout: float) -> None:
+    """Once sending has stopped, give requests in flight a grace period, then cancel them."""
     while state.stop_reason is None:
         await anyio.sleep(0.05)
-    await anyio.sleep(grace)
+    await anyio.sleep(state.grace(timeout))
     scope.cancel()
 
 
@@ -187,7 +187,6 @@ async def run(
     check_every: int,
     progress: ProgressHook | None,
     handle_signals: bool,
-    grace: float,
     ramp: bool,
 ) -> None:
     """Send the requests of ``load`` to ``target`` through httpx and tally the answers (any anyio backend)."""
@@ -197,7 +196,7 @@ async def run(
         if progress is not None:
             helpers.start_soon(_report_progress, state, tally, progress)
         async with anyio.create_task_group() as pool:
-            pool.start_soon(_cancel_after_grace, state, pool.cancel_scope, grace)
+            pool.start_soon(_cancel_after_grace, state, pool.cancel_scope, target.timeout)
             async with anyio.create_task_group() as senders:
                 _Pool(target, load, state, tally, stop_check, check_every, senders, ramp).grow()
             pool.cancel_scope.cancel()

@@ -14,6 +14,8 @@ from respy.send.classify import By
 from respy.tally import Tally
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+STOP_GRACE_S = 1.0  # once sending stops, answers in flight get this long (at most the timeout)...
+INTERRUPT_GRACE_S = 0.5  # ... or this long after Ctrl-C / SIGTERM, so that respy ends within a second
 RAMP_START = 4  # workers a sequential check starts with
 RAMP_EVERY = 2  # ... and one more per this many answers, up to C (see RunState.wanted_workers)
 
@@ -81,6 +83,10 @@ class RunState:
         """When ``ticket`` may be sent (perf_counter time), with a rate."""
         assert self.rate
         return self.started + ticket / self.rate
+
+    def grace(self, timeout: float) -> float:
+        """How long answers in flight may still take once sending has stopped."""
+        return min(INTERRUPT_GRACE_S if self.stop_reason == "interrupted" else STOP_GRACE_S, timeout)
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
