@@ -62,14 +62,15 @@ CONCURRENCY_SWEEP = (1, 10, 50, 100, 200)
 
 # respy with one of its choices undone, for --levers: run as ``python -c RUNNER URL ...``
 RUNNER = """
-import functools, sys
-from respy.cli import measure
-from respy.send import engine
+import sys
+from respy.cli import measure as _run
+from respy.send import engine as _engine
 procs, use_httpx = {procs!r}, {httpx!r}
-if procs is not None:  # the same as --procs P
-    measure.execute = functools.partial(measure.execute, procs=procs)
+if procs is not None:  # the same as --procs P (the given value wins over the flag's default, None)
+    _execute = _run.execute
+    _run.execute = lambda *args, **kwargs: _execute(*args, **{{**kwargs, "procs": procs}})
 if use_httpx:  # httpx's lane (httpx's transport, a pool of one per worker) instead of respy's own
-    engine.takes_fast_lane = lambda target: False
+    _engine.takes_fast_lane = lambda target: False
 from respy.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """

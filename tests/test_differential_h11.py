@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from faultserver import MALFORMED_ANSWERS, FaultServer, answer_raw
+from faultserver import MALFORMED_ANSWERS, FaultServer, answer_raw, stream_forever
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,8 +80,6 @@ DELIBERATE: dict[str, tuple[bytes, str, str, str]] = {
 
 
 def test_endless_headers_are_an_error_for_both() -> None:
-    from faultserver import stream_forever
-
     outcomes = []
     for read in (respy_reads, h11_reads):
         with FaultServer(stream_forever(b"HTTP/1.1 200 OK\r\n", b"X-Filler: " + b"y" * 100 + b"\r\n")) as server:

@@ -12,16 +12,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from faultserver import (
-    MALFORMED_ANSWERS,
-    FaultServer,
-    Finished,
-    answer_raw,
-    huge_body,
-    response_head,
-    run_respy,
-    stream_forever,
-)
+from faultserver import MALFORMED_ANSWERS, FaultServer, answer_raw, huge_body, response_head, stream_forever
+from support import Finished, run_respy
 
 REQUESTS, CONCURRENCY, TIMEOUT_S = 4, 2, 3.0
 TIME_BOUND_S = TIMEOUT_S * (REQUESTS // CONCURRENCY) + 1.0

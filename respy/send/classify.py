@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 from dataclasses import dataclass
 
 from respy._errors import UsageError
@@ -120,8 +121,6 @@ def label_error(exc: BaseException) -> str:
 
 
 def _why(exc: BaseException) -> str:
-    import ssl
-
     chain = list(_causes(exc))
     for err in chain:
         if isinstance(err, ssl.SSLCertVerificationError):

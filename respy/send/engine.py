@@ -63,7 +63,7 @@ def _uvloop() -> Any:
     if os.environ.get("RESPY_EVENT_LOOP", "").lower() == "asyncio":
         return None
     try:
-        import uvloop
+        import uvloop  # optional: whether it is installed
     except ImportError:
         return None
     return uvloop
@@ -133,7 +133,7 @@ def validate_request(target: Target) -> None:
     """Raise ValueError (or TypeError) when the request of ``target`` cannot be built."""
     if target.url[:7].lower() == "http://" and not target.http2:
         raw_request(target)
-    from respy.send.httpx_lane import build_request
+    from respy.send.httpx_lane import build_request  # here, for start-up: httpx only when a run may use it
 
     build_request(target)  # the httpx lane may send it too (under trio)
 
@@ -158,7 +158,7 @@ async def run(
     if takes_fast_lane(target):
         await _FastRun(target, load, state, tally, stop_check, check_every, ramp).run(progress, handle_signals)
     else:
-        from respy.send import httpx_lane
+        from respy.send import httpx_lane  # here, for start-up: a plain run imports neither httpx nor anyio
 
         await httpx_lane.run(target, load, state, tally, stop_check=stop_check, check_every=check_every,
                              progress=progress, handle_signals=handle_signals, ramp=ramp)

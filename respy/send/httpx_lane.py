@@ -13,10 +13,12 @@ import time
 from collections.abc import AsyncIterable
 
 import anyio
+import certifi
 import httpx
 
 from respy.send.classify import label_error, label_response
 from respy.send.load import Load, ProgressHook, RunState, StopCheck, Target, wanted_workers
+from respy.send.transport import size_text
 from respy.tally import Kind, Tally
 
 USER_AGENT = "respy"
@@ -37,8 +39,6 @@ def ssl_context_for(target: Target) -> ssl.SSLContext:
         return context
     if target.cacert:
         return ssl.create_default_context(cafile=target.cacert)
-    import certifi
-
     return ssl.create_default_context(cafile=certifi.where())
 
 
@@ -94,14 +94,12 @@ async def _exchange(
 
 async def _read_capped(chunks: AsyncIterable[bytes], cap: int, max_body: int) -> bytes:
     """Keep up to ``cap`` bytes of the body; read and drop the rest, up to ``max_body`` bytes in all."""
-    from respy.send.transport import _size_text
-
     parts: list[bytes] = []
     size = kept = 0
     async for chunk in chunks:
         size += len(chunk)
         if size > max_body:
-            raise BodyTooLargeError(f"body over the --max-body limit ({_size_text(max_body)}): connection dropped")
+            raise BodyTooLargeError(f"body over the --max-body limit ({size_text(max_body)}): connection dropped")
         if kept < cap:
             piece = chunk[: cap - kept]
             parts.append(piece)

@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -188,7 +189,7 @@ def run_in_procs(target: Target, load: Load, procs: int, *, progress: ProgressHo
 
 
 def _start_children(target: Target, loads: list[Load]) -> list[_Child]:
-    import multiprocessing
+    import multiprocessing  # here, for start-up: only a run in processes needs it
 
     context: Any = multiprocessing.get_context(_start_method())  # fork or spawn; typeshed lacks .Process
     for stream in (sys.stdout, sys.stderr):  # a forked child flushes its copy of any pending output on exit
@@ -214,8 +215,6 @@ def _start_children(target: Target, loads: list[Load]) -> list[_Child]:
 def _start_method() -> str:
     """fork where it is safe (Linux, no other thread running): a child is ready in milliseconds instead of
     re-importing httpx and anyio (~0.2-0.4 s on a busy 2-core machine); spawn otherwise (demo, tests)."""
-    import threading
-
     if sys.platform == "linux" and threading.active_count() == 1:
         return "fork"
     return "spawn"
@@ -223,7 +222,7 @@ def _start_method() -> str:
 
 def _collect(children: list[_Child], timeout: float) -> None:
     live: dict[Any, _Child] = {child.conn: child for child in children if not child.finished}
-    from multiprocessing.connection import wait
+    from multiprocessing.connection import wait  # here, for start-up (see _start_children)
 
     for ready in wait(list(live), timeout):
         child = live[ready]
@@ -275,8 +274,6 @@ def _merge(children: list[_Child], state: RunState, tally: Tally, started: float
 
 
 def _in_main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 

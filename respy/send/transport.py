@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import httptools
 
+from respy.send.classify import label_error
+
 MAX_HEAD = 64 * 1024
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 TICK_S = 0.05  # how often the watchdog looks at deadlines: a timeout fires at most this late
@@ -257,7 +259,7 @@ class Connection(asyncio.Protocol):
         size = self.body_size = self.body_size + len(data)
         request = self.request
         if size > request.max_body:
-            self.failure = f"body over the --max-body limit ({_size_text(request.max_body)}): connection dropped"
+            self.failure = f"body over the --max-body limit ({size_text(request.max_body)}): connection dropped"
             raise _AbortError
         if self.kept < request.body_cap:
             piece = data[: request.body_cap - self.kept]
@@ -293,7 +295,7 @@ def _is_reset(exc: BaseException | None) -> bool:
     )
 
 
-def _size_text(size: int) -> str:
+def size_text(size: int) -> str:
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if size >= scale and size % scale == 0:
             return f"{size // scale} {unit}"
@@ -313,7 +315,5 @@ async def connect(
     except asyncio.TimeoutError:
         raise ExchangeError("timeout") from None
     except OSError as exc:
-        from respy.send.classify import label_error
-
         raise ExchangeError(label_error(exc).removeprefix("error: ")) from exc
     return conn
