@@ -20,6 +20,7 @@ from respy.measurement import Measurement
 from respy.rules import RuleSet, load_inputs, resolve
 from respy.rules.cluster import load_cluster
 from respy.rules.expectation import Expectation
+from respy.send.load import RunSize
 from respy.tally import Tally
 
 FIRST_CHECKS_EVERY = 10
@@ -34,15 +35,6 @@ class RequestShape:
     headers: Mapping[str, str] = field(default_factory=dict)
     method: str = "GET"
     gateway: str | None = None
-
-
-@dataclass(frozen=True)
-class RunSize:
-    """How long the run will be: ``-n``, ``-z`` and ``--max-requests`` (no ``-n``, no ``-z``: sequential)."""
-
-    requests: int | None = None
-    duration: float | None = None
-    max_requests: int | None = None
 
 
 def load_rules(values: Sequence[str], *, namespace: str, request: RequestShape, stdin: TextIO | None) -> RuleSet:

@@ -10,19 +10,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from respy._errors import RespyError, UsageError
 from respy._options import check_method, check_url, parse_by, parse_header, parse_maps, readable_file
-from respy.check.evaluate import CheckSettings, Evaluation
-from respy.check.plan import CheckPlan, RequestShape, RunSize, plan_check
-from respy.check.verdict import DEFAULT_ALPHA
 from respy.cli.common import Streams, emit, exit_code, warn
 from respy.measurement import Measurement, redact_url
 from respy.report.render import header_line
 from respy.send.engine import Load, RunResult, RunState, Target, run, run_blocking
+from respy.send.load import RunSize
 from respy.send.procs import choose_procs, run_in_procs
 from respy.tally import Tally
+
+if TYPE_CHECKING:  # the check (numpy, scipy, the rules) is imported only with --expect: a plain run starts fast
+    from respy.check.evaluate import CheckSettings, Evaluation
+    from respy.check.plan import CheckPlan
 
 DEFAULT_REQUESTS = 1000
 
@@ -66,6 +68,9 @@ def settings_from_args(args: argparse.Namespace, *, alpha: float | None = None,
                        tolerance: float | None = None, mapping: dict[str, str] | None = None) -> CheckSettings:
     """The check flags (``add_check_flags``) as settings; ``alpha``/``tolerance``/``mapping`` fill in for flags
     not given (``respy merge`` takes them from its inputs)."""
+    from respy.check.evaluate import CheckSettings  # here, for start-up (see TYPE_CHECKING above)
+    from respy.check.verdict import DEFAULT_ALPHA
+
     return CheckSettings(
         alpha=args.alpha if args.alpha is not None else alpha if alpha is not None else DEFAULT_ALPHA,
         tolerance=args.tolerance if args.tolerance is not None else tolerance,
@@ -200,6 +205,8 @@ def _signals_ignored(interrupted: bool) -> Iterator[None]:
 def make_plan(request: RunRequest, streams: Streams) -> CheckPlan:
     assert request.check is not None
     target, check = request.target, request.check
+    from respy.check.plan import RequestShape, plan_check  # here, for start-up (see TYPE_CHECKING above)
+
     shape = RequestShape(url=target.url, headers=dict(target.headers), method=target.method, gateway=check.gateway)
     plan = plan_check(check.expect, check.settings, shape, request.size, stdin=streams.stdin)
     warn(plan.warnings, streams)

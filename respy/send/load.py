@@ -48,6 +48,15 @@ class Load:
     duration: float | None = None
 
 
+@dataclass(frozen=True)
+class RunSize:
+    """How long the run will be: ``-n``, ``-z`` and ``--max-requests`` (no ``-n``, no ``-z``: sequential)."""
+
+    requests: int | None = None
+    duration: float | None = None
+    max_requests: int | None = None
+
+
 @dataclass
 class RunState:
     """Shared between workers (one event loop, so plain fields are safe)."""
