@@ -87,7 +87,8 @@ def _add_load_flags(parser: argparse.ArgumentParser) -> None:
     add_count_flags(group, concurrency=100,
                     requests_help="total requests, exactly (default 1000; with --expect and no -n: until the verdict "
                                   "is clear). Example: -n 5000",
-                    concurrency_help="requests in flight at once, never more (default 100). Example: -c 10")
+                    concurrency_help="requests in flight at once, never more (default 100); a sequential check starts "
+                                     "with 4 and grows to C while the verdict is open. Example: -c 10")
     group.add_argument("--rate", type=positive_number, metavar="RPS",
                        help="total requests per second across all workers (default: as fast as possible). "
                             "Example: --rate 50")
