@@ -116,6 +116,10 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
                        help="read at most this much of one answer's body (the label keeps the first 64 KiB); "
                             "past it the connection is dropped and the row says why (default 64MiB). "
                             "Example: --max-body 1GiB")
+    group.add_argument("--connect-to", metavar="HOST:PORT:ADDR:PORT2",
+                       help="as curl's: send (and route) the request as HOST:PORT, connect to ADDR:PORT2 (a "
+                            "port-forward, a stand-in server). "
+                            "Example: --connect-to weather-backend:5000:127.0.0.1:8080")
 
 
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ from respy.tally import Tally
 if TYPE_CHECKING:  # the check (numpy, scipy, the rules) is imported only with --expect: a plain run starts fast
     from respy.check.evaluate import CheckSettings, Evaluation
     from respy.check.plan import CheckPlan
+    from respy.send.connect_to import ConnectTo
 
 DEFAULT_REQUESTS = 1000
 
@@ -76,6 +77,7 @@ def settings_from_args(args: argparse.Namespace, *, alpha: float | None = None,
         tolerance=args.tolerance if args.tolerance is not None else tolerance,
         strict=args.strict, grace=args.grace, namespace=args.namespace,
         mapping={**(mapping or {}), **parse_maps(args.maps)},
+        istio_version=getattr(args, "istio_version", None),
     )
 
 
@@ -92,7 +94,16 @@ def target_from_args(args: argparse.Namespace, url: str) -> Target:
         keepalive=args.keepalive,
         by=parse_by(args.by),
         max_body=args.max_body,
+        connect_to=_connect_to(getattr(args, "connect_to", None)),
     )
+
+
+def _connect_to(value: str | None) -> ConnectTo | None:
+    if not value:
+        return None
+    from respy.send.connect_to import ConnectTo  # here, for start-up: it imports httpx
+
+    return ConnectTo.parse(value)
 
 
 def _body(data: str | None) -> bytes | None:
@@ -163,6 +174,10 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
 
 def run_and_report(request: RunRequest, streams: Streams) -> int:
     target = request.target
+    if target.connect_to is not None:
+        from respy.send.connect_to import PORT_FORWARD_NOTE  # here, for start-up: it imports httpx
+
+        print(f"respy: {PORT_FORWARD_NOTE.format(dial=target.connect_to.describe())}", file=streams.err)
     plan = make_plan(request, streams) if request.check is not None else None
     requests = request.size.requests
     if requests is None and not request.size.duration:

@@ -118,9 +118,11 @@ def raw_request(target: Target) -> Request:
         raise ValueError(f"invalid method {method!r}")
     connection = next((v for k, v in target.headers if k.lower() == "connection"), "")
     keeps_alive = target.keepalive and "close" not in connection.lower()
+    dial = target.connect_to.address(host, port) if target.connect_to and target.connect_to.matches(host, port) \
+        else (host, port)
     return Request(
-        host=host,
-        port=port,
+        host=dial[0],
+        port=dial[1],
         data=serialise(method, host_header, path, headers, target.data),
         is_head=method.upper() == "HEAD",
         keeps_alive=keeps_alive,

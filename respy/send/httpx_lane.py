@@ -17,6 +17,7 @@ import certifi
 import httpx
 
 from respy.send.classify import label_error, label_response
+from respy.send.connect_to import connect_request
 from respy.send.load import Load, ProgressHook, RunState, StopCheck, Target, wanted_workers
 from respy.send.transport import size_text
 from respy.tally import Kind, Tally
@@ -49,7 +50,8 @@ def build_request(target: Target) -> httpx.Request:
     headers.extend(target.headers)
     if not target.keepalive and "connection" not in given:
         headers.append(("Connection", "close"))
-    return httpx.Request(target.method, target.url, headers=headers, content=target.data)
+    request = httpx.Request(target.method, target.url, headers=headers, content=target.data)
+    return connect_request(request, target.connect_to)
 
 
 def make_transport(target: Target, context: ssl.SSLContext) -> httpx.AsyncBaseTransport:

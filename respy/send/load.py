@@ -9,9 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from respy.send.classify import By
 from respy.tally import Tally
+
+if TYPE_CHECKING:  # connect_to imports httpx: a plain run without --connect-to must not
+    from respy.send.connect_to import ConnectTo
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 STOP_GRACE_S = 1.0  # once sending stops, answers in flight get this long (at most the timeout)...
@@ -36,6 +40,7 @@ class Target:
     body_cap: int = 64 * 1024
     by: By = field(default_factory=lambda: By("body"))
     max_body: int = DEFAULT_MAX_BODY  # bytes of one body read (and mostly dropped) before the connection is cut
+    connect_to: ConnectTo | None = None  # --connect-to: dial elsewhere, keep the URL's Host and TLS name
 
 
 @dataclass(frozen=True)
