@@ -77,8 +77,8 @@ class FaultServer:
             listener = self.listener
             if listener is None:
                 return
-            listener.settimeout(0.1)
             try:
+                listener.settimeout(0.1)  # inside the try: stop() may close the listener at any moment
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
