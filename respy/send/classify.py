@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import socket
-import ssl
 from dataclasses import dataclass
 
 from respy._errors import UsageError
@@ -121,6 +120,8 @@ def label_error(exc: BaseException) -> str:
 
 
 def _why(exc: BaseException) -> str:
+    import ssl  # here, for start-up: --help and --version (which import this module) do not need it
+
     chain = list(_causes(exc))
     for err in chain:
         if isinstance(err, ssl.SSLCertVerificationError):
