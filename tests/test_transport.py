@@ -165,11 +165,15 @@ def test_headers_that_would_split_the_request_are_refused(header: tuple[str, str
         raw_request(Target("http://127.0.0.1/", headers=(header,)))
 
 
-def test_each_connection_gets_its_own_number() -> None:
+def test_answers_are_tagged_with_their_connection_and_not_without_keep_alive() -> None:
     with FaultServer(answers(response_head(200, {"Content-Length": "2"}) + b"ok")) as server:
 
-        async def go():  # type: ignore[no-untyped-def]
-            return await run(Target(server.url, keepalive=False), Load(requests=5, concurrency=2))
+        async def go(keepalive: bool):  # type: ignore[no-untyped-def]
+            return await run(Target(server.url, keepalive=keepalive), Load(requests=10, concurrency=2))
 
-        result = run_blocking(go)
-    assert result.state.connections == 5  # --no-keepalive: one connection, and one number, per request
+        kept = run_blocking(lambda: go(True))
+        fresh = run_blocking(lambda: go(False))
+    per_connection = [sum(row.values()) for row in kept.tally.connections.table()]
+    assert len(per_connection) == 2 and sum(per_connection) == 10  # two workers, two kept-alive connections
+    assert fresh.tally.connections.table() == []  # a connection per request: nothing to compare across
+    assert fresh.state.connections == 10

@@ -219,6 +219,7 @@ class _FastRun:
         request, watchdog, timeout = self.request, self.watchdog, self.target.timeout
         clock = time.perf_counter
         after_answer = self.stop_check is not None or self.ramp
+        tagged = request.keeps_alive  # without keep-alive each request has a connection of its own: no tag
         conn: Connection | None = None
         connection = -1
         try:
@@ -244,8 +245,8 @@ class _FastRun:
                     text, kind = label(status, headers, body)  # type: ignore[arg-type]  # set on success
                 finally:
                     state.in_flight -= 1
-                # ``connection``: the number of the connection this answer came on (for issue 17's tally)
-                tally.add(text, kind, status, clock() - began, ticket)
+                # tagged with the connection it came on, for the per-connection independence check
+                tally.add(text, kind, status, clock() - began, ticket, connection if tagged else None)
                 state.completed += 1
                 if after_answer:
                     self._after_answer()

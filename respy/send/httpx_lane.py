@@ -130,7 +130,8 @@ class _Pool:
         target, state, tally = self.target, self.state, self.tally
         request = build_request(target)
         async with make_transport(target, self.context) as transport:
-            connection = state.next_connection()
+            # one connection per worker as far as we can see (httpx's pool reconnects out of sight)
+            connection = state.next_connection() if target.keepalive else None
             while (ticket := state.take_ticket()) is not None:
                 if state.rate:
                     await _wait_for_slot(state, ticket)
@@ -140,14 +141,13 @@ class _Pool:
                     label, kind, status = await send_once(transport, request, target)
                 finally:
                     state.in_flight -= 1
-                tally.add(label, kind, status, time.perf_counter() - began, ticket)
+                tally.add(label, kind, status, time.perf_counter() - began, ticket, connection)
                 state.completed += 1
                 checking = self.stop_check is not None and state.completed % self.check_every == 0
                 if checking and (reason := self.stop_check(tally)):  # type: ignore[misc]
                     state.stop(reason)
                 if self.ramp:
                     self.grow()
-        del connection  # the connection number: issue 17 passes it to the tally with each answer
 
 
 async def _wait_for_slot(state: RunState, ticket: int) -> None:
