@@ -71,14 +71,17 @@ def test_a_1_gb_body_is_drained_to_max_body_then_the_connection_is_dropped() -> 
     assert rows == {"error: body over the --max-body limit (64 MiB): connection dropped": REQUESTS}
 
 
-def test_a_1_gb_body_under_a_larger_max_body_times_out_instead_of_hanging() -> None:
-    result, _ = run_hostile(huge_body(1 << 30), "--max-body", "100GiB", "-t", "1")
+def test_a_1_gb_body_under_a_larger_max_body_is_read_or_timed_out_never_hung() -> None:
+    """With --max-body above 1 GB the body is drained to its end if that fits in -t 1, else the request times
+    out (loopback speed decides which); either way one row per request, on time, in bounded memory."""
+    result, _ = run_hostile(huge_body(1 << 30), "--max-body", "2GiB", "-t", "1")
     data = result.json()
     assert data["elapsed_s"] <= 1.0 * 2 + 1.0, data["elapsed_s"]
     rows = {row["label"]: row["count"] for row in data["rows"]}
-    assert rows == {"error: timeout": REQUESTS}, rows
+    assert sum(rows.values()) == REQUESTS
+    assert set(rows) <= {"error: timeout", "x" * 999 + "…"}, set(rows)
     assert result.peak_rss_kib < RSS_BOUND_KIB
-    assert result.code == 4
+    assert result.code == (4 if set(rows) == {"error: timeout"} else 0)
 
 
 @pytest.mark.parametrize("framing", ["chunked", "until-close"])
