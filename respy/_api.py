@@ -170,11 +170,19 @@ def check(
     ``str(verdict)`` is the CLI's table, footer and verdict line. ``mapping`` says which declared outcome a
     response label belongs to when the label does not name it (``--map LABEL=DEST``).
     """
+    return _checked(measurement, expectation, alpha=alpha, tolerance=tolerance, mapping=mapping)
+
+
+def _checked(measurement: _measurement.Measurement, expectation: Expectation | Weights, *, alpha: float,
+             tolerance: float | None, mapping: Mapping[str, str] | None, verdict_first: bool = False) -> Verdict:
+    """The verdict with its report: the CLI's text, or (``verdict_first``, a failing test's message) the verdict
+    line and its reasons first, then the table."""
     wanted = as_expectation(expectation)
     settings = CheckSettings(alpha=alpha, tolerance=tolerance, mapping=dict(mapping or {}), judge_silence=True)
     evaluation = evaluate(measurement, wanted, settings, notes=[f"warning: {w}" for w in wanted.warnings])
     assert evaluation.verdict is not None
-    return dataclasses.replace(evaluation.verdict, report=render_text(measurement, evaluation))
+    report = render_text(measurement, evaluation, verdict_first=verdict_first)
+    return dataclasses.replace(evaluation.verdict, report=report)
 
 
 def as_expectation(expectation: Expectation | Weights) -> Expectation:
@@ -232,7 +240,8 @@ def _judge(
     mapping: Mapping[str, str] | None,
 ) -> Verdict:
     __tracebackhide__ = True
-    verdict = check(measurement, expectation, alpha=alpha, tolerance=tolerance, mapping=mapping)
+    verdict = _checked(measurement, expectation, alpha=alpha, tolerance=tolerance, mapping=mapping,
+                       verdict_first=True)
     if measurement.requests and measurement.answered == 0:
         raise NoAnswerError(f"not a single HTTP answer came back from {measurement.url}\n{verdict}")
     if verdict.outcome != "PASS":
@@ -241,8 +250,9 @@ def _judge(
 
 
 def failure_message(verdict: Verdict) -> str:
-    """The table and verdict line, then why (and, when INCONCLUSIVE, how many requests would decide)."""
-    lines = [str(verdict), *verdict.reasons]
+    """The verdict line first (pytest's one-line summary shows it), its reasons, the table; when INCONCLUSIVE,
+    how many requests would decide."""
+    lines = [str(verdict)]
     if verdict.outcome == "INCONCLUSIVE" and verdict.requests_needed:
         lines.append(f"Run again with requests={verdict.requests_needed} (or more) to decide.")
     return "\n".join(lines)

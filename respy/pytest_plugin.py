@@ -58,11 +58,12 @@ class RespyFixture:
         self.requests = requests
 
     def url(self, path: str = "") -> str:
-        """``path`` joined onto ``--respy-url`` (an absolute ``http(s)://`` URL is used as given)."""
+        """``path`` joined onto ``--respy-url`` (an absolute ``http(s)://`` URL is used as given); without
+        ``--respy-url`` a relative path skips the test, with the reason in one line."""
         if path.lower().startswith(("http://", "https://")):
             return path
         if not self.base_url:
-            raise UsageError(f"{path!r} is not an absolute URL and no base URL was given (pytest --respy-url URL)")
+            pytest.skip(f"respy: {path!r} needs a base URL: run pytest --respy-url http://HOST:PORT")
         if not path:
             return self.base_url
         separator = "" if path.startswith(("?", "#")) else "/"

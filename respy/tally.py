@@ -6,8 +6,9 @@ Nothing here keeps a list of responses: memory stays bounded however many reques
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -60,9 +61,11 @@ class LatencyHistogram:
         self.count = 0
         self.total_s = 0.0
         self.max_s = 0.0
+        self.min_s = math.inf
         self._log_growth = math.log(self._GROWTH)
 
-    def record(self, seconds: float) -> None:
+    def record(self, seconds: float) -> int:
+        """Count one latency; returns its bucket (for :class:`RowLatency`)."""
         # on the hot path (once per answer): no attribute lookups beyond what is needed
         if seconds > _MIN_S:
             index = int(_log(seconds / _MIN_S) / _LOG_GROWTH) + 1
@@ -75,19 +78,23 @@ class LatencyHistogram:
         self.total_s += seconds
         if seconds > self.max_s:
             self.max_s = seconds
+        if seconds < self.min_s:
+            self.min_s = seconds
+        return index
 
     def quantile(self, q: float) -> float | None:
         """Upper edge of the bucket holding quantile ``q`` (capped at the largest value seen)."""
         if self.count == 0:
             return None
-        rank = max(1, math.ceil(q * self.count))
-        seen = 0
-        for index, bucket in enumerate(self._counts):
-            seen += bucket
-            if seen >= rank:
-                upper = self._MIN_S * self._GROWTH**index
-                return min(upper, self.max_s)
-        return self.max_s
+        return _quantile(enumerate(self._counts), self.count, q, self.max_s)
+
+    @property
+    def mean_s(self) -> float | None:
+        return self.total_s / self.count if self.count else None
+
+    def buckets(self) -> list[tuple[float, int]]:
+        """(upper edge in seconds, count) of every bucket that holds latencies, fastest first."""
+        return [(_upper_edge(index), count) for index, count in enumerate(self._counts) if count]
 
     def merge(self, other: LatencyHistogram) -> None:
         for index, bucket in enumerate(other._counts):
@@ -95,10 +102,15 @@ class LatencyHistogram:
         self.count += other.count
         self.total_s += other.total_s
         self.max_s = max(self.max_s, other.max_s)
+        self.min_s = min(self.min_s, other.min_s)
 
     def to_state(self) -> dict[str, object]:
         sparse = {str(i): c for i, c in enumerate(self._counts) if c}
-        return {"buckets": sparse, "count": self.count, "total_s": self.total_s, "max_s": self.max_s}
+        state: dict[str, object] = {"buckets": sparse, "count": self.count, "total_s": self.total_s,
+                                    "max_s": self.max_s}
+        if self.count:
+            state["min_s"] = self.min_s
+        return state
 
     @classmethod
     def from_state(cls, state: Mapping[str, object]) -> LatencyHistogram:
@@ -110,7 +122,53 @@ class LatencyHistogram:
         histogram.count = int(state.get("count", 0))  # type: ignore[call-overload]
         histogram.total_s = float(state.get("total_s", 0.0))  # type: ignore[arg-type]
         histogram.max_s = float(state.get("max_s", 0.0))  # type: ignore[arg-type]
+        if "min_s" in state:
+            histogram.min_s = float(state["min_s"])  # type: ignore[arg-type]
+        elif histogram.count:  # a result written before min_s was kept: the fastest bucket's lower edge
+            fastest = next(i for i, c in enumerate(histogram._counts) if c)
+            histogram.min_s = min(_upper_edge(fastest - 1) if fastest else 0.0, histogram.max_s)
         return histogram
+
+
+def _upper_edge(index: int) -> float:
+    return LatencyHistogram._MIN_S * LatencyHistogram._GROWTH**index
+
+
+def _quantile(buckets: Iterable[tuple[int, int]], count: int, q: float, max_s: float) -> float:
+    rank = max(1, math.ceil(q * count))
+    seen = 0
+    for index, bucket in buckets:
+        seen += bucket
+        if seen >= rank:
+            return min(_upper_edge(index), max_s)
+    return max_s
+
+
+class RowLatency:
+    """The latencies of one response row, in :class:`LatencyHistogram`'s buckets but stored sparsely (a row's
+    answers fill a few dozen buckets): one per row stays cheap with thousands of rows."""
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self.count = 0
+        self.max_s = 0.0
+
+    def record(self, index: int, seconds: float) -> None:
+        self._counts[index] = self._counts.get(index, 0) + 1
+        self.count += 1
+        if seconds > self.max_s:
+            self.max_s = seconds
+
+    def quantile(self, q: float) -> float | None:
+        if self.count == 0:
+            return None
+        return _quantile(sorted(self._counts.items()), self.count, q, self.max_s)
+
+    def merge(self, other: RowLatency) -> None:
+        for index, count in other._counts.items():
+            self._counts[index] = self._counts.get(index, 0) + count
+        self.count += other.count
+        self.max_s = max(self.max_s, other.max_s)
 
 
 class Batches:
@@ -214,6 +272,9 @@ class Tally:
     def __init__(self, max_labels: int = MAX_LABELS, observer: Observer | None = None) -> None:
         self.max_labels = max_labels
         self._rows: dict[tuple[Kind, str], list[int]] = {}  # (kind, label) -> [count, first status]
+        self._row_latency: dict[tuple[Kind, str], RowLatency] = {}
+        self.statuses: dict[int, int] = {}  # HTTP status -> answers (no entry for requests with no answer)
+        self.not_ok = 0  # requests that did not end in a 2xx answer
         self.latency = LatencyHistogram()
         self.batches = Batches()
         self.connections = Connections()
@@ -241,10 +302,18 @@ class Tally:
         slot[0] += 1
         self.total += 1
         self.batches.add(label, ticket)
+        if status is not None:
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+        if kind is not Kind.OK:
+            self.not_ok += 1
         if connection is not None:
             self.connections.add(label, connection)
         if latency_s is not None:
-            self.latency.record(latency_s)
+            index = self.latency.record(latency_s)
+            row_latency = self._row_latency.get((kind, label))
+            if row_latency is None:
+                row_latency = self._row_latency[(kind, label)] = RowLatency()
+            row_latency.record(index, latency_s)
         if self.observer is not None:
             self.observer(label, kind, status, ticket, connection)
 
@@ -256,6 +325,11 @@ class Tally:
         ]
         rows.sort(key=lambda row: (-row.count, row.label))
         return rows
+
+    def top(self, limit: int) -> list[tuple[str, int]]:
+        """The ``limit`` most frequent labels and their counts (cheap enough to call while the run goes on)."""
+        return [(label, count) for (_, label), (count, _) in
+                heapq.nlargest(limit, self._rows.items(), key=lambda item: item[1][0])]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -269,6 +343,10 @@ class Tally:
         """Requests that got an HTTP answer of any status."""
         return sum(count for (kind, _), (count, _) in self._rows.items() if kind is not Kind.TRANSPORT)
 
+    def row_latency(self, row: Row) -> RowLatency:
+        """The latencies of one row's requests (empty when none was timed)."""
+        return self._row_latency.get((row.kind, row.label)) or RowLatency()
+
     def add_count(self, label: str, kind: Kind, count: int, status: int | None = None) -> None:
         """``count`` more answers of one row at once (a row read back from a saved result: no latency, no
         batch, and not bounded, since the saved result already was)."""
@@ -277,11 +355,20 @@ class Tally:
         if slot[1] < 0 and status is not None:
             slot[1] = status
         self.total += count
+        if status is not None and kind is not Kind.TRANSPORT:
+            self.statuses[status] = self.statuses.get(status, 0) + count
+        if kind is not Kind.OK:
+            self.not_ok += count
 
     def merge(self, other: Tally) -> None:
         for (kind, label), (count, status) in other._rows.items():
             slot = self._rows.setdefault((kind, label), [0, status])
             slot[0] += count
+        for key, histogram in other._row_latency.items():
+            self._row_latency.setdefault(key, RowLatency()).merge(histogram)
+        for code, count in other.statuses.items():
+            self.statuses[code] = self.statuses.get(code, 0) + count
+        self.not_ok += other.not_ok
         self.total += other.total
         self.latency.merge(other.latency)
         self.batches.extend(other.batches.complete())

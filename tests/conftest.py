@@ -51,3 +51,4 @@ def serve() -> Iterator[object]:
     yield start
     for server in servers:
         server.stop()
+

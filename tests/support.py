@@ -133,3 +133,12 @@ def slow_server(*bodies: bytes, delay: float = 0.005) -> Iterator[LocalServer]:
 
     with LocalServer(handler) as server:
         yield server
+
+
+def verdict_line_of(out: str) -> str:
+    """The verdict line of a table output: under it come only its reasons and notes (indented or ``note:``)
+    and the diagnosis; the line itself starts with the outcome."""
+    lines = out.splitlines()
+    found = [i for i, line in enumerate(lines) if line.split("  ")[0] in ("PASS", "FAIL", "INCONCLUSIVE", "CONSISTENT")]
+    assert len(found) == 1, out
+    return lines[found[0]]

@@ -65,7 +65,7 @@ def test_table_for_people(fixtures_dir: Path) -> None:
 def test_clean_table_says_so(fixtures_dir: Path) -> None:
     code, out, _ = call(str(fixtures_dir / "upstream/istioctl-analyze-testdata/service-port-name.yaml"))
     assert code == 0
-    assert out.startswith("no findings")
+    assert out.startswith("analyzed 3 objects: no findings")
 
 
 def test_stdin(fixtures_dir: Path, monkeypatch) -> None:
@@ -115,12 +115,56 @@ def test_help() -> None:
 
 
 def test_the_table_shows_at_most_200_findings_and_says_how_many_more(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from respy.cli.analyze import MAX_TABLE_ROWS, render_table
     from respy.explain.analyze import Finding
+    from respy.report.findings import MAX_TABLE_ROWS, render_findings
 
     finding = Finding(code="RSP010", istio_code="", severity="info", object="VirtualService default/x",
                       where="x.yaml:1", message="weights sum to 99", why="w", fix="f")
-    text = render_table([finding] * (MAX_TABLE_ROWS + 5))
+    text = render_findings([finding] * (MAX_TABLE_ROWS + 5))
     assert text.count("RSP010") == MAX_TABLE_ROWS
     assert "(5 more findings not shown: -o json lists them all)" in text
     assert text.splitlines()[-1] == "205 info"
+
+
+# --- istioctl's habits: thresholds, suppressions, carrying on past a bad file, JSON manifests ---------------
+
+
+def test_failure_threshold_error_lets_a_warning_pass(fixtures_dir: Path) -> None:
+    files = [str(fixtures_dir / f) for f in TUTORIAL]
+    old = [*files, "--istio-version", "1.2"]  # the port name is a warning before Istio 1.3, info since
+    assert call(*old)[0] == 1
+    assert call(*old, "--failure-threshold", "error")[0] == 0
+    assert call(*files)[0] == 0
+    assert call(*files, "--failure-threshold", "info")[0] == 1
+
+
+def test_suppress_by_code_and_by_object(fixtures_dir: Path) -> None:
+    files = [*(str(fixtures_dir / f) for f in TUTORIAL), "--istio-version", "1.2"]
+    code, out, _ = call(*files, "--suppress", "IST0118")
+    assert code == 0 and "RSP001" not in out and "(1 suppressed)" in out
+    code, out, _ = call(*files, "--suppress", "RSP001=Service default/weather-*")
+    assert code == 0 and "(1 suppressed)" in out
+    code, out, _ = call(*files, "--suppress", "RSP001=Service other/*")
+    assert code == 1 and "RSP001" in out
+    code, _, err = call(*files, "--suppress", "RSP001=")
+    assert code == 2 and "CODE=OBJECT" in err
+
+
+def test_an_unreadable_file_is_reported_and_the_rest_still_analyzed(fixtures_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("kind: [unclosed\n")
+    code, out, err = call(str(bad), *(str(fixtures_dir / f) for f in TUTORIAL), "--istio-version", "1.2")
+    assert code == 2  # the bad file decides the exit code, at the end
+    assert "broken.yaml" in err and err.count("\n") == 1
+    assert "RSP001" in out and "analyzed 12 objects" in out
+
+
+def test_a_directory_of_json_manifests_is_read(fixtures_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    for name in TUTORIAL:
+        documents = [d for d in yaml.safe_load_all((fixtures_dir / name).read_text()) if d]
+        listing = {"apiVersion": "v1", "kind": "List", "items": documents}  # what `kubectl get -o json` prints
+        (tmp_path / Path(name).with_suffix(".json").name).write_text(json.dumps(listing))
+    code, out, _ = call(str(tmp_path), "--istio-version", "1.2")
+    assert code == 1 and "RSP001" in out and "analyzed 12 objects: 1 warning" in out

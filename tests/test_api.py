@@ -13,7 +13,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from support import run_cli, weighted_handler
+from support import run_cli, verdict_line_of, weighted_handler
 
 import respy
 from respy._errors import ClusterError, MappingError, NoAnswerError, NotRoutedError, RespyError, RulesError, UsageError
@@ -151,7 +151,7 @@ def test_a_true_90_10_passes_assert_split(serve) -> None:
     assert verdict.reasons
     text = str(verdict)
     assert _columns_present(text)
-    assert text.splitlines()[-1].startswith("PASS  ")
+    assert verdict_line_of(text).startswith("PASS  ")
 
 
 def test_a_50_50_split_fails_assert_split_with_the_table(serve) -> None:
@@ -160,10 +160,10 @@ def test_a_50_50_split_fails_assert_split_with_the_table(serve) -> None:
         respy.assert_split(server.url, respy.Expectation.from_weights(DECLARED), requests=1000, concurrency=20)
     message = str(caught.value)
     assert _columns_present(message)
-    assert "% OF 1000 REQUESTS" in message
+    assert "% OF 1,000 REQUESTS" in message
     fail_lines = [line for line in message.splitlines() if line.startswith("FAIL  ")]
     assert len(fail_lines) == 1
-    assert "declared 90% / 10%" in fail_lines[0] and "1000 requests" in fail_lines[0]
+    assert "declared 90% / 10%" in fail_lines[0] and "1,000 requests" in fail_lines[0]
     assert "does not match the routing rules" in message
 
 

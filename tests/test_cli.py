@@ -22,10 +22,10 @@ def test_the_tutorials_command_line_prints_the_header_line_and_the_table(serve) 
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     lines = out.splitlines()
-    assert lines[0] == f"☎️   1000 requests to {url}..."
+    assert lines[0] == f"☎️   1,000 requests to {url}..."
     assert lines[1].startswith("+---")
-    assert "| RESPONSE" in lines[2] and "% OF 1000 REQUESTS" in lines[2]
-    assert "| weather-backend: single |  1000 |             100.0% |" in out
+    assert "| RESPONSE" in lines[2] and "% OF 1,000 REQUESTS" in lines[2]
+    assert "| weather-backend: single | 1,000 |              100.0% |" in out
     assert server.stats.requests == 1000
     assert err == ""  # no progress line: stderr is not a terminal
 
@@ -83,14 +83,14 @@ def test_a_signal_prints_what_was_measured_and_exits_130_or_143(signum: int, cod
         proc = respy_process(server.url, "-n", "100000", "-c", "4")
         assert proc.stdout is not None
         first = proc.stdout.readline()  # the header line: the run has started
-        assert first.startswith("☎️   100000 requests")
+        assert first.startswith("☎️   100,000 requests")
         deadline = time.time() + 20
         while server.stats.requests < 20 and time.time() < deadline:
             time.sleep(0.05)
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
-    assert "interrupted after" in out and "of 100000 requests" in out
+    assert "interrupted after" in out and "of 100,000 requests" in out
     assert "| weather-backend: single |" in out
     assert "Traceback" not in err
 
@@ -112,7 +112,7 @@ def test_sigint_with_json_output_prints_one_complete_object() -> None:
 def test_csv_output_has_one_row_per_label(serve) -> None:
     server = serve(fixed("hello"))
     out = run_cli(server.url, "-n", "4", "-o", "csv").out
-    assert out.splitlines() == ["label,count,percent,kind,status", "hello,4,100.000,ok,200"]
+    assert out.splitlines() == ['"label","count","percent","kind","status"', '"hello",4,100.0,"ok",200']
 
 
 def test_json_has_the_documented_keys(serve) -> None:
@@ -122,7 +122,12 @@ def test_json_has_the_documented_keys(serve) -> None:
         assert key in data
     assert set(data["latency_ms"]) == {"p50", "p90", "p99"}
     assert data["latency_ms"]["p50"] <= data["latency_ms"]["p90"] <= data["latency_ms"]["p99"]
-    assert data["rows"][0] == {"label": "hello", "count": 10, "percent": 100.0, "kind": "ok", "status": 200}
+    row = data["rows"][0]
+    assert {k: row[k] for k in ("label", "count", "percent", "kind", "status")} == {
+        "label": "hello", "count": 10, "percent": 100.0, "kind": "ok", "status": 200}
+    assert set(row["latency_ms"]) == {"p50", "p99"} and row["latency_ms"]["p50"] <= row["latency_ms"]["p99"]
+    assert data["status_codes"] == {"200": 10}
+    assert set(data["latency_summary_ms"]) == {"min", "mean", "max", "p50", "p90", "p95", "p99", "p99.9"}
 
 
 def test_footer_shows_rate_and_latency(serve) -> None:

@@ -10,6 +10,8 @@ import json
 import subprocess
 import sys
 
+from support import verdict_line_of
+
 
 def demo(*argv: str) -> tuple[int, str, str]:
     proc = subprocess.run([sys.executable, "-m", "respy", "demo", *argv], capture_output=True, text=True, timeout=120)
@@ -43,7 +45,7 @@ def test_demo_table_for_people_is_sequential_by_default() -> None:
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("☎️   up to ") and "(until the verdict is clear)" in lines[0]
-    assert lines[-1].startswith("PASS  weather-backend")
+    assert verdict_line_of(out).startswith("PASS  weather-backend")
     code, out, _ = demo("--broken")
     assert code == 1
     assert any(line.startswith("FAIL  weather-backend") for line in out.splitlines())

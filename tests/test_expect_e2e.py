@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import run_cli, weighted_handler
+from support import run_cli, verdict_line_of, weighted_handler
 
 SINGLE, MULTIPLE = "weather-backend: single", "weather-backend: multiple"
 
@@ -40,7 +40,7 @@ def test_tutorial_rules_fail_at_50_50_with_a_verdict_line(serve, tutorial_rules:
     verdict = [line for line in result.out.splitlines() if line.startswith("FAIL")]
     assert len(verdict) == 1
     assert "observed single 5" in verdict[0] and "declared 90% / 10%" in verdict[0]
-    assert "1000 requests" in verdict[0]
+    assert "1,000 requests" in verdict[0]
     header = result.out.splitlines()[2]
     for column in ("RESPONSE", "DESTINATION", "EXPECTED %", "OBSERVED % (interval)"):
         assert column in header
@@ -75,7 +75,7 @@ def test_kind_list_on_stdin(serve, fixtures_dir: Path) -> None:
         input=listing, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1].startswith("PASS")
+    assert verdict_line_of(proc.stdout).startswith("PASS")
 
 
 def test_rules_that_do_not_route_this_request_exit_2_naming_the_hosts(serve, tutorial_rules: str) -> None:

@@ -69,7 +69,7 @@ def test_the_table_after_a_signal_shows_what_was_measured(signum: int, code: int
         returncode, out, err = interrupted_run(server, signum, "--procs", procs)
     assert returncode == code, err
     assert "Traceback" not in err, err
-    assert "interrupted after " in out and f"of {PLANNED} requests ({signal.Signals(signum).name})" in out
+    assert "interrupted after " in out and f"of {PLANNED:,} requests ({signal.Signals(signum).name})" in out
     assert "| weather-backend: single |" in out
     assert out.rstrip().splitlines()[0].startswith(("☎️", "=>"))
 

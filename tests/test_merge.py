@@ -74,7 +74,9 @@ def test_merge_of_three_checks_adds_the_counts_and_requests(checked_runs: list[s
     assert merged["requests"] == 750 == sum(p["requests"] for p in parts)
     assert counts(merged) == summed(parts)
     assert merged["planned"] == 750
-    assert merged["elapsed_s"] == max(p["elapsed_s"] for p in parts)
+    # the three runs ran one after the other: no combined rate, the time spent sending summed
+    assert merged["elapsed_s"] == pytest.approx(sum(p["elapsed_s"] for p in parts), abs=1e-5)
+    assert merged["rate"] is None and merged["merged"]["overlapped"] is False
     assert merged["latency_histogram"]["count"] == 750
     assert merged["merged"]["results"] == 3
 
@@ -219,3 +221,51 @@ def test_split_objects_resumes_at_the_next_result_after_a_cut_one() -> None:
     found, skipped = split_objects(cut + "\n" + whole + "\n" + whole)
     assert found == [{"a": {"b": [1, {"c": 2}]}}] * 2
     assert skipped > 0
+
+
+# --- what merging must refuse, and when a rate means something ---------------------------------------------------
+
+
+def test_the_same_result_twice_is_refused(checked_runs: list[str], tmp_path: Path) -> None:
+    path = write(tmp_path, checked_runs[:1])[0]
+    result = run_cli("merge", path, path)
+    assert result.code == 2 and "same run" in result.err and "twice" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    merged = tmp_path / "merged.json"
+    merged.write_text(merge(*write(tmp_path, checked_runs[:2]), "-o", "json").out)
+    again = run_cli("merge", str(merged), path)  # a merged result and one of its runs
+    assert again.code == 2 and "same run" in again.err
+
+
+def test_plain_and_checked_results_need_rules_to_be_merged(tmp_path: Path) -> None:
+    with LocalServer(weighted_handler(BODIES, seed=3)) as server:
+        plain = partial_runs(server.url, (100,))
+        checked = partial_runs(server.url, (150,), "--expect", WEIGHTS)
+    paths = write(tmp_path, [plain[0], checked[0]])
+    result = run_cli("merge", *paths)
+    assert result.code == 2 and "--expect RULES" in result.err
+    judged = merge(*paths, "--expect", WEIGHTS, "-o", "json")
+    assert judged.code in (0, 3), judged.err
+    assert judged.json()["verdict"]["requests"] == 250
+
+
+def test_runs_that_overlapped_in_time_have_a_combined_rate(checked_runs: list[str]) -> None:
+    first, second = (json.loads(text) for text in checked_runs[:2])
+    second["started_at"] = first["started_at"]  # as two pods started together
+    result = merge("-", "-o", "json", stdin=json.dumps(first) + json.dumps(second))
+    merged = result.json()
+    assert merged["merged"]["overlapped"] is True
+    assert merged["elapsed_s"] == pytest.approx(max(first["elapsed_s"], second["elapsed_s"]), abs=1e-3)
+    assert merged["rate"] == pytest.approx(merged["requests"] / merged["elapsed_s"], rel=1e-3)
+    table = merge("-", stdin=checked_runs[0] + checked_runs[1]).out  # one after the other
+    assert "no combined rate" in table and "req/s" not in table
+
+
+def test_the_runs_host_header_picks_the_route_when_merged(fixtures_dir: Path) -> None:
+    with LocalServer(weighted_handler(BODIES, seed=11)) as server:
+        outputs = partial_runs(server.url, (500, 500), "-H", "Host: weather-backend")
+    assert json.loads(outputs[0])["host_header"] == "weather-backend"
+    rules = str(fixtures_dir / "tutorial" / "weather-rules.yaml")
+    result = merge("-", "-o", "json", "--expect", rules, stdin="".join(outputs))  # no -H needed
+    assert result.code == 0, result.err
+    assert result.json()["verdict"]["requests"] == 1000

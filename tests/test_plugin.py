@@ -64,9 +64,11 @@ def test_a_failing_test_file_shows_the_table_and_the_fail_line(pytester: pytest.
     result = run(pytester, "--respy-url", server.url, "--respy-requests", "1000")
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
-    for column in ("RESPONSE", "DESTINATION", "EXPECTED %", "OBSERVED % (interval)", "% OF 1000 REQUESTS"):
+    for column in ("RESPONSE", "DESTINATION", "EXPECTED %", "OBSERVED % (interval)", "% OF 1,000 REQUESTS"):
         assert column in output
-    result.stdout.fnmatch_lines(["*FAIL  inline weights: observed single 5*declared 90% / 10%*1000 requests)*"])
+    result.stdout.fnmatch_lines(["*FAIL  inline weights: observed single 5*declared 90% / 10%*1,000 requests)*"])
+    # the short summary line (-ra) starts with the verdict, not with the table's border
+    result.stdout.fnmatch_lines(["FAILED test_split.py::* - AssertionError: FAI*"])  # cut to the terminal's width
     assert "respy/_api.py" not in output  # __tracebackhide__: the failure points at the test, not at respy
 
 
@@ -84,16 +86,15 @@ def test_expectation_from_files_through_the_fixture(pytester: pytest.Pytester, s
     result.assert_outcomes(passed=1)
 
 
-def test_a_relative_path_without_respy_url_is_a_usage_error(pytester: pytest.Pytester) -> None:
+def test_a_relative_path_without_respy_url_skips_with_a_one_line_reason(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_nourl="""
-        import pytest
-        import respy as respy_module
-
         def test_it(respy):
-            with pytest.raises(respy_module.UsageError, match="--respy-url"):
-                respy.measure("/version")
+            respy.measure("/version")
     """)
-    run(pytester).assert_outcomes(passed=1)
+    result = run(pytester, "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*respy: '/version' needs a base URL: run pytest --respy-url http://HOST:PORT"])
+    assert "Traceback" not in result.stdout.str()
 
 
 @pytest.mark.parametrize(

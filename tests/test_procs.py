@@ -143,7 +143,7 @@ def test_a_signal_with_worker_processes_prints_the_partial_table(signum: int, co
         out, err = proc.communicate(timeout=30)
         served = server.stats.requests
     assert proc.returncode == code, err
-    assert "interrupted after" in out and "of 100000 requests" in out
+    assert "interrupted after" in out and "of 100,000 requests" in out
     assert "| weather-backend: single |" in out
     assert "Traceback" not in err
     counted = int(out.split("| weather-backend: single |")[1].split("|")[0])

@@ -38,7 +38,7 @@ def test_the_original_demo_fails_with_a_readable_line() -> None:
     assert verdict.outcome == "FAIL" and verdict.exit_code == 1
     assert verdict_line(verdict, WEATHER, assignment) == (
         "FAIL  weather-backend: observed single 50.1% / multiple 49.9%, declared 90% / 10% "
-        "(chi-square 1,768.9, df 1, p < 1e-16, 1000 requests)"
+        "(chi-square 1,768.9, df 1, p < 1e-16, 1,000 requests)"
     )
     assert "multiple: observed 49.9%" in verdict.reasons[0]
 
@@ -188,7 +188,7 @@ def test_p_values_read_well(p: float, text: str) -> None:
 
 def test_pre_run_warning() -> None:
     canary = Expectation.from_weights({"stable": 99, "canary": 1})
-    assert pre_run_warning(canary, 1000) == "1000 requests cannot confirm 99/1 within ±0.5 pp; about 9,517 would"
+    assert pre_run_warning(canary, 1000) == "1,000 requests cannot confirm 99/1 within ±0.5 pp; about 9,517 would"
     assert pre_run_warning(Expectation.from_weights({"a": 90, "b": 10}), 1000) is None
     assert pre_run_warning(Expectation.from_weights({"a": 90, "b": 10}), 500) is not None
 

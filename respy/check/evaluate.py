@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from respy.check.assign import Assignment, assign
+from respy.check.health import Health, assess, with_breaches
 from respy.check.verdict import DEFAULT_ALPHA, Verdict, decide, verdict_line
 from respy.explain.diagnosis import Diagnosis, diagnose_verdict
 from respy.measurement import Measurement
@@ -39,6 +40,8 @@ class CheckSettings:
     mapping: Mapping[str, str] = field(default_factory=dict)
     namespace: str = "default"
     judge_silence: bool = False
+    max_error_rate: float | None = None  # --max-error-rate: a destination above it makes the verdict FAIL
+    max_latency_ratio: float | None = None  # --max-latency-ratio: likewise for its median latency
     istio_version: tuple[int, int] | None = None  # --istio-version (None: today's Istio, or unknown)
 
 
@@ -63,6 +66,7 @@ class Evaluation:
     diagnosis: Diagnosis | None = None
     notes: tuple[str, ...] = ()
     sequential_budget: int | None = None
+    health: Health | None = None  # each destination's error rate and latency, and the notes worth a line
 
 
 def evaluate(
@@ -82,12 +86,15 @@ def evaluate(
     assignment = assign(measurement.rows, expectation, dict(settings.mapping))
     verdict = _decide(measurement, expectation, assignment, settings, sequential)
     diagnosis = None
-    if verdict.outcome == "FAIL":
+    if verdict.outcome == "FAIL":  # the split failed (not only a health limit): say what the counts fit instead
         diagnosis = diagnose_verdict(verdict, assignment, expectation, rules, namespace=settings.namespace,
                                      istio_version=settings.istio_version)
+    health = assess(measurement.tally, assignment, expectation, alpha=settings.alpha,
+                    max_error_rate=settings.max_error_rate, max_latency_ratio=settings.max_latency_ratio)
+    verdict = with_breaches(verdict, health)
     return Evaluation(expectation=expectation, assignment=assignment, verdict=verdict,
                       verdict_line=verdict_line(verdict, expectation, assignment), diagnosis=diagnosis,
-                      notes=tuple(notes), sequential_budget=budget)
+                      notes=tuple(notes), sequential_budget=budget, health=health)
 
 
 def _decide(measurement: Measurement, expectation: Expectation, assignment: Assignment, settings: CheckSettings,

@@ -53,7 +53,7 @@ class Verdict:
         """The table and verdict line the CLI prints (set by ``respy.assert_split`` / ``Measurement.check``)."""
         if self.report:
             return self.report
-        return "\n".join([f"{self.outcome}  ({self.test}, {self.requests} requests)", *self.reasons])
+        return "\n".join([f"{self.outcome}  ({self.test}, {self.requests:,} requests)", *self.reasons])
 
     @property
     def in_flight(self) -> int | None:
@@ -312,6 +312,12 @@ def _num(value: float, digits: int = 2) -> str:
 
 def _pct(share: float, digits: int = 1) -> str:
     return f"{share * 100:.{digits}f}%"
+
+
+def format_percent(count: float, total: float) -> str:
+    """The one rule for a share of a count, wherever it is printed (table, verdict line, diagnosis): one
+    decimal of ``100 * count / total`` (``-`` when there is nothing to divide)."""
+    return f"{100.0 * count / total:.1f}%" if total else "-"
 
 
 def format_p(p: float | None) -> str:
@@ -653,7 +659,10 @@ def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignm
     90% / 10% (chi-square 1,104.9, df 1, p < 1e-16, 1000 requests)``."""
     what = short_host(expectation.host) or expectation.route or "split"
     shares = verdict.shares or share_estimates(categories(assignment, expectation), 0.95)
-    names = " / ".join(f"{s.name} {_pct(s.observed)}" for s in shares)
+    identified = sum(s.count for s in shares)
+    names = " / ".join(f"{s.name} {format_percent(s.count, identified)}" for s in shares)
+    if not identified:
+        names = "no answer from any declared destination"
     declared = " / ".join(f"{_num(s.expected * 100)}%" for s in shares)
     details = (
         [verdict.test]
@@ -665,7 +674,7 @@ def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignm
     )
     if verdict.p_value is not None:
         details.append(format_p(verdict.p_value))
-    details.append(f"{verdict.requests} requests")
+    details.append(f"{verdict.requests:,} requests")
     line = f"{verdict.outcome}  {what}: observed {names}, declared {declared} ({', '.join(details)})"
     if verdict.decided_after is not None:
         line += f"; decided after {verdict.decided_after:,} answers; {verdict.in_flight:,} more were in flight"
@@ -692,4 +701,4 @@ def pre_run_warning(
     needed = max(requests_to_confirm(p, delta, alpha) for p in probs)
     if needed <= n:
         return None
-    return f"{n} requests cannot confirm {split_text(probs)} within ±{_pp(delta)}; about {needed:,} would"
+    return f"{n:,} requests cannot confirm {split_text(probs)} within ±{_pp(delta)}; about {needed:,} would"

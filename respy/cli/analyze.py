@@ -1,25 +1,25 @@
 """``respy analyze FILE|DIR|- ...``: report what in the manifests breaks a traffic split.
 
-Exit codes: 0 nothing worse than info, 1 at least one error or warning, 2 bad input or usage.
+Exit codes: 0 nothing at or above --failure-threshold, 1 some finding at or above it, 2 bad input or usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from collections.abc import Sequence
-from typing import TextIO
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
 
-from tabulate import tabulate
-
-from respy._errors import RespyError
+from respy._errors import RespyError, UsageError
 from respy.cli.common import EXIT_USAGE, OneLineParser, Streams, add_istio_version_flag, one_line
-from respy.explain.analyze import ERROR, INFO, WARNING, Finding, analyze
-from respy.rules import load_inputs
+from respy.explain.analyze import ERROR, INFO, SEVERITY_RANK, WARNING, Finding, analyze
+from respy.report.findings import render_findings
+from respy.report.terminal import escape, terminal_columns
+from respy.rules import load_each
 
 EXIT_CLEAN, EXIT_FINDINGS = 0, 1
-WRAP = {"OBJECT": 34, "FINDING": 72}
 
 DESCRIPTION = """\
 Read the routing manifests that --expect reads (Services, Deployments, StatefulSets, ServiceEntries,
@@ -36,22 +36,26 @@ only run when some of that kind were given.
 
 EPILOG = """\
 examples:
-  respy analyze weather-rules.yaml weather-deployment.yaml
+  respy analyze examples/weather/weather-rules.yaml examples/tutorial/weather-deployment.yaml
   respy analyze k8s/ -o json
   kubectl get svc,deploy,virtualservice,destinationrule -o yaml | respy analyze -
   respy analyze k8s/ --host weather-backend      (only findings about that host)
+  respy analyze k8s/ --suppress 'RSP001=Service default/legacy-*' --failure-threshold error
   respy analyze weather-deployment.yaml --istio-version 1.2   (the port name is a warning before Istio 1.3)
 
 exit codes:
-  0 no error or warning (info only, or nothing)   1 at least one error or warning   2 bad input or usage
+  0 nothing at or above --failure-threshold (default: warning)   1 some finding at or above it
+  2 bad input or usage (an unreadable file is reported, the others are still analyzed)
 """
+
+SEVERITIES = (ERROR, WARNING, INFO)
 
 
 def build_parser(streams: Streams | None = None) -> OneLineParser:
     parser = OneLineParser(prog="respy analyze", description=DESCRIPTION, epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter, streams=streams)
     parser.add_argument("inputs", nargs="+", metavar="FILE|DIR|-",
-                        help="YAML files, directories of them (*.yaml, *.yml), or - for standard input")
+                        help="YAML (or JSON) files, directories of them (*.yaml, *.yml, *.json), or - for stdin")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table",
                         help="table for people (default) or json: a list of findings with code, istio_code, "
                              "severity, object, where, message, why, fix")
@@ -60,62 +64,63 @@ def build_parser(streams: Streams | None = None) -> OneLineParser:
     add_istio_version_flag(parser)
     parser.add_argument("--host", metavar="HOST",
                         help="only findings that bear on this host (e.g. weather-backend or its FQDN)")
+    parser.add_argument("--failure-threshold", choices=SEVERITIES, default=WARNING, metavar="{info,warning,error}",
+                        help="the least severe finding that makes the exit code 1 (default: warning; istioctl "
+                             "analyze's flag of the same name)")
+    parser.add_argument("--suppress", action="append", default=[], metavar="CODE[=OBJECT]",
+                        help="leave out findings of this code (RSP... or IST...), on every object or on the ones "
+                             "matching OBJECT ('*' matches any text); repeatable. "
+                             "Example: --suppress 'IST0118=Service default/legacy-*'")
     return parser
+
+
+@dataclass(frozen=True)
+class Suppression:
+    code: str
+    object: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> Suppression:
+        code, sep, target = text.partition("=")
+        if not code.strip() or (sep and not target.strip()):
+            raise UsageError(f"--suppress {text!r} must look like CODE or CODE=OBJECT, e.g. IST0118=Service default/x")
+        return cls(code.strip().upper(), target.strip() if sep else None)
+
+    def covers(self, finding: Finding) -> bool:
+        codes = {finding.code.upper(), *(c.strip().upper() for c in (finding.istio_code or "").split("/"))}
+        return self.code in codes and (self.object is None or fnmatchcase(finding.object, self.object))
 
 
 def main(args: list[str], streams: Streams) -> int:
     try:
         options = build_parser(streams).parse_args(args)  # --help: printed, then SystemExit(0)
-        findings = _findings(options.inputs, options.namespace, options.host, streams.stdin, options.istio_version)
+        suppressions = [Suppression.parse(text) for text in options.suppress]
+        _refuse_inline_weights(options.inputs)
     except RespyError as exc:
-        print(f"respy analyze: error: {one_line(str(exc))}", file=streams.err)
+        print(f"respy analyze: error: {escape(one_line(str(exc)))}", file=streams.err)
         return EXIT_USAGE
+    rules, unreadable = load_each(options.inputs, stdin=streams.stdin)
+    for error in unreadable:  # reported, and the exit code says so at the end: the other files still count
+        print(f"respy analyze: error: {escape(one_line(str(error)))}", file=streams.err)
+    if not rules.objects:
+        if not unreadable:
+            print(f"respy analyze: error: no Kubernetes objects respy analyzes in {escape(', '.join(options.inputs))}",
+                  file=streams.err)
+        return EXIT_USAGE
+    every = analyze(rules, host=options.host, namespace=options.namespace, istio_version=options.istio_version)
+    findings = [f for f in every if not any(s.covers(f) for s in suppressions)]
     if options.output == "json":
         print(json.dumps([f.to_dict() for f in findings], indent=2), file=streams.out)
     else:
-        print(render_table(findings), file=streams.out)
-    return EXIT_FINDINGS if any(f.is_problem for f in findings) else EXIT_CLEAN
+        print(render_findings(findings, width=terminal_columns(streams.out), objects=len(rules.objects),
+                              suppressed=len(every) - len(findings)), file=streams.out)
+    if unreadable:
+        return EXIT_USAGE
+    limit = SEVERITY_RANK[options.failure_threshold]
+    return EXIT_FINDINGS if any(SEVERITY_RANK[f.severity] <= limit for f in findings) else EXIT_CLEAN
 
 
-def _findings(inputs: Sequence[str], namespace: str, host: str | None, stdin: TextIO,
-              istio_version: tuple[int, int] | None = None) -> list[Finding]:
-    rules = load_inputs(inputs, stdin=stdin, require_routing=False)
-    if rules.weights is not None:
+def _refuse_inline_weights(inputs: Sequence[str]) -> None:
+    if any("=" in value and value != "-" and not Path(value).exists() for value in inputs):
         raise RespyError("inline weights (name=weight) have nothing to analyze: give YAML files, directories or -")
-    if not rules.objects:
-        raise RespyError(f"no Kubernetes objects respy analyzes in {', '.join(inputs)}")
-    return analyze(rules, host=host, namespace=namespace, istio_version=istio_version)
 
-
-MAX_TABLE_ROWS = 200
-
-
-def render_table(findings: Sequence[Finding]) -> str:
-    """The findings as a table (message, why and fix in one wrapped column), then a one-line summary."""
-    if not findings:
-        return "no findings: nothing in these manifests is known to break a traffic split"
-
-    shown = findings[:MAX_TABLE_ROWS]  # sorted most severe first; nobody reads thousands of rows in a terminal
-    rows = [
-        [f.severity.upper(), f.code + (f"\n{f.istio_code}" if f.istio_code else ""), f"{f.object}\n{f.where}",
-         f"{f.message}\nwhy: {f.why}\nfix: {f.fix}"]
-        for f in shown
-    ]
-    headers = ["SEVERITY", "CODE", "OBJECT", "FINDING"]
-    widths = [None, None, WRAP["OBJECT"], WRAP["FINDING"]]
-    table = tabulate(rows, headers=headers, tablefmt="grid", maxcolwidths=widths, disable_numparse=True)
-    more = len(findings) - len(shown)
-    cut = f"\n({more:,} more findings not shown: -o json lists them all)" if more else ""
-    return f"{table}{cut}\n{summary(findings)}"
-
-
-def summary(findings: Sequence[Finding]) -> str:
-    counts = Counter(f.severity for f in findings)
-    parts = [_plural(counts[s], s) for s in (ERROR, WARNING) if counts[s]]
-    if counts[INFO]:
-        parts.append(f"{counts[INFO]} info")
-    return ", ".join(parts) if parts else "no findings"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from respy import _options
 from respy._errors import UsageError
-from respy.report.render import can_encode, measurement_dict, render_csv, render_json, render_text
+from respy.report.render import TableOptions, can_encode, measurement_dict, render_csv, render_json, render_text
+from respy.report.terminal import escape, terminal_columns
 
 if TYPE_CHECKING:
     from respy.check.evaluate import Evaluation
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
-OUTPUTS = ("table", "json", "csv")
+OUTPUTS = ("table", "wide", "json", "csv")
 
 T = TypeVar("T")
 
@@ -135,11 +136,17 @@ def add_check_flags(group: argparse._ActionsContainer) -> None:
                        help="the client's namespace: its DestinationRules come first; also for rules without one "
                             "and short host names (default: $POD_NAMESPACE or 'default')")
     add_istio_version_flag(group)
+    group.add_argument("--max-error-rate", type=probability, metavar="R",
+                       help="FAIL when a destination's share of non-2xx answers is above R (a fraction), naming it. "
+                            "Example: --max-error-rate 0.01")
+    group.add_argument("--max-latency-ratio", type=positive_number, metavar="X",
+                       help="FAIL when a destination's median latency is more than X times the other destinations', "
+                            "naming it. Example: --max-latency-ratio 2")
 
 
 def warn(warnings: list[str], streams: Streams, prog: str = "respy") -> None:
-    for warning in warnings:
-        print(f"{prog}: warning: {warning}", file=streams.err)
+    for warning in warnings:  # they may quote YAML strings or labels: escaped like everything from outside
+        print(f"{prog}: warning: {escape(warning)}", file=streams.err)
 
 
 def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, streams: Streams) -> None:
@@ -153,7 +160,10 @@ def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, s
             encoding = getattr(streams.out, "encoding", None) or "ascii"
             text = text.encode(encoding, errors="replace").decode(encoding)
     else:
-        text = render_text(measurement, evaluation, unicode_ok=can_encode("☎️…–", streams.out))
+        width = terminal_columns(streams.out)
+        options = TableOptions(wide=output == "wide", bars=width is not None,
+                               unicode_ok=can_encode("☎️…–█│", streams.out), width=width)
+        text = render_text(measurement, evaluation, options=options)
     streams.out.write(text.rstrip("\n") + "\n")
     streams.out.flush()
 

@@ -30,6 +30,8 @@ from respy.cli.common import (
     one_line,
     positive_number,
 )
+from respy.cli.peers import refuse_rate_q
+from respy.report.terminal import escape
 
 byte_size = argument_type(_options.size_text)
 DEFAULT_MAX_BODY = 64 * 1024 * 1024  # respy.send.load's default (not imported: --help stays light)
@@ -107,7 +109,8 @@ def _add_load_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("what each request looks like")
-    group.add_argument("-X", "--method", default="GET", help="HTTP method (default GET). Example: -X POST")
+    group.add_argument("-X", "-m", "--method", default="GET",
+                       help="HTTP method (default GET; -m as in hey and oha). Example: -X POST")
     add_header_flag(group, "add a header; repeatable; a Host header is sent as given and picks the routing rule. "
                            "Example: -H 'Host: weather-backend' -H 'end-user: jason'")
     group.add_argument("-d", "--data", metavar="BODY",
@@ -117,8 +120,11 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--http2", action="store_true", help="use HTTP/2 where the server offers it (TLS, ALPN)")
     group.add_argument("-k", "--insecure", action="store_true", help="do not verify the server's TLS certificate")
     group.add_argument("--cacert", metavar="FILE", help="trust this CA bundle (PEM) for TLS. Example: --cacert ca.pem")
-    group.add_argument("--no-keepalive", dest="keepalive", action="store_false",
+    group.add_argument("--no-keepalive", "--disable-keepalive", dest="keepalive", action="store_false",
                        help="a new connection for every request: needed to sample splits made per connection (L4)")
+    group.add_argument("--host", dest="host_header", metavar="HOST",
+                       help="the Host header (as hey's -host and oha's --host; same as -H 'Host: HOST'). "
+                            "Example: --host weather-backend")
     group.add_argument("--max-body", type=byte_size, default=DEFAULT_MAX_BODY, metavar="SIZE",
                        help="read at most this much of one answer's body (the label keeps the first 64 KiB); "
                             "past it the connection is dropped and the row says why (default 64MiB). "
@@ -134,8 +140,12 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--by", default="body", metavar="WHAT",
                        help="tally responses by: body (default), status, header:NAME, regex:PATTERN (first group). "
                             "Example: --by header:x-version, --by 'regex:version=(\\w+)'")
-    add_output_flag(group, help="table (default, for people), json (one object, for machines), csv (a row per label)")
-    group.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+    add_output_flag(group, help="table (default, for people), wide (the table plus latency per row, error rate per "
+                                "destination, latency and status-code summaries, a latency histogram), json (one "
+                                "object, for machines), csv (a record per label; with --expect, then the verdict and "
+                                "its reasons)")
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress line on stderr (-q NUMBER, hey's and oha's rate, is refused: use --rate)")
 
 
 def _add_check_flags(parser: argparse.ArgumentParser) -> None:
@@ -154,10 +164,11 @@ def main(argv: Sequence[str] | None = None, streams: Streams | None = None) -> i
         if args and args[0] in SUBCOMMANDS:
             # imported on use, for start-up time: a subcommand's module loads httpx, numpy or yaml
             return int(import_module(f"respy.cli.{args[0]}").main(args[1:], streams))
+        refuse_rate_q(args)
         parsed = build_parser(streams).parse_args(args)  # --help and --version end here, before httpx is imported
         return int(import_module("respy.cli.measure").run_measure(parsed, streams))  # httpx: only for a run
     except RespyError as exc:
-        print(f"respy: error: {one_line(str(exc))}", file=streams.err)
+        print(f"respy: error: {escape(one_line(str(exc)))}", file=streams.err)
         return exc.exit_code
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

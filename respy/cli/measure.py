@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from respy._errors import RespyError, UsageError
 from respy._options import check_method, check_url, parse_by, parse_header, parse_maps, readable_file
 from respy.cli.common import Streams, emit, exit_code, warn
 from respy.measurement import Measurement, redact_url
+from respy.report.progress import ProgressLine
 from respy.report.render import header_line
-from respy.send.engine import Load, RunResult, RunState, Target, run, run_blocking
+from respy.send.engine import Load, RunResult, Target, run, run_blocking
 from respy.send.load import RunSize
 from respy.send.procs import choose_procs, run_in_procs
 from respy.tally import Tally
@@ -77,6 +77,7 @@ def settings_from_args(args: argparse.Namespace, *, alpha: float | None = None,
         tolerance=args.tolerance if args.tolerance is not None else tolerance,
         strict=args.strict, grace=args.grace, namespace=args.namespace,
         mapping={**(mapping or {}), **parse_maps(args.maps)},
+        max_error_rate=args.max_error_rate, max_latency_ratio=args.max_latency_ratio,
         istio_version=getattr(args, "istio_version", None),
     )
 
@@ -85,7 +86,7 @@ def target_from_args(args: argparse.Namespace, url: str) -> Target:
     return Target(
         url=url,
         method=check_method(args.method),
-        headers=tuple(parse_header(h) for h in args.headers),
+        headers=_headers(args),
         data=_body(args.data),
         timeout=args.timeout,
         http2=args.http2,
@@ -96,6 +97,16 @@ def target_from_args(args: argparse.Namespace, url: str) -> Target:
         max_body=args.max_body,
         connect_to=_connect_to(getattr(args, "connect_to", None)),
     )
+
+
+def _headers(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    headers = tuple(parse_header(h) for h in args.headers)
+    host = getattr(args, "host_header", None)
+    if host:
+        if any(name.lower() == "host" for name, _ in headers):
+            raise UsageError("--host and -H 'Host: ...' both given: say the Host header once")
+        headers += parse_header(f"Host: {host}"),
+    return headers
 
 
 def _connect_to(value: str | None) -> ConnectTo | None:
@@ -123,36 +134,16 @@ def pick_url(args: argparse.Namespace) -> str:
     return check_url(url)
 
 
-class Progress:
-    """A one-line progress indicator on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, stream: TextIO, planned: int | None) -> None:
-        self.stream = stream
-        self.planned = planned
-        self.started = time.perf_counter()
-        self.drawn = False
-
-    def __call__(self, state: RunState, tally: Tally) -> None:
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        of = f"/{self.planned}" if self.planned else ""
-        self.stream.write(f"\r  {state.completed}{of} requests, {state.completed / elapsed:,.0f} req/s   ")
-        self.stream.flush()
-        self.drawn = True
-
-    def clear(self) -> None:
-        if self.drawn:
-            self.stream.write("\r" + " " * 60 + "\r")
-            self.stream.flush()
-
-
 def execute(  # type: ignore[no-untyped-def]
     target: Target, load: Load, streams: Streams, *, quiet: bool, stop_check=None, procs: int | None = None,
+    sequential: bool = False,
     tally: Tally | None = None,
 ) -> RunResult:
     """Run the load: in worker processes when it is worth it (``procs``: --procs, None = automatic), in this
     process when there is a sequential ``stop_check`` (it must see one growing tally)."""
     show_progress = not quiet and streams.err.isatty()
-    progress = Progress(streams.err, load.requests) if show_progress else None
+    progress = ProgressLine(streams.err, load.requests, duration=load.duration, sequential=sequential) \
+        if show_progress else None
     count = choose_procs(procs, load, sequential=stop_check is not None)
 
     async def go() -> RunResult:
@@ -184,15 +175,15 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
     if requests is None and not request.size.duration:
         requests = plan.sequential_budget if plan is not None and plan.sequential_budget else DEFAULT_REQUESTS
     load = Load(requests=requests, concurrency=request.concurrency, rate=request.rate, duration=request.size.duration)
-    if request.output == "table":
-        sequential = plan is not None and plan.sequential is not None
+    sequential = plan is not None and plan.sequential is not None
+    if request.output in ("table", "wide"):
         shown = redact_url(target.url)
         streams.out.write(header_line(shown, load.requests, load.duration, streams.out, sequential=sequential) + "\n")
         streams.out.flush()
     stop_check = plan.stop_check if plan is not None else None
     tally = plan.tally() if plan is not None else None
     result = execute(target, load, streams, quiet=request.quiet, stop_check=stop_check, procs=request.procs,
-                     tally=tally)
+                     sequential=sequential, tally=tally)
     measurement = Measurement.from_run(result, target, load)
     with _signals_ignored(measurement.interrupted):
         try:

@@ -1,7 +1,10 @@
 """``respy merge A.json B.json ...``: add up the ``-o json`` results of several runs (e.g. parallel pods).
 
-Counts add per label and kind, ``requests`` add, the elapsed time is the longest run's, the latency
-histograms merge. When the inputs were checks (they carry ``expected``) or ``--expect RULES`` is given,
+Counts add per label and kind, ``requests`` add, the latency histograms merge. Runs that overlapped in time
+(parallel pods) took from the first start to the last end, and have a combined rate; runs one after another
+have none (their summed time is the time spent sending). The same run given twice is refused (each result
+carries its run id), and so are checked and plain results together unless ``--expect`` says what to judge
+them all against. When the inputs were checks (they carry ``expected``) or ``--expect RULES`` is given,
 the verdict is decided again on the combined counts. ``-`` reads stdin, which, like any input file, may hold
 several JSON objects one after another (what ``kubectl logs -l job-name=respy-parallel`` prints).
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +66,8 @@ def build_parser(streams: Streams | None = None) -> OneLineParser:
 def main(args: list[str], streams: Streams) -> int:
     options = build_parser(streams).parse_args(args)
     parts = read_inputs(options.inputs, streams.stdin, streams.err)
+    refuse_repeats(parts)
+    refuse_mixed_checks(parts, rules_given=bool(options.expect))
     measurement = merge_measurement(parts)
     _warn_interrupted(parts, streams.err)
     evaluation = evaluate_merged(measurement, parts, options, streams)
@@ -133,9 +139,53 @@ def split_objects(text: str) -> tuple[list[Any], int]:
 # --- adding up -----------------------------------------------------------------------------------------
 
 
+def refuse_repeats(parts: Sequence[Part]) -> None:
+    """The same run given twice (the same file twice, or a merged result and one of its runs) would be counted
+    twice: a usage error that names both places."""
+    seen: dict[str, str] = {}
+    for part in parts:
+        for run in part.measurement.runs:
+            if run in seen:
+                raise UsageError(f"{part.source} and {seen[run]} hold the same run (run id {run[:12]}…): "
+                                 "merging it twice would count its requests twice")
+            seen[run] = part.source
+
+
+def refuse_mixed_checks(parts: Sequence[Part], *, rules_given: bool) -> None:
+    """Checked and plain results together would silently judge the plain ones by the others' rules: only with
+    --expect RULES, which says what to judge all of them against."""
+    checked = [p.source for p in parts if p.data.get("expected")]
+    plain = [p.source for p in parts if not p.data.get("expected")]
+    if checked and plain and not rules_given:
+        raise UsageError(f"some results are checks ({checked[0]}) and some are not ({plain[0]}): give the rules to "
+                         "judge them all against with --expect RULES, or merge like with like")
+
+
+@dataclass(frozen=True)
+class Timing:
+    elapsed_s: float
+    overlapped: bool
+
+
+def timing(parts: Sequence[Part]) -> Timing:
+    """Runs that overlapped in time (parallel pods) took, together, from the first start to the last end: their
+    rate is the combined one. Runs one after another (or without start times) have no combined rate: the
+    elapsed time is then the time spent sending, summed."""
+    measurements = [p.measurement for p in parts]
+    if len(measurements) == 1:
+        return Timing(measurements[0].elapsed_s, measurements[0].rate_known)
+    spans = [(m.started_at, m.started_at + m.elapsed_s) for m in measurements if m.started_at is not None]
+    if len(spans) == len(measurements) and max(s for s, _ in spans) < min(e for _, e in spans):
+        return Timing(max(e for _, e in spans) - min(s for s, _ in spans), True)
+    return Timing(sum(m.elapsed_s for m in measurements), False)
+
+
 def merge_measurement(parts: Sequence[Part]) -> Measurement:
     url = _same(parts, "url", "measured different URLs")
     by = _same(parts, "by", "counted answers differently (--by)")
+    host = _same(parts, "host_header", "were sent with different Host headers")
+    when = timing(parts)
+    starts = [p.measurement.started_at for p in parts if p.measurement.started_at is not None]
     planned = [p.measurement.planned for p in parts]
     tally = Tally()
     for part in parts:  # summed rows and merged latency histograms (no per-batch counts: they are per run)
@@ -145,7 +195,12 @@ def merge_measurement(parts: Sequence[Part]) -> Measurement:
     return Measurement(
         url=str(url),
         tally=tally,
-        elapsed_s=max(p.measurement.elapsed_s for p in parts),
+        elapsed_s=when.elapsed_s,
+        rate_known=when.overlapped,
+        started_at=min(starts) if starts else None,
+        host_header=str(host) if host else None,
+        run_id=uuid.uuid4().hex,
+        merged_runs=tuple(run for p in parts for run in p.measurement.runs),
         planned=sum(n for n in planned if n is not None) if None not in planned else None,
         concurrency=sum(p.measurement.concurrency for p in parts),
         by=str(by or "body"),
@@ -252,7 +307,10 @@ def _tolerance(parts: Sequence[Part]) -> float | None:
 
 def _evaluate_rules(measurement: Measurement, options: argparse.Namespace, streams: Streams) -> Evaluation:
     """--expect RULES: the same plan ``respy URL --expect RULES -n N`` would make, applied to the merged counts."""
-    request = RequestShape(url=measurement.url, headers=dict(parse_header(h) for h in options.headers))
+    headers = dict(parse_header(h) for h in options.headers)
+    if measurement.host_header and not any(name.lower() == "host" for name in headers):
+        headers["Host"] = measurement.host_header  # the runs' Host header picks the route, as it did for them
+    request = RequestShape(url=measurement.url, headers=headers)
     plan = plan_check(options.expect, settings_from_args(options), request,
                       RunSize(requests=max(measurement.requests, 1)), stdin=streams.stdin)
     warn(plan.warnings, streams)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from respy.check.assign import Assignment
 from respy.check.stats import chi_square
-from respy.check.verdict import format_p
+from respy.check.verdict import format_p, format_percent
 from respy.explain.analyze import ERROR, WARNING, Finding, Inputs, analyze
 from respy.rules import Expectation, IstioVersion, Outcome, RuleSet, pod_labels, replicas, semantics, short_host
 
@@ -60,6 +60,7 @@ class Diagnosis:
     candidates: list[CandidateFit]
     findings: list[Finding] = field(default_factory=list)
     host: str = ""
+    unmatched: dict[str, int] = field(default_factory=dict)  # labels seen, when none named a destination
 
     @property
     def best(self) -> CandidateFit | None:
@@ -79,6 +80,8 @@ class Diagnosis:
         return " ".join(part for part in (self._lead(), self._findings_text()) if part)
 
     def _lead(self) -> str:
+        if self.unmatched:
+            return no_destination_named(self.unmatched)
         if not self.candidates:
             return ""
         best = self.best
@@ -115,16 +118,22 @@ def diagnose(
     namespace: str = "default",
     istio_version: IstioVersion | None = None,
     sidecar: bool | None = None,
+    unmatched: Mapping[str, int] | None = None,
 ) -> Diagnosis:
     """Test the usual explanations of a failed split against ``counts`` (per declared destination name).
 
     ``istio_version`` orders the causes of an equal split (None: unknown, both orders' causes are listed);
-    ``sidecar`` is whether the client's sidecar was seen (None: not known).
+    ``sidecar`` is whether the client's sidecar was seen (None: not known). When no answer was attributed to
+    any destination (``counts`` all zero, ``unmatched`` the labels seen), no split can be fitted: every
+    candidate's premise fails, so none is offered, only how to attribute.
     """
     destinations = list(expectation.destinations)
     names = [o.name for o in destinations]
     observed = {name: int(counts.get(name, 0)) for name in names}
     declared = _normalised({o.name: o.probability for o in destinations})
+    if not any(observed.values()) and unmatched:
+        return Diagnosis(observed, declared, [], _findings(rules, expectation.host, namespace, istio_version),
+                         expectation.host, unmatched=dict(unmatched))
     short = short_host(expectation.host) if expectation.host else "the service"
     fitter = _Fitter(observed, alpha)
     candidates: list[CandidateFit] = []
@@ -163,7 +172,19 @@ def diagnose_verdict(verdict: Verdict | None, assignment: Assignment, expectatio
         namespace=namespace,
         istio_version=istio_version,
         sidecar=sidecar_seen(),
+        unmatched={**assignment.undeclared, **assignment.unknown_labels},
     )
+
+
+def no_destination_named(labels: Mapping[str, int], shown: int = 3) -> str:
+    """The advice when not one answer named a declared destination: the labels seen, and the two ways to
+    attribute them (``--map``, or a ``--by`` that picks the part of the answer naming the version)."""
+    top = sorted(labels.items(), key=lambda item: -item[1])
+    listed = ", ".join(f"{label!r} ×{count:,}" for label, count in top[:shown])
+    more = f" and {len(top) - shown:,} more" if len(top) > shown else ""
+    return (f"No answer named a destination (labels seen: {listed}{more}), so no split can be judged: say which "
+            f"destination each label comes from with --map 'LABEL=DESTINATION', or count by the part of the answer "
+            f"that names the version with --by regex:PATTERN (e.g. --by 'regex:version=(\\w+)') or --by header:NAME.")
 
 
 def sidecar_seen() -> bool | None:
@@ -452,7 +473,7 @@ def _namespace_of(host: str, default: str) -> str:
 
 def _shares(counts: Mapping[str, int]) -> str:
     total = sum(counts.values())
-    return " / ".join(f"{100 * c / total:.1f}% {name}" for name, c in counts.items()) if total else "no answers"
+    return " / ".join(f"{format_percent(c, total)} {name}" for name, c in counts.items()) if total else "no answers"
 
 
 def _pct(p: float) -> str:

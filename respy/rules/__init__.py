@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from respy.rules import semantics
 from respy.rules.expectation import Expectation, Outcome
-from respy.rules.load import K8sObject, RuleSet, load_bytes, load_inputs, load_text, parse_weights
+from respy.rules.load import K8sObject, RuleSet, load_bytes, load_each, load_inputs, load_text, parse_weights
 from respy.rules.resolve import resolve
 from respy.rules.semantics import (
     L4_PROTOCOLS,
@@ -64,6 +64,7 @@ __all__ = [
     "is_partial_service_name",
     "load_bytes",
     "load_cluster",
+    "load_each",
     "load_inputs",
     "load_text",
     "parse_istio_version",

@@ -18,7 +18,7 @@ KEPT_KINDS = ROUTING_KINDS | {
     "DestinationRule", "Gateway", "ServiceEntry", "Sidecar", "Service", "Deployment", "StatefulSet",
     "DaemonSet", "ReplicaSet", "Pod", "Namespace", "ReferenceGrant", "WorkloadEntry", "Endpoints",
 }
-YAML_SUFFIXES = (".yaml", ".yml")
+YAML_SUFFIXES = (".yaml", ".yml", ".json")  # JSON is YAML (what `kubectl get -o json` writes)
 STDIN_NAME = "<stdin>"
 
 
@@ -120,6 +120,27 @@ def load_inputs(values: Sequence[str], *, stdin: TextIO | None = None, require_r
     return RuleSet(objects=tuple(unique), weights=weights, warnings=tuple(warnings))
 
 
+def load_each(values: Sequence[str], *, stdin: TextIO | None = None) -> tuple[RuleSet, list[RulesError]]:
+    """Like :func:`load_inputs` without inline weights, but one unreadable input (or one bad file in a
+    directory) does not stop the others: the objects of every readable file, and an error for each other."""
+    objects: list[K8sObject] = []
+    errors: list[RulesError] = []
+    for value in values:
+        path = Path(value)
+        files = [value]
+        if value != "-" and path.is_dir():
+            files = [str(p) for p in sorted(path.iterdir()) if p.is_file() and p.suffix in YAML_SUFFIXES]
+            if not files:
+                errors.append(RulesError("directory holds no *.yaml, *.yml or *.json files", file=value))
+        for file in files:
+            try:
+                objects.extend(_load_value(file, stdin))
+            except RulesError as exc:
+                errors.append(exc)
+    unique, warnings = _dedupe(objects)
+    return RuleSet(objects=tuple(unique), warnings=tuple(warnings)), errors
+
+
 def load_text(text: str, file: str) -> list[K8sObject]:
     """The objects of one YAML stream (kind ``List`` unwrapped, unused kinds dropped, shapes checked)."""
     return _load_stream(text, file)[0]
@@ -207,7 +228,7 @@ def _load_stdin(stream: TextIO) -> list[K8sObject]:
 def _load_dir(path: Path) -> list[K8sObject]:
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
     if not files:
-        raise RulesError("directory holds no *.yaml or *.yml files", file=str(path))
+        raise RulesError("directory holds no *.yaml, *.yml or *.json files", file=str(path))
     return [obj for file in files for obj in _load_file(file, str(file))[0]]
 
 
