@@ -19,7 +19,7 @@ from respy._errors import RespyError, UsageError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
-SUBCOMMANDS = ("demo", "analyze", "merge")
+SUBCOMMANDS = ("demo", "analyze", "merge", "proxy-config")
 
 DESCRIPTION = """\
 respy sends N HTTP requests to a URL, C at a time, and shows how the answers are split:
@@ -31,6 +31,11 @@ other commands:
   respy demo [--broken]        run against a local 90/10 weather-backend (no cluster needed)
   respy analyze FILE|DIR|- ... find what in the manifests breaks a traffic split
   respy merge A.json B.json    combine JSON results of several runs (e.g. parallel pods)
+  respy proxy-config URL       what the sidecar's Envoy will do with this request (no request sent)
+
+In a pod with an istio-proxy sidecar, respy also reads the sidecar's Envoy admin (127.0.0.1:15000):
+the split the mesh programmed for this request is shown beside the observed one (and is the
+expectation when no --expect is given), and a failure is located: control plane, data plane or bypass.
 """
 
 EPILOG = """\
@@ -116,6 +121,7 @@ def build_parser() -> OneLineParser:
     _add_request_flags(parser)
     _add_output_flags(parser)
     _add_check_flags(parser)
+    _add_sidecar_flags(parser)
     return parser
 
 
@@ -187,6 +193,16 @@ def _add_check_flags(parser: argparse.ArgumentParser) -> None:
                        help="the request enters through this Istio Gateway (default: a sidecar in the mesh)")
 
 
+def _add_sidecar_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the sidecar's view (Envoy admin)")
+    group.add_argument("--envoy-admin", metavar="URL|none",
+                       help="the sidecar's Envoy admin API (default: http://127.0.0.1:15000 when it answers within "
+                            "200 ms and is Envoy; none: do not read it). Example: --envoy-admin none")
+    group.add_argument("--config-dump", metavar="FILE|-",
+                       help="read the sidecar's config from a saved /config_dump instead of its admin. Example: "
+                            "kubectl exec POD -c istio-proxy -- curl -s localhost:15000/config_dump > dump.json")
+
+
 @dataclass
 class Streams:
     out: TextIO
@@ -252,6 +268,10 @@ def _subcommand(name: str, args: list[str], streams: Streams) -> int:
         from respy.cli.analyze import main as analyze_main
 
         return analyze_main(args, streams)
+    if name == "proxy-config":
+        from respy.cli.proxy_config import main as proxy_config_main
+
+        return proxy_config_main(args, streams)
     from respy.cli.merge import main as merge_main
 
     return merge_main(args, streams)

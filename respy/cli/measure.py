@@ -153,6 +153,8 @@ def exit_code(measurement: Measurement, evaluation: Evaluation | None) -> int:
 
 
 def run_measure(args: argparse.Namespace, streams: Streams) -> int:
+    from respy.cli.sidecar_run import add_sidecar, open_sidecar, programmed_plan
+
     url = pick_url(args)
     target = target_from_args(args, url)
     plan = None
@@ -160,6 +162,9 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
         from respy.check.plan import plan_check
 
         plan = plan_check(args, target, streams)
+    sidecar = open_sidecar(args, target)
+    if plan is None:
+        plan = programmed_plan(sidecar, args)
     requests = args.requests
     if requests is None and not args.duration:
         requests = plan.sequential_budget if plan is not None and plan.sequential_budget else DEFAULT_REQUESTS
@@ -177,6 +182,7 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
     except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
         emit(measurement, None, args.output, streams)
         raise
+    evaluation = add_sidecar(evaluation, sidecar, measurement, plan, declared_given=bool(args.expect))
     emit(measurement, evaluation, args.output, streams)
     return exit_code(measurement, evaluation)
 

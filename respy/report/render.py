@@ -36,6 +36,12 @@ class Evaluation:
     diagnosis_text: str = ""
     findings: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # the sidecar's view (issue 13): PROGRAMMED % and SIDECAR COUNT by outcome, JSON keys, located cause
+    programmed_shares: dict[str, float] | None = None
+    sidecar_counts: dict[str, int] | None = None
+    sidecar: dict[str, Any] = field(default_factory=dict)
+    sidecar_lines: list[str] = field(default_factory=list)
+    located_lines: list[str] = field(default_factory=list)
 
 
 def can_encode(text: str, stream: TextIO) -> bool:
@@ -113,21 +119,38 @@ def _rows_with_expectation(
     claimed = evaluation.assignment.claimed if evaluation.assignment is not None else {}
     shares = {s.name: s for s in evaluation.verdict.shares} if evaluation.verdict is not None else {}
     headers = ["RESPONSE", "DESTINATION", "COUNT", pct_header, "EXPECTED %", "OBSERVED % (interval)"]
+    extra = _sidecar_columns(evaluation)
+    headers[5:5] = [name for name, _ in extra]
     body: list[list[Any]] = []
     described: set[str] = set()
     for row in shown:
         dest = claimed.get(row.label)
         dest_text = dest if dest else ("(undeclared)" if row.is_ok else "(error)")
         expected, observed = "", ""
+        cells = ["" for _ in extra]
         if dest and dest not in described:
             described.add(dest)
             expected, observed = _share_cells(expectation.probabilities.get(dest), shares.get(dest))
-        body.append([cut(row.label), dest_text, row.count, percent(row.count, total), expected, observed])
+            cells = [cell(dest) for _, cell in extra]
+        body.append([cut(row.label), dest_text, row.count, percent(row.count, total), expected, *cells, observed])
     for outcome in expectation.outcomes:
         if outcome.name not in described:
             expected, observed = _share_cells(outcome.probability, shares.get(outcome.name))
-            body.append(["(no answers)", outcome.name, 0, percent(0, total), expected, observed])
+            cells = [cell(outcome.name) for _, cell in extra]
+            body.append(["(no answers)", outcome.name, 0, percent(0, total), expected, *cells, observed])
     return headers, body
+
+
+def _sidecar_columns(evaluation: Evaluation) -> list[tuple[str, Any]]:
+    """PROGRAMMED % (the sidecar's split for this request) and SIDECAR COUNT (what it routed), when known."""
+    columns: list[tuple[str, Any]] = []
+    programmed = evaluation.programmed_shares
+    if programmed is not None:
+        columns.append(("PROGRAMMED %", lambda name: f"{100 * programmed.get(name, 0.0):.1f}%"))
+    counts = evaluation.sidecar_counts
+    if counts is not None:
+        columns.append(("SIDECAR COUNT", lambda name: str(counts[name]) if name in counts else "-"))
+    return columns
 
 
 def _share_cells(expected: float | None, share: Any) -> tuple[str, str]:
@@ -163,9 +186,12 @@ def render_text(measurement: Measurement, evaluation: Evaluation | None = None, 
     if stopped:
         lines.append(stopped)
     if evaluation is not None:
+        lines.extend(evaluation.sidecar_lines)
         lines.extend(evaluation.notes)
         if evaluation.verdict_line:
             lines.append(evaluation.verdict_line)
+        lines.extend(textwrap.fill(line, width=DIAGNOSIS_WIDTH, break_on_hyphens=False, subsequent_indent="  ")
+                     for line in evaluation.located_lines)
         if evaluation.diagnosis_text:
             lines.append(textwrap.fill(evaluation.diagnosis_text, width=DIAGNOSIS_WIDTH, break_on_hyphens=False))
     text = "\n".join(lines)
@@ -232,6 +258,7 @@ def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
         data["diagnosis"] = evaluation.diagnosis
     if evaluation.findings:
         data["findings"] = evaluation.findings
+    data.update(evaluation.sidecar)
     return data
 
 

@@ -25,7 +25,7 @@ from respy.sidecar.dump import ConfigDump, ConfigDumpError, parse_config_dump
 DEFAULT_ADMIN = "http://127.0.0.1:15000"
 DETECT_TIMEOUT_S = 0.2  # the sidecar is on loopback: an answer takes milliseconds or never comes
 CALL_TIMEOUT_S = 3.0
-MAX_DUMP_BYTES = 64 * 1024 * 1024  # a large mesh's dump is tens of MB; past this it is not worth the memory
+MAX_DUMP_BYTES = 32 * 1024 * 1024  # a big mesh's dump is tens of MB; past this, save it and use --config-dump
 MAX_SMALL_BYTES = 4 * 1024 * 1024
 STATS_FILTER = r"^cluster\..*\.(upstream_rq_([0-9]{3}|total)|upstream_cx_total|upstream_cx_none_healthy)$"
 COUNTERS = ("upstream_rq_total", "upstream_cx_total", "upstream_cx_none_healthy")

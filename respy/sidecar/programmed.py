@@ -185,9 +185,17 @@ class _Walk:
         return Programmed(kind=kind, steps=tuple(self.steps), notes=tuple(self.notes.items), **fields)
 
 
-def programmed_for(dump: ConfigDump, request: EnvoyRequest, dial_ip: str | None = None) -> Programmed:
-    """What Envoy configured as ``dump`` does with ``request`` dialled at ``dial_ip``:``request.dial_port``."""
+def programmed_for(dump: ConfigDump, request: EnvoyRequest, dial_ip: str | None = None,
+                   route_config: str | None = None) -> Programmed:
+    """What Envoy configured as ``dump`` does with ``request`` dialled at ``dial_ip``:``request.dial_port``.
+
+    ``route_config`` names the route configuration to use (as ``istioctl proxy-config routes --name``),
+    skipping the listener; a dump with no listeners at all (a routes-only dump) is read that way too, with
+    the first route configuration that has a virtual host for the request's Host.
+    """
     walk = _Walk(dump, request)
+    if route_config is not None or "ListenersConfigDump" not in dump.sections:
+        return _by_route_config(walk, route_config)
     ip = dial_ip if dial_ip is not None else _literal_ip(request.dial_host)
     listener, how = select_listener(dump.listeners, ip, request.dial_port)
     walk.steps.append(how)
@@ -203,6 +211,19 @@ def programmed_for(dump: ConfigDump, request: EnvoyRequest, dial_ip: str | None 
     if chain.action.kind != "http":
         return walk.done("not_http", listener=listener.name)
     return _http(walk, listener.name, chain.action)
+
+
+def _by_route_config(walk: _Walk, name: str | None) -> Programmed:
+    if name is not None:
+        walk.steps.append(f"route config {name!r} (named, not chosen by a listener)")
+        return _http(walk, "", NetworkAction(kind="http", rds_name=name))
+    walk.steps.append("the dump has no listeners: the route config is the first with a virtual host for this Host")
+    for candidate, config in walk.dump.route_configs.items():
+        vhost = find_virtual_host(config, walk.request.authority)
+        if vhost is not None and vhost.get("domains") != ["*"]:
+            walk.steps.append(f"route config {candidate!r}")
+            return _http(walk, "", NetworkAction(kind="http", rds_name=candidate))
+    return walk.done("no_virtual_host", status=NO_ROUTE_STATUS)
 
 
 def _literal_ip(host: str) -> str | None:

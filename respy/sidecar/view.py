@@ -56,24 +56,27 @@ class SidecarView:
     absent: bool = False  # the default probe found no sidecar: requests likely bypass the mesh
     before: dict[str, ClusterCounts] | None = None
     counts: dict[str, ClusterCounts] | None = None
+    request_authority: str = ""
 
     @classmethod
     def open(cls, *, admin: str | None, config_dump: str | None, url: str, headers: Mapping[str, str],
-             method: str = "GET", http2: bool = False, stdin: TextIO | None = None) -> SidecarView:
-        """``admin``: a URL, ``none``, or None / ``auto`` (probe 127.0.0.1:15000 for 200 ms)."""
-        view = cls()
+             method: str = "GET", http2: bool = False, stdin: TextIO | None = None,
+             stats: bool = True, route_config: str | None = None) -> SidecarView:
+        """``admin``: a URL, ``none``, or None / ``auto`` (probe 127.0.0.1:15000 for 200 ms); ``stats``: read
+        the per-cluster counters now, to compare after the run (``finish``)."""
+        view = cls(request_authority=EnvoyRequest.build(url, headers, method).authority)
         if config_dump is not None:
             view.dump = _read_dump_file(config_dump, stdin or sys.stdin)
             view.origin = "stdin" if config_dump == "-" else f"file {config_dump}"
         elif admin is not None and admin.lower() == OFF:
             return view
         else:
-            view._connect(admin)
+            view._connect(admin, stats)
         if view.dump is not None:
-            view._programme(url, headers, method, http2)
+            view._programme(url, headers, method, http2, route_config)
         return view
 
-    def _connect(self, admin: str | None) -> None:
+    def _connect(self, admin: str | None, stats: bool) -> None:
         auto = admin is None or admin.lower() == AUTO
         client = AdminClient(DEFAULT_ADMIN if auto else admin.rstrip("/"))  # type: ignore[union-attr]
         try:
@@ -81,8 +84,7 @@ class SidecarView:
         except AdminUnreadable as error:
             if auto:
                 self.absent = True
-                self.problems.append(f"no sidecar answered on {DEFAULT_ADMIN}: respy's requests bypass the mesh "
-                                     "(is this pod injected?)")
+                self.problems.append(f"no sidecar answered on {DEFAULT_ADMIN} ({error})")
             else:
                 self.problems.append(f"sidecar admin not read: {error}")
             return
@@ -92,12 +94,14 @@ class SidecarView:
         except AdminUnreadable as error:
             self.problems.append(f"sidecar config not read: {error}")
             return
-        self.before = self._stats()
+        if stats:
+            self.before = self._stats()
 
-    def _programme(self, url: str, headers: Mapping[str, str], method: str, http2: bool) -> None:
+    def _programme(self, url: str, headers: Mapping[str, str], method: str, http2: bool,
+                   route_config: str | None) -> None:
         assert self.dump is not None
         request = EnvoyRequest.build(url, headers, method, http2=http2)
-        self.programmed = programmed_for(self.dump, request, resolve_ip(request.dial_host))
+        self.programmed = programmed_for(self.dump, request, resolve_ip(request.dial_host), route_config=route_config)
 
     def _stats(self) -> dict[str, ClusterCounts] | None:
         if self.admin is None:
