@@ -62,8 +62,8 @@ def locate(*, view: SidecarView | None, declared: Expectation | None, host_port:
     if view is None:
         return []
     if view.absent:
-        return [Located(BYPASS, f"no sidecar answered on 127.0.0.1:15000: respy's requests bypass the mesh "
-                                f"(is this pod injected?)")]
+        return [Located(BYPASS, "no sidecar answered on 127.0.0.1:15000: respy's requests bypass the mesh "
+                                "(is this pod injected?)")]
     programmed = view.programmed
     if programmed is None:
         return []

@@ -31,7 +31,7 @@ STATS_FILTER = r"^cluster\..*\.(upstream_rq_([0-9]{3}|total)|upstream_cx_total|u
 COUNTERS = ("upstream_rq_total", "upstream_cx_total", "upstream_cx_none_healthy")
 
 
-class AdminUnreadable(Exception):
+class AdminReadError(Exception):
     """One line saying why the admin API could not be read."""
 
 
@@ -79,7 +79,7 @@ class ClusterCounts:
 
 @dataclass
 class AdminClient:
-    """Envoy's admin API at ``url``; each method raises ``AdminUnreadable`` with one line, nothing else."""
+    """Envoy's admin API at ``url``; each method raises ``AdminReadError`` with one line, nothing else."""
 
     url: str = DEFAULT_ADMIN
     timeout: float = CALL_TIMEOUT_S
@@ -91,26 +91,26 @@ class AdminClient:
             with anyio.fail_after(box):
                 return await self._read(path, max_bytes, box)
         except TimeoutError:
-            raise AdminUnreadable(f"{self.url}{path} did not answer within {box:g} s") from None
+            raise AdminReadError(f"{self.url}{path} did not answer within {box:g} s") from None
         except httpx.HTTPError as error:
             spent = time.monotonic() - started
-            raise AdminUnreadable(f"{self.url}{path}: {_reason(error)} (after {spent:.2f} s)") from None
+            raise AdminReadError(f"{self.url}{path}: {_reason(error)} (after {spent:.2f} s)") from None
 
     async def _read(self, path: str, max_bytes: int, box: float) -> bytes:
         # No proxy from the environment: the admin is on this pod's loopback, never behind HTTP_PROXY.
         async with httpx.AsyncClient(timeout=box, trust_env=False) as client, \
                 client.stream("GET", self.url + path) as response:
             if response.status_code != 200:
-                raise AdminUnreadable(f"{self.url}{path} answered HTTP {response.status_code}")
+                raise AdminReadError(f"{self.url}{path} answered HTTP {response.status_code}")
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise AdminUnreadable(f"{self.url}{path} is {int(declared) / 1e6:.0f} MB, over respy's "
+                raise AdminReadError(f"{self.url}{path} is {int(declared) / 1e6:.0f} MB, over respy's "
                                       f"{max_bytes / 1e6:.0f} MB limit: not read")
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > max_bytes:
-                    raise AdminUnreadable(f"{self.url}{path} is over respy's {max_bytes / 1e6:.0f} MB limit: "
+                    raise AdminReadError(f"{self.url}{path} is over respy's {max_bytes / 1e6:.0f} MB limit: "
                                           "not read")
             return bytes(body)
 
@@ -119,7 +119,7 @@ class AdminClient:
         info = _json_object(body, f"{self.url}/server_info")
         version = info.get("version")
         if not isinstance(version, str) or "state" not in info:
-            raise AdminUnreadable(f"{self.url}/server_info is not Envoy's (no version and state)")
+            raise AdminReadError(f"{self.url}/server_info is not Envoy's (no version and state)")
         return ServerInfo(version=version, state=str(info.get("state")))
 
     async def config_dump(self, *, include_eds: bool = True) -> ConfigDump:
@@ -128,7 +128,7 @@ class AdminClient:
         try:
             return parse_config_dump(body)
         except ConfigDumpError as error:
-            raise AdminUnreadable(f"{self.url}{path}: {error}") from None
+            raise AdminReadError(f"{self.url}{path}: {error}") from None
 
     async def cluster_stats(self, known: Collection[str] | None = None) -> dict[str, ClusterCounts]:
         body = await self.get("/stats?" + urlencode({"filter": STATS_FILTER}))
@@ -146,9 +146,9 @@ def _json_object(body: bytes, where: str) -> Mapping[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        raise AdminUnreadable(f"{where} did not answer JSON (is this Envoy's admin?)") from None
+        raise AdminReadError(f"{where} did not answer JSON (is this Envoy's admin?)") from None
     if not isinstance(data, Mapping):
-        raise AdminUnreadable(f"{where} did not answer a JSON object")
+        raise AdminReadError(f"{where} did not answer a JSON object")
     return data
 
 
@@ -177,7 +177,8 @@ def parse_cluster_stats(text: str, known: Collection[str] | None = None) -> dict
     return counts
 
 
-_STAT_LINE = re.compile(r"^cluster\.(.+)\.(upstream_rq_(?:\d{3}|total)|upstream_cx_total|upstream_cx_none_healthy): (\d+)$")
+_STAT_LINE = re.compile(
+    r"^cluster\.(.+)\.(upstream_rq_(?:\d{3}|total)|upstream_cx_total|upstream_cx_none_healthy): (\d+)$")
 
 
 def stats_delta(before: Mapping[str, ClusterCounts], after: Mapping[str, ClusterCounts]) -> dict[str, ClusterCounts]:

@@ -261,7 +261,8 @@ def _http(walk: _Walk, listener: str, action: NetworkAction) -> Programmed:
     domains = tuple(str(d) for d in vhost.get("domains", []) or [])
     walk.steps.append(f"virtual host {vhost_name} (Host {walk.request.authority!r})")
     found = first_route(vhost, walk.request, walk.notes)
-    common = {"listener": listener, "route_config": name, "virtual_host": vhost_name, "domains": domains}
+    common: dict[str, Any] = {"listener": listener, "route_config": name, "virtual_host": vhost_name,
+                              "domains": domains}
     if found is None:
         walk.steps.append(f"no route of virtual host {vhost_name} matches {walk.request.method} {walk.request.path}")
         return walk.done("no_route", status=NO_ROUTE_STATUS, **common)

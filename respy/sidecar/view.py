@@ -21,7 +21,7 @@ from respy.sidecar.admin import (
     DEFAULT_ADMIN,
     DETECT_TIMEOUT_S,
     AdminClient,
-    AdminUnreadable,
+    AdminReadError,
     ClusterCounts,
     ServerInfo,
     stats_delta,
@@ -81,7 +81,7 @@ class SidecarView:
         client = AdminClient(DEFAULT_ADMIN if auto else admin.rstrip("/"))  # type: ignore[union-attr]
         try:
             self.server = _sync(lambda: client.server_info(timeout=DETECT_TIMEOUT_S if auto else CALL_TIMEOUT_S))
-        except AdminUnreadable as error:
+        except AdminReadError as error:
             if auto:
                 self.absent = True
                 self.problems.append(f"no sidecar answered on {DEFAULT_ADMIN} ({error})")
@@ -91,7 +91,7 @@ class SidecarView:
         self.admin, self.detected, self.origin = client, auto, f"admin {client.url}"
         try:
             self.dump = _sync(client.config_dump)
-        except AdminUnreadable as error:
+        except AdminReadError as error:
             self.problems.append(f"sidecar config not read: {error}")
             return
         if stats:
@@ -109,7 +109,7 @@ class SidecarView:
         try:
             known = set(self.dump.clusters) if self.dump is not None and self.dump.clusters else None
             return _sync(lambda: self.admin.cluster_stats(known))  # type: ignore[union-attr]
-        except AdminUnreadable as error:
+        except AdminReadError as error:
             self.problems.append(f"sidecar counters not read: {error}")
             return None
 
