@@ -134,3 +134,25 @@ def test_config_dump_file_errors_are_usage_errors(tmp_path, body: bytes) -> None
     with pytest.raises(UsageError) as raised:
         SidecarView.open(admin=None, config_dump=str(path), url="http://x:1/", headers={})
     assert "not a config dump" in str(raised.value)
+
+
+def test_in_a_pod_no_sidecar_means_the_mesh_is_bypassed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from respy.explain.sidecar import BYPASS, locate
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setattr("respy.sidecar.view.DEFAULT_ADMIN", refused)  # deterministic: nothing on it
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    view = SidecarView.open(admin=None, config_dump=None, url="http://weather-backend:5000/", headers={})
+    found = locate(view=view, declared=None, host_port="weather-backend:5000")
+    assert [f.where for f in found] == [BYPASS]
+    assert "respy's requests bypass the mesh (is this pod injected?)" in found[0].message
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    outside = SidecarView.open(admin=None, config_dump=None, url="http://weather-backend:5000/", headers={})
+    assert (outside.absent, outside.problems) == (False, [])  # outside a pod, no sidecar is expected
+
+
+def test_auto_detection_leaves_loopback_urls_alone() -> None:
+    view = SidecarView.open(admin=None, config_dump=None, url="http://127.0.0.1:8080/", headers={})
+    assert (view.origin, view.problems, view.absent) == ("", [], False)

@@ -236,7 +236,8 @@ def demo_rules_path() -> str:
 def build_demo_args(options: argparse.Namespace, url: str) -> argparse.Namespace:
     from respy.cli.main import build_parser
 
-    argv = [url, "-c", str(options.concurrency), "-o", options.output, "-H", "Host: weather-backend"]
+    argv = [url, "-c", str(options.concurrency), "-o", options.output, "-H", "Host: weather-backend",
+            "--envoy-admin", "none"]  # the demo's router is local: no sidecar is in its path
     if options.requests:
         argv += ["-n", str(options.requests)]
     if not options.no_check:

@@ -13,6 +13,7 @@ from typing import Any
 
 from respy._errors import UsageError
 from respy.cli.main import EXIT_OK, OneLineParser, Streams, check_url, parse_header
+from respy.sidecar.admin import DEFAULT_ADMIN
 from respy.sidecar.listing import route_rows
 from respy.sidecar.programmed import Programmed
 from respy.sidecar.view import SidecarView
@@ -56,7 +57,7 @@ def main(argv: list[str], streams: Streams) -> int:
         raise UsageError("proxy-config needs the sidecar's config: --envoy-admin URL or --config-dump FILE")
     url = check_url(args.url) if args.url else "http://localhost/"
     headers = dict(parse_header(h) for h in args.headers)
-    view = SidecarView.open(admin=args.envoy_admin or "auto", config_dump=args.config_dump, url=url,
+    view = SidecarView.open(admin=args.envoy_admin or DEFAULT_ADMIN, config_dump=args.config_dump, url=url,
                             headers=headers, method=args.method, stdin=sys.stdin, stats=False,
                             route_config=args.route)
     if view.dump is None:
