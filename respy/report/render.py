@@ -146,7 +146,11 @@ def _sidecar_columns(evaluation: Evaluation) -> list[tuple[str, Any]]:
     columns: list[tuple[str, Any]] = []
     programmed = evaluation.programmed_shares
     if programmed is not None:
-        columns.append(("PROGRAMMED %", lambda name: f"{100 * programmed.get(name, 0.0):.1f}%"))
+        expected = evaluation.expectation.probabilities if evaluation.expectation is not None else {}
+        # names in common: an absent one got 0 %; none in common (a TCP proxy): the shares do not compare
+        comparable = bool(set(programmed) & set(expected))
+        columns.append(("PROGRAMMED %", lambda name: f"{100 * programmed[name]:.1f}%" if name in programmed
+                        else ("0.0%" if comparable else "-")))
     counts = evaluation.sidecar_counts
     if counts is not None:
         columns.append(("SIDECAR COUNT", lambda name: str(counts[name]) if name in counts else "-"))

@@ -237,8 +237,9 @@ def _describe_action(action: NetworkAction) -> str:
     if action.kind == "tcp":
         return "TCP proxy to " + ", ".join(name for name, _ in action.tcp_clusters)
     if action.kind == "http":
-        return f"HTTP connection manager, route config {action.rds_name!r}" if action.rds_name \
-            else "HTTP connection manager, inline route config"
+        if action.rds_name:
+            return f"HTTP connection manager, route config {action.rds_name!r} (RDS)"
+        return f"HTTP connection manager, inline route config {(action.inline_route or {}).get('name', '')!r}"
     return "neither HTTP nor TCP proxy"
 
 
