@@ -156,3 +156,29 @@ def test_in_a_pod_no_sidecar_means_the_mesh_is_bypassed(monkeypatch: pytest.Monk
 def test_auto_detection_leaves_loopback_urls_alone() -> None:
     view = SidecarView.open(admin=None, config_dump=None, url="http://127.0.0.1:8080/", headers={})
     assert (view.origin, view.problems, view.absent) == ("", [], False)
+
+
+@pytest.mark.parametrize("hostile", ["hangs", "50 MB", "not JSON"])
+def test_a_hostile_admin_leaves_the_measurement_and_verdict_alone(serve, hostile: str) -> None:  # type: ignore[no-untyped-def]
+    """The same seeded 90/10 backend measured with and without a hostile admin: same counts, same verdict,
+    one more line (the admin's), and at most the time box more."""
+    from conftest import run_cli, weighted_handler
+
+    behaviours = {"hangs": hang,
+                  "50 MB": info_then(b'{"configs": [], "pad": "' + b"x" * (50 * 1024 * 1024) + b'"}'),
+                  "not JSON": info_then(b"\x00\xff garbage")}
+    argv = ["-n", "400", "-c", "4", "--expect", "single=90,multiple=10", "--alpha", "0.001", "-q"]
+    plain_server = serve(weighted_handler({"weather-backend: single": 90, "weather-backend: multiple": 10}, seed=3))
+    plain = run_cli(plain_server.url + "/", *argv, "--envoy-admin", "none")
+    with FaultServer(behaviours[hostile]) as admin:
+        server = serve(weighted_handler({"weather-backend: single": 90, "weather-backend: multiple": 10}, seed=3))
+        started = time.monotonic()
+        hostile_run = run_cli(server.url + "/", *argv, "--envoy-admin", admin.url.rstrip("/"))
+        spent = time.monotonic() - started
+    assert hostile_run.code == plain.code == 0
+    verdict_line = next(line for line in plain.out.splitlines() if line.startswith("PASS"))
+    assert verdict_line.split("(")[0] in hostile_run.out
+    extra = [line for line in hostile_run.out.splitlines() if line.startswith("sidecar")]
+    assert len(extra) == 1, hostile_run.out
+    assert spent < 2 * CALL_TIMEOUT_S + 30  # one time box (reading the config), plus the run itself
+    assert "Traceback" not in hostile_run.err

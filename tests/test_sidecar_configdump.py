@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from respy.sidecar.dump import ConfigDumpError, parse_config_dump
-from respy.sidecar.listing import endpoint_rows, route_rows
+from respy.sidecar.listing import endpoint_rows
 
 ROUTE_COLUMNS = ("NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE")
 ENDPOINT_COLUMNS = ("NAME", "STATUS", "LOCALITY", "CLUSTER")
@@ -41,15 +42,16 @@ def test_every_dump_parses(fixtures_dir: Path) -> None:
         assert dump.listeners or dump.route_configs or dump.unnamed_route_configs or dump.endpoints, case.name
 
 
-def test_routes_match_istioctls_output(fixtures_dir: Path) -> None:
+def test_proxy_config_routes_match_istioctls_output(fixtures_dir: Path) -> None:
     compared = 0
     for case in configdump_cases(fixtures_dir):
         output = case / "output.txt"
         if not output.is_file() or "VHOST NAME" not in output.read_text():
             continue  # no istioctl rendering, or an endpoints table (compared below)
         expected = istioctl_table(output.read_text(), ROUTE_COLUMNS)
-        dump = parse_config_dump((case / "configdump.json").read_text())
-        found = [(r.name, r.virtual_host, r.domains, r.match, r.virtual_service) for r in route_rows(dump)]
+        result = run_cli("proxy-config", "--config-dump", str(case / "configdump.json"), "-o", "json")
+        assert result.code == 0, result.err
+        found = [(r["name"], r["virtual_host"], r["domains"], r["match"], r["virtual_service"]) for r in result.json()]
         # istioctl sorts route configs with an unstable sort on numeric names: compare as multisets
         assert sorted(found) == sorted(expected), case.name
         compared += 1

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from respy.check.programmed import programmed_expectation
 from respy.sidecar.dump import parse_config_dump
 from respy.sidecar.envoy_routing import EnvoyRequest, find_virtual_host, first_route
 from respy.sidecar.istio_names import parse_cluster_name, route_source
@@ -193,5 +194,5 @@ def test_fault_abort_and_weights_make_the_programmed_expectation() -> None:
             {"name": "outbound|9080|v2|reviews.default.svc.cluster.local", "weight": 25}]}}}]}]}
     dump = parse_config_dump(sidecar_dump([listener("0.0.0.0_8080", "0.0.0.0", 8080, [hcm_chain("8080")])], [route]))
     programmed = programmed_for(dump, EnvoyRequest.build("http://reviews:8080/"))
-    shares = programmed.expectation().probabilities
+    shares = programmed_expectation(programmed).probabilities
     assert shares == pytest.approx({"HTTP 500 (fault abort)": 0.2, "v1": 0.6, "v2": 0.2})

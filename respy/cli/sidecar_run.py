@@ -38,8 +38,9 @@ def programmed_plan(view: SidecarView | None, args: argparse.Namespace) -> Check
     if view is None or view.programmed is None or not view.programmed.checkable:
         return None
     from respy.check.plan import CheckPlan, parse_maps
+    from respy.check.programmed import programmed_expectation
 
-    return CheckPlan(expectation=view.programmed.expectation(), rules=None, mapping=parse_maps(args.maps),
+    return CheckPlan(expectation=programmed_expectation(view.programmed), rules=None, mapping=parse_maps(args.maps),
                      alpha=args.alpha, tolerance=args.tolerance, strict=args.strict, grace=args.grace,
                      namespace=args.namespace,
                      notes=[f"expected: the split the sidecar was programmed with ({view.origin}); "
@@ -79,9 +80,10 @@ def _against_programmed(evaluation: Evaluation, programmed: Programmed | None, m
     if programmed is None or not programmed.checkable or plan is None or not measurement.answered:
         return None
     from respy.check.assign import assign
+    from respy.check.programmed import programmed_expectation
     from respy.check.verdict import decide
 
-    expectation = programmed.expectation()
+    expectation = programmed_expectation(programmed)
     try:
         assignment = assign(measurement.rows, expectation)
         return decide(assignment, expectation, alpha=plan.alpha, tolerance=plan.tolerance, strict=plan.strict,

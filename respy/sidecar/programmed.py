@@ -3,8 +3,9 @@
 ``programmed_for(dump, request)`` walks Envoy's own choices (``envoy_routing``) and reads the result back
 into Istio's terms (``istio_names``): the clusters with their weights and the destinations they stand for,
 the endpoints healthy/total behind each, the fault the route injects, the VirtualService that produced it.
-``Programmed.expectation()`` turns it into the same ``Expectation`` the YAML gives, so the verdict can check
-an observed split against it.
+``Programmed.outcomes()`` lists what a request can end in, with its probability; ``check.programmed`` makes
+it the same ``Expectation`` the YAML gives, so the verdict can check an observed split against it. (This
+module stays beside ``rules/``, not on top of it: it only reads Envoy's config.)
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from respy.rules.expectation import Expectation
-from respy.rules.outcomes import Candidate, finish, status_outcome
 from respy.sidecar.dump import ConfigDump, FilterChain, NetworkAction
 from respy.sidecar.envoy_routing import (
     EnvoyRequest,
@@ -101,29 +100,37 @@ class Programmed:
         return any(c.name == PASSTHROUGH for c in self.clusters)
 
     def shares(self) -> dict[str, float]:
-        """Share per outcome name: clusters (by their label) and Envoy's own answers (``HTTP 404 (...)``)."""
-        return {o.name: o.probability for o in self.expectation().outcomes} if self.checkable else {}
+        """Share per outcome: clusters by destination (``single``) and Envoy's own answers (``HTTP 404 (...)``)."""
+        if not self.checkable:
+            return {}
+        merged: dict[str, float] = {}
+        names = [o.name for o in self.outcomes()]
+        for outcome in self.outcomes():
+            name = outcome.long_name if names.count(outcome.name) > 1 else outcome.name
+            merged[name] = merged.get(name, 0.0) + outcome.probability
+        return merged
 
     @property
     def checkable(self) -> bool:
         """Whether this is a split an observed one can be checked against (passthrough goes anywhere)."""
         return self.kind != "no_listener" and not self.passthrough and self.kind != "not_http"
 
-    def expectation(self) -> Expectation:
-        candidates: list[Candidate] = []
-        source = self.source.describe() if self.source else "sidecar config"
+    @property
+    def source_text(self) -> str:
+        return self.source.describe() if self.source else "sidecar config"
+
+    def outcomes(self) -> list[ProgrammedOutcome]:
+        """What a request can end in: a status Envoy answers itself, a fault abort, or a cluster's share."""
         if self.status is not None:
-            candidates.append(status_outcome(self.status, self._status_reason(), 1.0, source))
-        else:
-            forwarded = 1.0
-            if self.abort is not None:
-                status, share = self.abort
-                candidates.append(status_outcome(status, "fault abort", share, source))
-                forwarded -= share
-            for cluster in self.clusters:
-                candidates.append(_candidate(cluster, forwarded, source))
-        return Expectation(outcomes=finish(candidates), host=self.virtual_host, route=self.describe_route(),
-                           sources=(source,))
+            return [_status(self.status, self._status_reason(), 1.0)]
+        found = []
+        forwarded = 1.0
+        if self.abort is not None:
+            status, share = self.abort
+            found.append(_status(status, "fault abort", share))
+            forwarded -= share
+        found += [_outcome(cluster, forwarded) for cluster in self.clusters]
+        return found
 
     def _status_reason(self) -> str:
         return {"direct_response": "direct response", "redirect": "redirect", "no_route": "no route",
@@ -160,15 +167,31 @@ class Programmed:
         }
 
 
-def _candidate(cluster: ProgrammedCluster, forwarded: float, source: str) -> Candidate:
+@dataclass(frozen=True)
+class ProgrammedOutcome:
+    """One thing a request can end in, as the sidecar was told: a cluster's destination or an HTTP status."""
+
+    key: str
+    name: str
+    long_name: str
+    probability: float
+    identifiers: tuple[str, ...] = ()
+    status: int | None = None
+
+
+def _status(status: int, reason: str, probability: float) -> ProgrammedOutcome:
+    name = f"HTTP {status} ({reason})"
+    return ProgrammedOutcome(key=f"status {name}", name=name, long_name=name, probability=probability, status=status)
+
+
+def _outcome(cluster: ProgrammedCluster, forwarded: float) -> ProgrammedOutcome:
     if not cluster.known:
-        return status_outcome(NO_CLUSTER_STATUS, f"cluster {cluster.name} not found", forwarded * cluster.share,
-                              source)
+        return _status(NO_CLUSTER_STATUS, f"cluster {cluster.name} not found", forwarded * cluster.share)
     short = cluster.label
-    identifiers = tuple(i for i in (cluster.subset, short, cluster.host) if i)
-    long_name = f"{short}/{cluster.subset}" if cluster.subset else cluster.name
-    return Candidate(key=cluster.name, name=short, long_name=long_name, probability=forwarded * cluster.share,
-                     identifiers=identifiers, source=source)
+    long_name = f"{cluster.host.partition('.')[0]}/{cluster.subset}" if cluster.subset else cluster.name
+    return ProgrammedOutcome(key=cluster.name, name=short, long_name=long_name,
+                             probability=forwarded * cluster.share,
+                             identifiers=tuple(i for i in (cluster.subset, short, cluster.host) if i))
 
 
 # --- the walk --------------------------------------------------------------------------------------------
