@@ -32,6 +32,12 @@ def backends() -> Iterator[tuple[LocalServer, LocalServer]]:
         yield single, multiple
 
 
+def weighted_90_10(single: int, multiple: int | None) -> tuple[dict[str, Any], int]:
+    """istiod's sidecar config for the tutorial's 90/10 VirtualService, and the listener's port."""
+    port = free_port()
+    return sidecar_config(http_listener(port, [weighted_route({"single": 90, "multiple": 10})]), single, multiple), port
+
+
 def run_through(config: dict[str, Any], port: int, *extra: str) -> tuple[CliResult, str]:
     require_envoy()
     with EnvoyProcess(config) as envoy:
@@ -42,9 +48,7 @@ def run_through(config: dict[str, Any], port: int, *extra: str) -> tuple[CliResu
 
 def test_weighted_90_10_declared_programmed_observed_agree(backends: tuple[LocalServer, LocalServer]) -> None:
     single, multiple = backends
-    port = free_port()
-    config = sidecar_config(http_listener(port, [weighted_route({"single": 90, "multiple": 10})]),
-                            single.port, multiple.port)
+    config, port = weighted_90_10(single.port, multiple.port)
     result, _ = run_through(config, port, "--expect", str(RULES))
     data = result.json()
     assert result.code == 0, result.err
@@ -82,8 +86,7 @@ def test_a_subset_without_endpoints_is_located_at_the_data_plane(backends: tuple
     be subset ``multiple`` failing (respy's verdict counts an unattributed error in the destination's favour),
     so the verdict is INCONCLUSIVE, never PASS; the sidecar's config and counters say where it goes wrong."""
     single, _ = backends
-    port = free_port()
-    config = sidecar_config(http_listener(port, [weighted_route({"single": 90, "multiple": 10})]), single.port, None)
+    config, port = weighted_90_10(single.port, None)
     result, _ = run_through(config, port)
     data = result.json()
     assert result.code == 3 and data["verdict"]["outcome"] == "INCONCLUSIVE"
@@ -99,9 +102,7 @@ def test_a_declared_split_that_differs_from_the_programmed_one(
     single, multiple = backends
     declared = tmp_path / "weather-80-20.yaml"
     declared.write_text(RULES.read_text().replace("weight: 90", "weight: 80").replace("weight: 10", "weight: 20"))
-    port = free_port()
-    config = sidecar_config(http_listener(port, [weighted_route({"single": 90, "multiple": 10})]),
-                            single.port, multiple.port)
+    config, port = weighted_90_10(single.port, multiple.port)
     result, _ = run_through(config, port, "--expect", str(declared))
     data = result.json()
     assert result.code == 1 and data["verdict"]["outcome"] == "FAIL"
@@ -113,9 +114,7 @@ def test_a_declared_split_that_differs_from_the_programmed_one(
 
 def test_the_table_shows_programmed_and_sidecar_columns(backends: tuple[LocalServer, LocalServer]) -> None:
     single, multiple = backends
-    port = free_port()
-    config = sidecar_config(http_listener(port, [weighted_route({"single": 90, "multiple": 10})]),
-                            single.port, multiple.port)
+    config, port = weighted_90_10(single.port, multiple.port)
     require_envoy()
     with EnvoyProcess(config) as envoy:
         result = run_cli(f"http://127.0.0.1:{port}/version", "-H", "Host: weather-backend:5000", "-n", "500",
@@ -155,9 +154,7 @@ def test_a_saved_dump_from_stdin_gives_the_same_answer(backends: tuple[LocalServ
     import urllib.request
 
     single, multiple = backends
-    port = free_port()
-    config = sidecar_config(http_listener(port, [weighted_route({"single": 90, "multiple": 10})]),
-                            single.port, multiple.port)
+    config, port = weighted_90_10(single.port, multiple.port)
     require_envoy()
     with EnvoyProcess(config) as envoy:
         with urllib.request.urlopen(f"{envoy.admin_url}/config_dump?include_eds", timeout=10) as answer:

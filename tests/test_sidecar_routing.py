@@ -196,3 +196,21 @@ def test_fault_abort_and_weights_make_the_programmed_expectation() -> None:
     programmed = programmed_for(dump, EnvoyRequest.build("http://reviews:8080/"))
     shares = programmed_expectation(programmed).probabilities
     assert shares == pytest.approx({"HTTP 500 (fault abort)": 0.2, "v1": 0.6, "v2": 0.2})
+
+
+def test_a_dump_without_eds_does_not_claim_empty_clusters() -> None:
+    """``/config_dump`` without ``include_eds`` lists EDS clusters without endpoints: that is no evidence of 0."""
+    import json
+
+    clusters = {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+                "static_clusters": [{"cluster": {"name": "agent", "type": "STATIC", "load_assignment": {
+                    "cluster_name": "agent", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                        "socket_address": {"address": "127.0.0.1", "port_value": 15020}}}}]}]}}}],
+                "dynamic_active_clusters": [{"cluster": {"name": "outbound|9080|v1|reviews.default.svc.cluster.local",
+                                                         "type": "EDS"}}]}
+    without = parse_config_dump(json.dumps({"configs": [clusters]}))
+    assert without.endpoints_of("outbound|9080|v1|reviews.default.svc.cluster.local") is None
+    assert [e.address for e in without.endpoints_of("agent") or []] == ["127.0.0.1:15020"]
+    eds = {"@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump", "dynamic_endpoint_configs": []}
+    with_eds = parse_config_dump(json.dumps({"configs": [clusters, eds]}))
+    assert with_eds.endpoints_of("outbound|9080|v1|reviews.default.svc.cluster.local") == []

@@ -120,6 +120,7 @@ def _host_port(view: SidecarView) -> str:
     if programmed is not None:
         for cluster in programmed.clusters:
             if cluster.host and cluster.port:
-                short = cluster.host.split(".svc.cluster.local")[0].partition(".")[0]
-                return f"{short}:{cluster.port}"
+                from respy.sidecar.istio_names import short_host
+
+                return f"{short_host(cluster.host)}:{cluster.port}"
     return view.request_authority

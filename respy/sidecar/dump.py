@@ -114,9 +114,10 @@ class ConfigDump:
         return [*self.route_configs.values(), *self.unnamed_route_configs]
 
     def endpoints_of(self, cluster: str) -> list[Endpoint] | None:
-        if self.endpoints is None:
-            return None
-        return self.endpoints.get(cluster, [])
+        """The cluster's endpoints; None when the dump cannot say (EDS clusters in a dump without include_eds)."""
+        if self.endpoints is not None and cluster in self.endpoints:
+            return self.endpoints[cluster]
+        return [] if "EndpointsConfigDump" in self.sections else None
 
 
 def parse_config_dump(text: str | bytes) -> ConfigDump:

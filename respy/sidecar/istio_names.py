@@ -31,12 +31,17 @@ class Destination:
 
     @property
     def short_host(self) -> str:
-        suffix = ".svc.cluster.local"
-        return self.host[: -len(suffix)].partition(".")[0] if self.host.endswith(suffix) else self.host
+        return short_host(self.host)
 
     def describe(self) -> str:
         where = self.host + (f":{self.port}" if self.port else "")
         return f"{where} subset {self.subset}" if self.subset else where
+
+
+def short_host(host: str) -> str:
+    """``weather-backend.default.svc.cluster.local`` -> ``weather-backend``; other names unchanged."""
+    suffix = ".svc.cluster.local"
+    return host[: -len(suffix)].partition(".")[0] if host.endswith(suffix) else host
 
 
 def parse_cluster_name(name: str) -> Destination | None:

@@ -28,7 +28,14 @@ from respy.sidecar.envoy_routing import (
     select_filter_chain,
     select_listener,
 )
-from respy.sidecar.istio_names import BLACKHOLE, PASSTHROUGH, ConfigRef, parse_cluster_name, route_source
+from respy.sidecar.istio_names import (
+    BLACKHOLE,
+    PASSTHROUGH,
+    ConfigRef,
+    parse_cluster_name,
+    route_source,
+    short_host,
+)
 
 Json = Mapping[str, Any]
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -60,8 +67,7 @@ class ProgrammedCluster:
         if self.name == PASSTHROUGH:
             return "passthrough (original destination)"
         if self.host:
-            short = self.host.split(".svc.cluster.local")[0].partition(".")[0]
-            return self.subset or short
+            return self.subset or short_host(self.host)
         return self.name
 
     def to_dict(self) -> dict[str, Any]:
