@@ -165,3 +165,22 @@ def test_a_saved_dump_from_stdin_gives_the_same_answer(backends: tuple[LocalServ
     offline = run_cli("proxy-config", f"http://127.0.0.1:{port}/", "-H", "Host: weather-backend",
                       "--config-dump", "-", "-o", "json").json()
     assert {k: v for k, v in offline.items() if k != "origin"} == {k: v for k, v in live.items() if k != "origin"}
+
+
+def test_programmed_but_not_observed_is_located_at_the_data_plane(backends: tuple[LocalServer, LocalServer]) -> None:
+    """Subset ``single``'s endpoints include a ``multiple`` pod (a mislabelled Deployment): the sidecar does
+    what it was told (90/10 by cluster), yet the answers are not 90/10. No --expect: checked against the
+    programmed split, which FAILs, and the cause is placed after the control plane."""
+    from sidecar_envoy import cluster
+
+    single, multiple = backends
+    config, port = weighted_90_10(single.port, multiple.port)
+    clusters = config["static_resources"]["clusters"]
+    clusters[1] = cluster(cluster_name("single"), [single.port, multiple.port])
+    result, _ = run_through(config, port)
+    data = result.json()
+    assert result.code == 1 and data["verdict"]["outcome"] == "FAIL", result.out
+    first = data["located"][0]
+    assert first["where"] == "data plane"
+    assert first["message"].startswith("the sidecar was programmed 90/10 (single/multiple) but the answers differ")
+    assert "the sidecar itself routed" in first["message"]

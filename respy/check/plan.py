@@ -70,6 +70,7 @@ class CheckPlan:
     sequential: SequentialTest | None = None
     sequential_budget: int | None = None
     notes: list[str] = field(default_factory=list)
+    against: str = "declared"  # where the expectation came from: the YAML, or "programmed" (the sidecar)
     _last_check: int = 0
 
     def stop_check(self, tally: Tally) -> str | None:
@@ -106,7 +107,7 @@ class CheckPlan:
             verdict = decide(assignment, self.expectation, alpha=self.alpha, tolerance=self.tolerance,
                              strict=self.strict, grace=self.grace, batches=batches)
         evaluation = Evaluation(expectation=self.expectation, assignment=assignment, verdict=verdict,
-                                verdict_line=verdict_line(verdict, self.expectation, assignment),
+                                verdict_line=verdict_line(verdict, self.expectation, assignment, self.against),
                                 notes=list(self.notes))
         if self.sequential is not None:
             measurement.extra["sequential"] = {"budget": self.sequential_budget, "stop_reason": measurement.stop_reason}

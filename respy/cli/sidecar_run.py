@@ -42,7 +42,7 @@ def programmed_plan(view: SidecarView | None, args: argparse.Namespace) -> Check
 
     return CheckPlan(expectation=programmed_expectation(view.programmed), rules=None, mapping=parse_maps(args.maps),
                      alpha=args.alpha, tolerance=args.tolerance, strict=args.strict, grace=args.grace,
-                     namespace=args.namespace,
+                     namespace=args.namespace, against="programmed",
                      notes=[f"expected: the split the sidecar was programmed with ({view.origin}); "
                             "give --expect to check the YAML you declared"])
 
