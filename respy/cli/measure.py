@@ -39,6 +39,7 @@ from respy.tally import Tally
 
 if TYPE_CHECKING:
     from respy.check.plan import CheckPlan
+    from respy.explain.sidecar import SidecarReport
 
 DEFAULT_REQUESTS = 1000
 
@@ -126,18 +127,19 @@ def execute(  # type: ignore[no-untyped-def]
             progress.clear()
 
 
-def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, streams: Streams) -> None:
+def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, streams: Streams,
+         sidecar: SidecarReport | None = None) -> None:
     if output == "json":
-        text = render_json(measurement, evaluation)
+        text = render_json(measurement, evaluation, sidecar)
         if not can_encode(text, streams.out):  # e.g. a non-UTF-8 body on an ASCII stdout: escape, still valid JSON
-            text = json.dumps(measurement_dict(measurement, evaluation), ensure_ascii=True, indent=2)
+            text = json.dumps(measurement_dict(measurement, evaluation, sidecar), ensure_ascii=True, indent=2)
     elif output == "csv":
         text = render_csv(measurement, evaluation)
         if not can_encode(text, streams.out):
             encoding = getattr(streams.out, "encoding", None) or "ascii"
             text = text.encode(encoding, errors="replace").decode(encoding)
     else:
-        text = render_text(measurement, evaluation, unicode_ok=can_encode("☎️…–", streams.out))
+        text = render_text(measurement, evaluation, unicode_ok=can_encode("☎️…–", streams.out), sidecar=sidecar)
     streams.out.write(text.rstrip("\n") + "\n")
     streams.out.flush()
 
@@ -153,7 +155,7 @@ def exit_code(measurement: Measurement, evaluation: Evaluation | None) -> int:
 
 
 def run_measure(args: argparse.Namespace, streams: Streams) -> int:
-    from respy.cli.sidecar_run import add_sidecar, open_sidecar, programmed_plan
+    from respy.cli.sidecar_run import finish_sidecar, open_sidecar, programmed_plan
 
     url = pick_url(args)
     target = target_from_args(args, url)
@@ -182,8 +184,8 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
     except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
         emit(measurement, None, args.output, streams)
         raise
-    evaluation = add_sidecar(evaluation, sidecar, measurement, plan, declared_given=bool(args.expect))
-    emit(measurement, evaluation, args.output, streams)
+    report = finish_sidecar(sidecar, evaluation, measurement, plan, declared_given=bool(args.expect))
+    emit(measurement, evaluation, args.output, streams, report)
     return exit_code(measurement, evaluation)
 
 

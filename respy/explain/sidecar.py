@@ -7,12 +7,13 @@ difference along that chain is the one reported first; each finding is one line 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from respy.check.verdict import Verdict
 from respy.rules.expectation import Expectation
+from respy.sidecar.istio_names import short_host
 from respy.sidecar.programmed import Programmed
 from respy.sidecar.view import SidecarView
 
@@ -135,3 +136,84 @@ def _sidecar_words(view: SidecarView, programmed: Programmed) -> str:
     if not routed:
         return ""
     return " (the sidecar itself routed " + ", ".join(f"{n} to {label}" for label, n in routed.items()) + ")"
+
+
+@dataclass
+class SidecarReport:
+    """What a run shows of the sidecar: the PROGRAMMED % and SIDECAR COUNT columns (by outcome name), the
+    lines before the verdict (where the config came from, what could not be read), the located cause, and
+    the JSON keys ``programmed``, ``sidecar_counts``, ``sidecar`` and ``located``."""
+
+    programmed_shares: dict[str, float] | None = None
+    counts: dict[str, int] | None = None
+    lines: list[str] = field(default_factory=list)
+    located: list[Located] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def columns(self, expected_names: set[str]) -> list[tuple[str, Callable[[str], str]]]:
+        """The extra table columns, each a header and a cell for an outcome name."""
+        found: list[tuple[str, Callable[[str], str]]] = []
+        shares = self.programmed_shares
+        if shares is not None:
+            # names in common: an absent one got 0 %; none in common (a TCP proxy): the shares do not compare
+            comparable = bool(set(shares) & expected_names)
+            found.append(("PROGRAMMED %", lambda name: f"{100 * shares[name]:.1f}%" if name in shares
+                          else ("0.0%" if comparable else "-")))
+        counts = self.counts
+        if counts is not None:
+            found.append(("SIDECAR COUNT", lambda name: str(counts[name]) if name in counts else "-"))
+        return found
+
+    def located_lines(self) -> list[str]:
+        return [f"where it goes wrong: {finding.text()}" for finding in self.located]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.data, "located": [finding.to_dict() for finding in self.located]}
+
+
+def sidecar_report(view: SidecarView, *, declared: Expectation | None, verdict: Verdict | None,
+                   observed_vs_programmed: Verdict | None) -> SidecarReport:
+    """The report of one run: ``verdict`` is the run's own, ``observed_vs_programmed`` the check of the answers
+    against the programmed split (the same one when no split was declared)."""
+    programmed = view.programmed
+    report = SidecarReport(data={"sidecar": view.to_dict(),
+                                 "programmed": programmed.to_dict() if programmed else None,
+                                 "sidecar_counts": view.sidecar_counts()})
+    report.lines = [f"sidecar: {problem}" for problem in view.problems if not view.absent]
+    if programmed is not None:
+        report.lines.insert(0, f"sidecar ({view.origin}): {_programmed_line(programmed)}")
+        report.programmed_shares = programmed.shares() if programmed.checkable else None
+        report.counts = _counts_by_outcome(view, programmed)
+    failed = verdict is not None and not verdict.passed
+    found = locate(view=view, declared=declared, host_port=_host_port(view),
+                   observed_vs_programmed=observed_vs_programmed)
+    report.located = [f for f in found if f.where != BYPASS or failed]  # no sidecar matters only on a failure
+    return report
+
+
+def _programmed_line(programmed: Programmed) -> str:
+    route = programmed.describe_route()
+    source = f", from {programmed.source.describe()}" if programmed.source else ""
+    return route + source if route else (programmed.steps[-1] if programmed.steps else programmed.kind)
+
+
+def _counts_by_outcome(view: SidecarView, programmed: Programmed) -> dict[str, int] | None:
+    if view.counts is None:
+        return None
+    counts: dict[str, int] = {}
+    for cluster in programmed.clusters:
+        found = view.counts.get(cluster.name)
+        if found is not None:
+            routed = found.connections if programmed.kind == "tcp" else found.answered
+            counts[cluster.label] = counts.get(cluster.label, 0) + routed
+    return counts
+
+
+def _host_port(view: SidecarView) -> str:
+    """The service as people name it (``weather-backend:5000``), from the cluster the sidecar routes to."""
+    programmed = view.programmed
+    if programmed is not None:
+        for cluster in programmed.clusters:
+            if cluster.host and cluster.port:
+                return f"{short_host(cluster.host)}:{cluster.port}"
+    return view.request_authority

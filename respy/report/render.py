@@ -15,6 +15,7 @@ from respy.tally import Kind, Row
 if TYPE_CHECKING:
     from respy.check.assign import Assignment
     from respy.check.verdict import Verdict
+    from respy.explain.sidecar import SidecarReport
     from respy.measurement import Measurement
     from respy.rules.expectation import Expectation
 
@@ -36,12 +37,6 @@ class Evaluation:
     diagnosis_text: str = ""
     findings: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # the sidecar's view (issue 13): PROGRAMMED % and SIDECAR COUNT by outcome, JSON keys, located cause
-    programmed_shares: dict[str, float] | None = None
-    sidecar_counts: dict[str, int] | None = None
-    sidecar: dict[str, Any] = field(default_factory=dict)
-    sidecar_lines: list[str] = field(default_factory=list)
-    located_lines: list[str] = field(default_factory=list)
 
 
 def can_encode(text: str, stream: TextIO) -> bool:
@@ -89,7 +84,8 @@ def top_rows(rows: list[Row], limit: int = TOP_ROWS) -> tuple[list[Row], Row | N
     return rows[:limit], folded
 
 
-def render_table(measurement: Measurement, evaluation: Evaluation | None = None, *, unicode_ok: bool = True) -> str:
+def render_table(measurement: Measurement, evaluation: Evaluation | None = None, *, unicode_ok: bool = True,
+                 sidecar: SidecarReport | None = None) -> str:
     from tabulate import tabulate
 
     total = measurement.requests
@@ -98,7 +94,7 @@ def render_table(measurement: Measurement, evaluation: Evaluation | None = None,
         shown = [*shown, folded]
     pct_header = f"% OF {total} REQUESTS"
     if evaluation is not None and evaluation.expectation is not None:
-        headers, body = _rows_with_expectation(shown, total, evaluation, pct_header)
+        headers, body = _rows_with_expectation(shown, total, evaluation, pct_header, sidecar)
     else:
         headers = ["RESPONSE", "COUNT", pct_header]
         body = [[cut(r.label), r.count, percent(r.count, total)] for r in shown]
@@ -112,14 +108,14 @@ def render_table(measurement: Measurement, evaluation: Evaluation | None = None,
 
 
 def _rows_with_expectation(
-    shown: list[Row], total: int, evaluation: Evaluation, pct_header: str
+    shown: list[Row], total: int, evaluation: Evaluation, pct_header: str, sidecar: SidecarReport | None = None
 ) -> tuple[list[str], list[list[Any]]]:
     expectation = evaluation.expectation
     assert expectation is not None
     claimed = evaluation.assignment.claimed if evaluation.assignment is not None else {}
     shares = {s.name: s for s in evaluation.verdict.shares} if evaluation.verdict is not None else {}
     headers = ["RESPONSE", "DESTINATION", "COUNT", pct_header, "EXPECTED %", "OBSERVED % (interval)"]
-    extra = _sidecar_columns(evaluation)
+    extra = sidecar.columns(set(expectation.probabilities)) if sidecar is not None else []
     headers[5:5] = [name for name, _ in extra]
     body: list[list[Any]] = []
     described: set[str] = set()
@@ -139,22 +135,6 @@ def _rows_with_expectation(
             cells = [cell(outcome.name) for _, cell in extra]
             body.append(["(no answers)", outcome.name, 0, percent(0, total), expected, *cells, observed])
     return headers, body
-
-
-def _sidecar_columns(evaluation: Evaluation) -> list[tuple[str, Any]]:
-    """PROGRAMMED % (the sidecar's split for this request) and SIDECAR COUNT (what it routed), when known."""
-    columns: list[tuple[str, Any]] = []
-    programmed = evaluation.programmed_shares
-    if programmed is not None:
-        expected = evaluation.expectation.probabilities if evaluation.expectation is not None else {}
-        # names in common: an absent one got 0 %; none in common (a TCP proxy): the shares do not compare
-        comparable = bool(set(programmed) & set(expected))
-        columns.append(("PROGRAMMED %", lambda name: f"{100 * programmed[name]:.1f}%" if name in programmed
-                        else ("0.0%" if comparable else "-")))
-    counts = evaluation.sidecar_counts
-    if counts is not None:
-        columns.append(("SIDECAR COUNT", lambda name: str(counts[name]) if name in counts else "-"))
-    return columns
 
 
 def _share_cells(expected: float | None, share: Any) -> tuple[str, str]:
@@ -183,26 +163,31 @@ def interrupted_line(measurement: Measurement) -> str | None:
     return f"interrupted after {measurement.requests}{planned} requests ({measurement.interrupted_by})"
 
 
-def render_text(measurement: Measurement, evaluation: Evaluation | None = None, *, unicode_ok: bool = True) -> str:
-    """Table, footer, and (with a check) the verdict line and its explanation."""
-    lines = [render_table(measurement, evaluation, unicode_ok=unicode_ok), footer_line(measurement)]
+def render_text(measurement: Measurement, evaluation: Evaluation | None = None, *, unicode_ok: bool = True,
+                sidecar: SidecarReport | None = None) -> str:
+    """Table, footer, (with the sidecar) what it was told, and (with a check) the verdict and its explanation:
+    where the split goes wrong first, then what the counts fit."""
+    lines = [render_table(measurement, evaluation, unicode_ok=unicode_ok, sidecar=sidecar), footer_line(measurement)]
     stopped = interrupted_line(measurement)
     if stopped:
         lines.append(stopped)
+    if sidecar is not None:
+        lines.extend(sidecar.lines)
     if evaluation is not None:
-        lines.extend(evaluation.sidecar_lines)
         lines.extend(evaluation.notes)
         if evaluation.verdict_line:
             lines.append(evaluation.verdict_line)
+    if sidecar is not None:
         lines.extend(textwrap.fill(line, width=DIAGNOSIS_WIDTH, break_on_hyphens=False, subsequent_indent="  ")
-                     for line in evaluation.located_lines)
-        if evaluation.diagnosis_text:
-            lines.append(textwrap.fill(evaluation.diagnosis_text, width=DIAGNOSIS_WIDTH, break_on_hyphens=False))
+                     for line in sidecar.located_lines())
+    if evaluation is not None and evaluation.diagnosis_text:
+        lines.append(textwrap.fill(evaluation.diagnosis_text, width=DIAGNOSIS_WIDTH, break_on_hyphens=False))
     text = "\n".join(lines)
     return text if unicode_ok else text.encode("ascii", errors="replace").decode("ascii")
 
 
-def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = None) -> dict[str, Any]:
+def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = None,
+                     sidecar: SidecarReport | None = None) -> dict[str, Any]:
     total = measurement.requests
     data: dict[str, Any] = {
         "url": measurement.url,
@@ -233,6 +218,8 @@ def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = N
     data.update(measurement.extra)
     if evaluation is not None:
         data.update(evaluation_dict(evaluation))
+    if sidecar is not None:
+        data.update(sidecar.to_dict())
     return data
 
 
@@ -262,12 +249,12 @@ def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
         data["diagnosis"] = evaluation.diagnosis
     if evaluation.findings:
         data["findings"] = evaluation.findings
-    data.update(evaluation.sidecar)
     return data
 
 
-def render_json(measurement: Measurement, evaluation: Evaluation | None = None) -> str:
-    return json.dumps(measurement_dict(measurement, evaluation), ensure_ascii=False, indent=2)
+def render_json(measurement: Measurement, evaluation: Evaluation | None = None,
+                sidecar: SidecarReport | None = None) -> str:
+    return json.dumps(measurement_dict(measurement, evaluation, sidecar), ensure_ascii=False, indent=2)
 
 
 def render_csv(measurement: Measurement, evaluation: Evaluation | None = None) -> str:
