@@ -32,9 +32,10 @@ def build_parser() -> OneLineParser:
 
     parser = OneLineParser(
         prog="respy proxy-config",
-        description="Show what the sidecar's Envoy will do with a request to URL, worked out from its "
-        "configuration the way Envoy does it (listener, virtual host, first matching route), without sending "
-        "the request. Reads the sidecar's admin (default http://127.0.0.1:15000) or a saved /config_dump.",
+        description="Show what the sidecar's Envoy will do with a request to URL, worked out from its\n"
+        "configuration the way Envoy does it (listener, virtual host, first matching route), without\n"
+        "sending the request. Reads the sidecar's admin (default http://127.0.0.1:15000) or a saved\n"
+        "/config_dump. Exit 0; 2 when no sidecar config could be read.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
