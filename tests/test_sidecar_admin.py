@@ -162,7 +162,7 @@ def test_auto_detection_leaves_loopback_urls_alone() -> None:
 def test_a_hostile_admin_leaves_the_measurement_and_verdict_alone(serve, hostile: str) -> None:  # type: ignore[no-untyped-def]
     """The same seeded 90/10 backend measured with and without a hostile admin: same counts, same verdict,
     one more line (the admin's), and at most the time box more."""
-    from conftest import run_cli, weighted_handler
+    from support import run_cli, weighted_handler
 
     behaviours = {"hangs": hang,
                   "50 MB": info_then(b'{"configs": [], "pad": "' + b"x" * (50 * 1024 * 1024) + b'"}'),

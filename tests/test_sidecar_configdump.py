@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from support import run_cli
 
 from respy.sidecar.dump import ConfigDumpError, parse_config_dump
 from respy.sidecar.listing import endpoint_rows

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliResult, run_cli
 from envoy_harness import require_envoy
 from sidecar_envoy import cluster_name, free_port, http_listener, sidecar_config, tcp_listener, weighted_route
+from support import CliResult, run_cli
 
 from respy.demo.localserver import LocalServer, fixed
 from respy.sandbox.envoy import EnvoyProcess
@@ -148,9 +148,7 @@ def test_proxy_config_reads_the_live_admin_without_sending(backends: tuple[Local
     assert requests_seen == 0  # proxy-config only reads the admin
 
 
-def test_a_saved_dump_from_stdin_gives_the_same_answer(backends: tuple[LocalServer, LocalServer],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
+def test_a_saved_dump_from_stdin_gives_the_same_answer(backends: tuple[LocalServer, LocalServer]) -> None:
     import urllib.request
 
     single, multiple = backends
@@ -161,9 +159,8 @@ def test_a_saved_dump_from_stdin_gives_the_same_answer(backends: tuple[LocalServ
             saved = answer.read().decode()
         live = run_cli("proxy-config", f"http://127.0.0.1:{port}/", "-H", "Host: weather-backend",
                        "--envoy-admin", envoy.admin_url, "-o", "json").json()
-    monkeypatch.setattr("sys.stdin", io.StringIO(saved))
     offline = run_cli("proxy-config", f"http://127.0.0.1:{port}/", "-H", "Host: weather-backend",
-                      "--config-dump", "-", "-o", "json").json()
+                      "--config-dump", "-", "-o", "json", stdin=saved).json()
     assert {k: v for k, v in offline.items() if k != "origin"} == {k: v for k, v in live.items() if k != "origin"}
 
 

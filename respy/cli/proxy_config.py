@@ -8,11 +8,11 @@ Without one: every route, in the columns of ``istioctl proxy-config routes -o wi
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 from respy._errors import UsageError
-from respy.cli.main import EXIT_OK, OneLineParser, Streams, check_url, parse_header
+from respy._options import check_url, parse_header
+from respy.cli.common import EXIT_OK, OneLineParser, Streams
 from respy.sidecar.admin import DEFAULT_ADMIN
 from respy.sidecar.listing import route_rows
 from respy.sidecar.programmed import Programmed
@@ -27,7 +27,7 @@ examples:
 """
 
 
-def build_parser() -> OneLineParser:
+def build_parser(streams: Streams | None = None) -> OneLineParser:
     import argparse
 
     parser = OneLineParser(
@@ -38,7 +38,7 @@ def build_parser() -> OneLineParser:
         "/config_dump. Exit 0; 2 when no sidecar config could be read.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
+        streams=streams,
     )
     parser.add_argument("url", nargs="?", help="the request's URL; without it, every route is listed")
     parser.add_argument("-H", "--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
@@ -53,13 +53,13 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str], streams: Streams) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(streams).parse_args(argv)
     if args.envoy_admin is not None and args.envoy_admin.lower() == "none" and args.config_dump is None:
         raise UsageError("proxy-config needs the sidecar's config: --envoy-admin URL or --config-dump FILE")
     url = check_url(args.url) if args.url else "http://localhost/"
     headers = dict(parse_header(h) for h in args.headers)
     view = SidecarView.open(admin=args.envoy_admin or DEFAULT_ADMIN, config_dump=args.config_dump, url=url,
-                            headers=headers, method=args.method, stdin=sys.stdin, stats=False,
+                            headers=headers, method=args.method, stdin=streams.stdin, stats=False,
                             route_config=args.route)
     if view.dump is None:
         reason = view.problems[0] if view.problems else "no sidecar config"

@@ -1,4 +1,4 @@
-"""A measurement's sidecar side: read the sidecar before the run, its counters after, and locate a failure.
+"""A run's sidecar side: read the sidecar before the run, its counters after, and locate a failure.
 
 Before the run the sidecar's config gives the programmed split for the request (with no ``--expect`` it is
 the expectation); after it, Envoy's counters say what the sidecar itself routed, the observed split is
@@ -7,43 +7,39 @@ checked against the programmed one too, and ``explain.sidecar`` says where the s
 
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
 
 from respy._errors import RespyError
+from respy._options import check_mapping
+from respy.check.assign import assign
+from respy.check.evaluate import CheckSettings, Evaluation
+from respy.check.plan import CheckPlan
+from respy.check.programmed import programmed_expectation
+from respy.check.verdict import Verdict, decide
+from respy.explain.sidecar import SidecarReport, sidecar_report
+from respy.measurement import Measurement
+from respy.sidecar.programmed import Programmed
+from respy.sidecar.view import SidecarView
 
 if TYPE_CHECKING:
-    from respy.check.plan import CheckPlan
-    from respy.check.verdict import Verdict
-    from respy.explain.sidecar import SidecarReport
-    from respy.measurement import Measurement
-    from respy.report.render import Evaluation
+    from respy.cli.common import Streams
+    from respy.cli.measure import SidecarRequest
     from respy.send.engine import Target
-    from respy.sidecar.programmed import Programmed
-    from respy.sidecar.view import SidecarView
 
 
-def open_sidecar(args: argparse.Namespace, target: Target) -> SidecarView | None:
-    admin = getattr(args, "envoy_admin", None)
-    dump = getattr(args, "config_dump", None)
-    if dump is None and admin is not None and admin.lower() == "none":
-        return None
-    from respy.sidecar.view import SidecarView
-
-    return SidecarView.open(admin=admin, config_dump=dump, url=target.url, headers=dict(target.headers),
-                            method=target.method, http2=target.http2)
+def open_sidecar(request: SidecarRequest, target: Target, streams: Streams) -> SidecarView:
+    return SidecarView.open(admin=request.admin, config_dump=request.config_dump, url=target.url,
+                            headers=dict(target.headers), method=target.method, http2=target.http2,
+                            stdin=streams.stdin)
 
 
-def programmed_plan(view: SidecarView | None, args: argparse.Namespace) -> CheckPlan | None:
+def programmed_plan(view: SidecarView, settings: CheckSettings) -> CheckPlan | None:
     """Without ``--expect``: the programmed split is what the run is checked against."""
-    if view is None or view.programmed is None or not view.programmed.checkable:
+    if view.programmed is None or not view.programmed.checkable:
         return None
-    from respy.check.plan import CheckPlan, parse_maps
-    from respy.check.programmed import programmed_expectation
-
-    return CheckPlan(expectation=programmed_expectation(view.programmed), rules=None, mapping=parse_maps(args.maps),
-                     alpha=args.alpha, tolerance=args.tolerance, strict=args.strict, grace=args.grace,
-                     namespace=args.namespace, against="programmed",
+    expectation = programmed_expectation(view.programmed)
+    check_mapping(settings.mapping, {o.name for o in expectation.outcomes})
+    return CheckPlan(expectation=expectation, rules=None, settings=settings, against="programmed",
                      notes=[f"expected: the split the sidecar was programmed with ({view.origin}); "
                             "give --expect to check the YAML you declared"])
 
@@ -53,8 +49,6 @@ def finish_sidecar(view: SidecarView | None, evaluation: Evaluation | None, meas
     """After the run: the sidecar's counters, the answers checked against the programmed split, the report."""
     if view is None:
         return None
-    from respy.explain.sidecar import sidecar_report
-
     view.finish()
     verdict = evaluation.verdict if evaluation is not None else None
     against_programmed = _against_programmed(view.programmed, measurement, plan) if declared_given else verdict
@@ -67,14 +61,10 @@ def _against_programmed(programmed: Programmed | None, measurement: Measurement,
     """The observed split checked against the programmed one, with the run's own settings."""
     if programmed is None or not programmed.checkable or plan is None or not measurement.answered:
         return None
-    from respy.check.assign import assign
-    from respy.check.programmed import programmed_expectation
-    from respy.check.verdict import decide
-
     expectation = programmed_expectation(programmed)
+    settings = plan.settings
     try:
-        assignment = assign(measurement.rows, expectation)
-        return decide(assignment, expectation, alpha=plan.alpha, tolerance=plan.tolerance, strict=plan.strict,
-                      grace=plan.grace)
+        return decide(assign(measurement.rows, expectation), expectation, alpha=settings.alpha,
+                      tolerance=settings.tolerance, strict=settings.strict, grace=settings.grace)
     except RespyError:  # e.g. a label that names several programmed destinations: no second verdict
         return None
