@@ -7,6 +7,7 @@ Without one: every route, in the columns of ``istioctl proxy-config routes -o wi
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
@@ -28,8 +29,6 @@ examples:
 
 
 def build_parser(streams: Streams | None = None) -> OneLineParser:
-    import argparse
-
     parser = OneLineParser(
         prog="respy proxy-config",
         description="Show what the sidecar's Envoy will do with a request to URL, worked out from its\n"
@@ -78,7 +77,7 @@ def main(argv: list[str], streams: Streams) -> int:
 
 
 def routes_table(rows: list[dict[str, Any]]) -> str:
-    from tabulate import tabulate
+    from tabulate import tabulate  # on use, for start-up time (as report/render.py)
 
     headers = ["NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE"]
     body = [[r["name"], r["virtual_host"], r["domains"], r["match"], r["virtual_service"]] for r in rows]
@@ -87,7 +86,7 @@ def routes_table(rows: list[dict[str, Any]]) -> str:
 
 def programmed_text(programmed: Programmed, origin: str) -> str:
     """The walk, then the clusters as a table."""
-    from tabulate import tabulate
+    from tabulate import tabulate  # on use, for start-up time (as report/render.py)
 
     lines = [f"from the sidecar's config ({origin}):"]
     lines += [f"  {step}" for step in programmed.steps]
