@@ -214,3 +214,24 @@ def test_a_dump_without_eds_does_not_claim_empty_clusters() -> None:
     eds = {"@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump", "dynamic_endpoint_configs": []}
     with_eds = parse_config_dump(json.dumps({"configs": [clusters, eds]}))
     assert with_eds.endpoints_of("outbound|9080|v1|reviews.default.svc.cluster.local") == []
+
+
+def test_a_saved_dump_read_outside_the_pod_finds_the_service_address_in_the_config() -> None:
+    """``weather-backend`` does not resolve on a laptop: the VIP comes from istiod's domains, or from the
+    ``<VIP>_<port>`` listener whose TCP proxy goes to the Service."""
+    vip = listener("10.96.0.12_5000", "10.96.0.12", 5000,
+                   [tcp_chain("outbound|5000||weather-backend.default.svc.cluster.local")])
+    wildcard = listener("0.0.0.0_5000", "0.0.0.0", 5000, [hcm_chain("5000")])
+    tcp_only = parse_config_dump(sidecar_dump([wildcard, vip], [{"name": "5000", "virtual_hosts": []}]))
+    request = EnvoyRequest.build("http://weather-backend:5000/version")
+    found = programmed_for(tcp_only, request)
+    assert (found.kind, found.listener) == ("tcp", "10.96.0.12_5000")
+    assert "its address 10.96.0.12 is read from the config" in found.steps[0]
+    routes = {"name": "5000", "ignore_port_in_host_matching": True, "virtual_hosts": [
+        {"name": "wb", "domains": ["weather-backend", "10.96.0.7"],
+         "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "x"}}]}]}
+    http_vip = listener("10.96.0.7_5000", "10.96.0.7", 5000, [hcm_chain("5000")])
+    other = listener("10.96.0.12_5000", "10.96.0.12", 5000,
+                     [tcp_chain("outbound|5000||other.default.svc.cluster.local")])
+    http = programmed_for(parse_config_dump(sidecar_dump([other, http_vip], [routes])), request)
+    assert (http.kind, http.listener) == ("http", "10.96.0.7_5000")

@@ -226,6 +226,10 @@ def programmed_for(dump: ConfigDump, request: EnvoyRequest, dial_ip: str | None 
     if route_config is not None or "ListenersConfigDump" not in dump.sections:
         return _by_route_config(walk, route_config)
     ip = dial_ip if dial_ip is not None else _literal_ip(request.dial_host)
+    if ip is None:
+        ip = inferred_service_ip(dump, request)
+        if ip is not None:
+            walk.steps.append(f"{request.dial_host} does not resolve here: its address {ip} is read from the config")
     listener, how = select_listener(dump.listeners, ip, request.dial_port)
     walk.steps.append(how)
     if listener is None:
@@ -240,6 +244,32 @@ def programmed_for(dump: ConfigDump, request: EnvoyRequest, dial_ip: str | None 
     if chain.action.kind != "http":
         return walk.done("not_http", listener=listener.name)
     return _http(walk, listener.name, chain.action)
+
+
+def inferred_service_ip(dump: ConfigDump, request: EnvoyRequest) -> str | None:
+    """The Service address a name stands for, read from the sidecar's own config when DNS cannot tell (a saved
+    dump read outside the pod): istiod lists the cluster IP among a virtual host's domains
+    (``generateVirtualHostDomains``), and names a TCP-only port's listener ``<cluster IP>_<port>`` with a TCP
+    proxy to ``outbound|<port>||<host>``."""
+    name = request.dial_host
+    for config in dump.route_configs.values():
+        vhost = find_virtual_host(config, name, strip_any_port=True)
+        if vhost is None or "*" in (vhost.get("domains") or []):
+            continue
+        for domain in vhost.get("domains") or []:
+            literal = _literal_ip(str(domain))
+            if literal is not None:
+                return literal
+    for listener in dump.listeners:
+        if listener.port != request.dial_port or listener.wildcard:
+            continue
+        for chain in listener.chains:
+            for cluster, _ in chain.action.tcp_clusters:
+                destination = parse_cluster_name(cluster)
+                if destination is not None and name in (destination.host, destination.short_host) \
+                        and _literal_ip(listener.address):
+                    return _literal_ip(listener.address)
+    return None
 
 
 def _by_route_config(walk: _Walk, name: str | None) -> Programmed:
