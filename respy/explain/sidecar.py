@@ -69,7 +69,7 @@ def locate(*, view: SidecarView | None, declared: Expectation | None, host_port:
     if programmed is None:
         return []
     found = _control_plane(programmed, declared, host_port, observed_vs_programmed)
-    found += _data_plane(programmed, view, observed_vs_programmed, declared)
+    found += _data_plane(programmed, view, observed_vs_programmed)
     return found
 
 
@@ -111,8 +111,7 @@ def _tcp_targets(programmed: Programmed) -> str:
     return ", ".join(c.host or c.name for c in programmed.clusters) or "the cluster"
 
 
-def _data_plane(programmed: Programmed, view: SidecarView, verdict: Verdict | None,
-                declared: Expectation | None) -> list[Located]:
+def _data_plane(programmed: Programmed, view: SidecarView, verdict: Verdict | None) -> list[Located]:
     found = []
     for cluster in programmed.clusters:
         if cluster.share > 0 and cluster.total is not None and cluster.healthy == 0:

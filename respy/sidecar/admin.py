@@ -28,7 +28,6 @@ CALL_TIMEOUT_S = 3.0
 MAX_DUMP_BYTES = 32 * 1024 * 1024  # a big mesh's dump is tens of MB; past this, save it and use --config-dump
 MAX_SMALL_BYTES = 4 * 1024 * 1024
 STATS_FILTER = r"^cluster\..*\.(upstream_rq_([0-9]{3}|total)|upstream_cx_total|upstream_cx_none_healthy)$"
-COUNTERS = ("upstream_rq_total", "upstream_cx_total", "upstream_cx_none_healthy")
 
 
 class AdminReadError(Exception):

@@ -45,7 +45,6 @@ REDIRECT_CODES = {"MOVED_PERMANENTLY": 301, "FOUND": 302, "SEE_OTHER": 303, "TEM
 # What Envoy answers when the request reaches no route (NR) or a cluster it does not know (NC): router.cc
 NO_ROUTE_STATUS = 404
 NO_CLUSTER_STATUS = 503
-HTTP_KINDS = ("http", "direct_response", "redirect")
 
 
 @dataclass(frozen=True)
