@@ -181,3 +181,29 @@ def test_programmed_but_not_observed_is_located_at_the_data_plane(backends: tupl
     assert first["where"] == "data plane"
     assert first["message"].startswith("the sidecar was programmed 90/10 (single/multiple) but the answers differ")
     assert "the sidecar itself routed" in first["message"]
+
+
+def test_listeners_on_os_chosen_ports_and_additional_addresses(backends: tuple[LocalServer, LocalServer]) -> None:
+    """The way ``respy sandbox`` runs Envoy: listeners configured on port 0 (the dump says 0; ``/listeners``
+    says where the OS put them), one with a second address standing for the Service's cluster IP."""
+    import json
+    import urllib.request
+
+    single, multiple = backends
+    config, _ = weighted_90_10(single.port, multiple.port)
+    listener = config["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = 0
+    listener["additional_addresses"] = [{"address": {"socket_address": {"address": "127.0.0.2", "port_value": 0}}}]
+    require_envoy()
+    with EnvoyProcess(config) as envoy:
+        with urllib.request.urlopen(f"{envoy.admin_url}/listeners?format=json", timeout=10) as answer:
+            status = json.loads(answer.read())["listener_statuses"][0]
+        vip_port = status["additional_local_addresses"][0]["socket_address"]["port_value"]
+        main = run_cli("proxy-config", f"http://127.0.0.1:{envoy.listener_ports['0.0.0.0_5000']}/",
+                       "-H", "Host: weather-backend", "--envoy-admin", envoy.admin_url, "-o", "json").json()
+        vip = run_cli("proxy-config", f"http://127.0.0.2:{vip_port}/", "-H", "Host: weather-backend",
+                      "--envoy-admin", envoy.admin_url, "-o", "json").json()
+    for found in (main, vip):
+        assert (found["kind"], found["listener"], found["split"]) == \
+            ("http", "0.0.0.0_5000", {"single": 0.9, "multiple": 0.1})
+    assert vip["steps"][0] == f"listener 0.0.0.0_5000 (127.0.0.2:{vip_port})"

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import anyio
 import httpx
 
-from respy.sidecar.dump import ConfigDump, ConfigDumpError, parse_config_dump
+from respy.sidecar.dump import ConfigDump, ConfigDumpError, parse_config_dump, socket_address
 
 DEFAULT_ADMIN = "http://127.0.0.1:15000"
 DETECT_TIMEOUT_S = 0.2  # the sidecar is on loopback: an answer takes milliseconds or never comes
@@ -128,6 +128,17 @@ class AdminClient:
             return parse_config_dump(body)
         except ConfigDumpError as error:
             raise AdminReadError(f"{self.url}{path}: {error}") from None
+
+    async def listener_addresses(self) -> dict[str, list[tuple[str, int | None]]]:
+        """The addresses each listener is bound to (``/listeners``): a port configured as 0 is the OS's choice."""
+        body = await self.get("/listeners?format=json")
+        statuses = _json_object(body, f"{self.url}/listeners").get("listener_statuses")
+        found: dict[str, list[tuple[str, int | None]]] = {}
+        for status in statuses if isinstance(statuses, list) else []:
+            if isinstance(status, Mapping) and isinstance(status.get("local_address"), Mapping):
+                extra = [a for a in status.get("additional_local_addresses") or [] if isinstance(a, Mapping)]
+                found[str(status.get("name", ""))] = [socket_address(a) for a in [status["local_address"], *extra]]
+        return found
 
     async def cluster_stats(self, known: Collection[str] | None = None) -> dict[str, ClusterCounts]:
         body = await self.get("/stats?" + urlencode({"filter": STATS_FILTER}))

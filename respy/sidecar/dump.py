@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from respy._errors import RespyError
@@ -63,9 +63,10 @@ class FilterChain:
 
 @dataclass(frozen=True)
 class Listener:
+    """A listener: its addresses (``address`` and ``additional_addresses``, as ``(ip, port)``) and chains."""
+
     name: str
-    address: str
-    port: int | None
+    addresses: tuple[tuple[str, int | None], ...]
     use_original_dst: bool
     bind_to_port: bool
     chains: tuple[FilterChain, ...]
@@ -73,8 +74,19 @@ class Listener:
     listener_filters: tuple[str, ...] = ()
 
     @property
+    def address(self) -> str:
+        return self.addresses[0][0] if self.addresses else ""
+
+    @property
+    def port(self) -> int | None:
+        return self.addresses[0][1] if self.addresses else None
+
+    @property
     def wildcard(self) -> bool:
         return self.address in WILDCARD_ADDRESSES
+
+    def ports(self) -> set[int]:
+        return {port for _, port in self.addresses if port is not None}
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,13 @@ class ConfigDump:
     endpoints: dict[str, list[Endpoint]] | None = None  # None: the dump had no endpoints (no ?include_eds)
     sections: set[str] = field(default_factory=set)  # which kinds of config the dump held
     version: str = ""
+
+    def bound(self, statuses: Mapping[str, list[tuple[str, int | None]]]) -> None:
+        """Listeners configured on port 0 get the ports the OS gave them (Envoy's ``/listeners``)."""
+        for index, listener in enumerate(self.listeners):
+            actual = statuses.get(listener.name)
+            if actual and len(actual) == len(listener.addresses) and 0 in {p for _, p in listener.addresses}:
+                self.listeners[index] = replace(listener, addresses=tuple(actual))
 
     def route_config(self, name: str) -> Json | None:
         return self.route_configs.get(name)
@@ -177,19 +196,23 @@ def _read_listeners(section: Json, dump: ConfigDump) -> None:
 def _add_listener(dump: ConfigDump, raw: Json) -> None:
     if not raw:
         return
-    socket = _dict(_dict(raw.get("address")).get("socket_address"))
-    port = socket.get("port_value")
+    extra = [_dict(a.get("address")) for a in _dicts(raw.get("additional_addresses"))]
     default = raw.get("default_filter_chain")
     dump.listeners.append(Listener(
         name=str(raw.get("name", "")),
-        address=str(socket.get("address", "")),
-        port=int(port) if isinstance(port, (int, str)) and str(port).isdigit() else None,
+        addresses=tuple(socket_address(a) for a in [_dict(raw.get("address")), *extra]),
         use_original_dst=bool(raw.get("use_original_dst", False)),
         bind_to_port=_bool_value(raw.get("bind_to_port"), default=True),
         chains=tuple(_filter_chain(chain) for chain in _dicts(raw.get("filter_chains"))),
         default_chain=_filter_chain(default) if isinstance(default, Mapping) else None,
         listener_filters=tuple(str(f.get("name", "")) for f in _dicts(raw.get("listener_filters"))),
     ))
+
+
+def socket_address(address: Json) -> tuple[str, int | None]:
+    """``{"socket_address": {"address": ..., "port_value": ...}}`` as ``(ip, port)``."""
+    socket = _dict(address.get("socket_address"))
+    return str(socket.get("address", "")), _uint(socket.get("port_value"), None)
 
 
 def _bool_value(value: Any, *, default: bool) -> bool:

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import re2
 
-from respy.sidecar.dump import FilterChain, Listener
+from respy.sidecar.dump import WILDCARD_ADDRESSES, FilterChain, Listener
 
 Json = Mapping[str, Any]
 _RE2_OPTIONS = re2.Options()
@@ -92,14 +92,13 @@ class EnvoyRequest:
 
 def select_listener(listeners: Sequence[Listener], ip: str | None, port: int) -> tuple[Listener | None, str]:
     """The listener that gets a connection to ``ip:port``, and how it was found."""
-    on_port = [listener for listener in listeners if listener.port == port]
-    exact = [listener for listener in on_port if ip is not None and _same_ip(listener.address, ip)]
+    exact = [x for x in listeners if any(p == port and ip is not None and _same_ip(a, ip) for a, p in x.addresses)]
     if exact:
-        return exact[0], f"listener {exact[0].name} ({exact[0].address}:{port})"
-    wildcard = [listener for listener in on_port if listener.wildcard]
+        return exact[0], f"listener {exact[0].name} ({ip}:{port})"
+    wildcard = [x for x in listeners if any(p == port and a in WILDCARD_ADDRESSES for a, p in x.addresses)]
     if wildcard:
         return wildcard[0], f"listener {wildcard[0].name} (any address, port {port})"
-    redirect = [listener for listener in listeners if listener.use_original_dst]
+    redirect = [x for x in listeners if x.use_original_dst]
     if redirect:
         return redirect[0], f"no listener for port {port}: the connection stays on {redirect[0].name}"
     return None, f"no listener for port {port}"

@@ -260,7 +260,7 @@ def inferred_service_ip(dump: ConfigDump, request: EnvoyRequest) -> str | None:
             if literal is not None:
                 return literal
     for listener in dump.listeners:
-        if listener.port != request.dial_port or listener.wildcard:
+        if request.dial_port not in listener.ports() or listener.wildcard:
             continue
         for chain in listener.chains:
             for cluster, _ in chain.action.tcp_clusters:

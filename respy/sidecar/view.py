@@ -101,8 +101,18 @@ class SidecarView:
         except AdminReadError as error:
             self.problems.append(f"sidecar config not read: {error}")
             return
+        if any(0 in listener.ports() for listener in self.dump.listeners):
+            self._bind_ports(client)
         if stats:
             self.before = self._stats()
+
+    def _bind_ports(self, client: AdminClient) -> None:
+        """A listener configured on port 0 (a test's or ``respy sandbox``'s Envoy) listens where the OS put it."""
+        assert self.dump is not None
+        try:
+            self.dump.bound(_sync(client.listener_addresses))
+        except AdminReadError as error:
+            self.problems.append(f"sidecar listener ports not read: {error}")
 
     def _programme(self, url: str, headers: Mapping[str, str], method: str, http2: bool,
                    route_config: str | None) -> None:
