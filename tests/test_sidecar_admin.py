@@ -182,3 +182,15 @@ def test_a_hostile_admin_leaves_the_measurement_and_verdict_alone(serve, hostile
     assert len(extra) == 1, hostile_run.out
     assert spent < 2 * CALL_TIMEOUT_S + 30  # one time box (reading the config), plus the run itself
     assert "Traceback" not in hostile_run.err
+
+
+def test_an_envoy_not_yet_live_is_said_first() -> None:
+    """``/server_info`` state PRE_INITIALIZING: istiod's config has not all arrived (the control plane)."""
+    from respy.explain.sidecar import CONTROL_PLANE, locate
+    from respy.sidecar.admin import ServerInfo
+    from respy.sidecar.programmed import Programmed
+
+    view = SidecarView(server=ServerInfo(version="x/1.40.0/Clean", state="PRE_INITIALIZING"),
+                       programmed=Programmed(kind="no_listener"))
+    found = locate(view=view, declared=None, host_port="weather-backend:5000")
+    assert found[0].where == CONTROL_PLANE and "PRE_INITIALIZING, not LIVE" in found[0].message

@@ -68,7 +68,12 @@ def locate(*, view: SidecarView | None, declared: Expectation | None, host_port:
     programmed = view.programmed
     if programmed is None:
         return []
-    found = _control_plane(programmed, declared, host_port, observed_vs_programmed)
+    found = []
+    if view.server is not None and view.server.state != "LIVE":
+        # Envoy serves once its first config arrived (LIVE); before that its config may be partial
+        found.append(Located(CONTROL_PLANE, f"the sidecar's Envoy is {view.server.state}, not LIVE: it has not "
+                                            "received its whole config from istiod yet"))
+    found += _control_plane(programmed, declared, host_port, observed_vs_programmed)
     found += _data_plane(programmed, view, observed_vs_programmed)
     return found
 
