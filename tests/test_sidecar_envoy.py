@@ -115,16 +115,20 @@ def test_a_declared_split_that_differs_from_the_programmed_one(
 
 
 def test_the_table_shows_programmed_and_sidecar_columns(backends: tuple[LocalServer, LocalServer]) -> None:
+    """As in the pod: the URL names the Service; ``--connect-to`` stands in for iptables, sending the connection
+    to the sidecar's listener, and the sidecar's route is looked up for the address really dialled."""
     single, multiple = backends
     config, port = weighted_90_10(single.port, multiple.port)
     require_envoy()
     with EnvoyProcess(config) as envoy:
-        result = run_cli(f"http://127.0.0.1:{port}/version", "-H", "Host: weather-backend:5000", "-n", "500",
-                         "-c", "10", "--envoy-admin", envoy.admin_url, "-q", "--expect", str(RULES))
+        result = run_cli("http://weather-backend:5000/version",
+                         "--connect-to", f"weather-backend:5000:127.0.0.1:{port}", "-n", "500", "-c", "10", "--envoy-admin", envoy.admin_url, "-q", "--expect", str(RULES))
+    assert result.code == 0, result.out + result.err
     assert "PROGRAMMED %" in result.out and "SIDECAR COUNT" in result.out
     single_row = next(line for line in result.out.splitlines() if "weather-backend: single" in line)
     assert "90.0%" in single_row
-    assert "sidecar (admin http://127.0.0.1:" in result.out
+    assert "sidecar (admin http://127.0.0.1:" in result.out and "from VirtualService default/weather-backend" in \
+        result.out
 
 
 def test_proxy_config_reads_the_live_admin_without_sending(backends: tuple[LocalServer, LocalServer]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import httpx
+
 from respy._errors import RespyError
 from respy._options import check_mapping
 from respy.check.assign import assign
@@ -30,7 +32,17 @@ if TYPE_CHECKING:
 def open_sidecar(request: SidecarRequest, target: Target, streams: Streams) -> SidecarView:
     return SidecarView.open(admin=request.admin, config_dump=request.config_dump, url=target.url,
                             headers=dict(target.headers), method=target.method, http2=target.http2,
-                            stdin=streams.stdin)
+                            stdin=streams.stdin, dial=_dialled(target))
+
+
+def _dialled(target: Target) -> tuple[str, int] | None:
+    """Where ``--connect-to`` sends the connection: the sidecar routes by that address, not the URL's."""
+    rule = target.connect_to
+    url = httpx.URL(target.url)
+    if rule is None or not rule.applies(url):
+        return None
+    dialled = rule.dial(url)
+    return dialled.host, dialled.port or (443 if dialled.scheme == "https" else 80)
 
 
 def programmed_plan(view: SidecarView, settings: CheckSettings) -> CheckPlan | None:

@@ -11,10 +11,9 @@ import ipaddress
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
-from urllib.parse import urlsplit
 
 import anyio
 
@@ -64,21 +63,26 @@ class SidecarView:
     @classmethod
     def open(cls, *, admin: str | None, config_dump: str | None, url: str, headers: Mapping[str, str],
              method: str = "GET", http2: bool = False, stdin: TextIO | None = None,
-             stats: bool = True, route_config: str | None = None) -> SidecarView:
+             stats: bool = True, route_config: str | None = None,
+             dial: tuple[str, int] | None = None) -> SidecarView:
         """``admin``: a URL, ``none``, or None / ``auto`` (probe 127.0.0.1:15000 for 200 ms); ``stats``: read
-        the per-cluster counters now, to compare after the run (``finish``)."""
-        view = cls(request_authority=EnvoyRequest.build(url, headers, method).authority)
+        the per-cluster counters now, to compare after the run (``finish``); ``dial``: where the connection
+        really goes when that is not the URL's host and port (``--connect-to``)."""
+        request = EnvoyRequest.build(url, headers, method, http2=http2)
+        if dial is not None:
+            request = replace(request, dial_host=dial[0].strip("[]").lower(), dial_port=dial[1])
+        view = cls(request_authority=request.authority)
         if config_dump is not None:
             view.dump = _read_dump_file(config_dump, stdin or sys.stdin)
             view.origin = "stdin" if config_dump == "-" else f"file {config_dump}"
         elif admin is not None and admin.lower() == OFF:
             return view
-        elif (admin is None or admin.lower() == AUTO) and _loopback(url):
+        elif (admin is None or admin.lower() == AUTO) and _loopback(request.dial_host):
             return view  # a sidecar does not capture loopback traffic: its config says nothing about this request
         else:
             view._connect(admin, stats)
         if view.dump is not None:
-            view._programme(url, headers, method, http2, route_config)
+            view._programme(request, route_config)
         return view
 
     def _connect(self, admin: str | None, stats: bool) -> None:
@@ -114,10 +118,8 @@ class SidecarView:
         except AdminReadError as error:
             self.problems.append(f"sidecar listener ports not read: {error}")
 
-    def _programme(self, url: str, headers: Mapping[str, str], method: str, http2: bool,
-                   route_config: str | None) -> None:
+    def _programme(self, request: EnvoyRequest, route_config: str | None) -> None:
         assert self.dump is not None
-        request = EnvoyRequest.build(url, headers, method, http2=http2)
         self.programmed = programmed_for(self.dump, request, resolve_ip(request.dial_host), route_config=route_config)
 
     def _stats(self) -> dict[str, ClusterCounts] | None:
@@ -156,8 +158,7 @@ def in_a_pod() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
-def _loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").strip("[]")
+def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
