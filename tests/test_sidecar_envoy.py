@@ -122,7 +122,8 @@ def test_the_table_shows_programmed_and_sidecar_columns(backends: tuple[LocalSer
     require_envoy()
     with EnvoyProcess(config) as envoy:
         result = run_cli("http://weather-backend:5000/version",
-                         "--connect-to", f"weather-backend:5000:127.0.0.1:{port}", "-n", "500", "-c", "10", "--envoy-admin", envoy.admin_url, "-q", "--expect", str(RULES))
+                         "--connect-to", f"weather-backend:5000:127.0.0.1:{port}", "-n", "500", "-c", "10",
+                         "--envoy-admin", envoy.admin_url, "-q", "--expect", str(RULES))
     assert result.code == 0, result.out + result.err
     assert "PROGRAMMED %" in result.out and "SIDECAR COUNT" in result.out
     single_row = next(line for line in result.out.splitlines() if "weather-backend: single" in line)
