@@ -124,7 +124,7 @@ def test_the_table_shows_programmed_and_sidecar_columns(backends: tuple[LocalSer
         result = run_cli("http://weather-backend:5000/version",
                          "--connect-to", f"weather-backend:5000:127.0.0.1:{port}", "-n", "500", "-c", "10",
                          "--envoy-admin", envoy.admin_url, "-q", "--expect", str(RULES))
-    assert result.code == 0, result.out + result.err
+    assert result.code in (0, 3), result.out + result.err  # 500 answers may not decide (respy warns); never FAIL
     assert "PROGRAMMED %" in result.out and "SIDECAR COUNT" in result.out
     single_row = next(line for line in result.out.splitlines() if "weather-backend: single" in line)
     assert "90.0%" in single_row
