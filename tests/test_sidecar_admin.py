@@ -167,7 +167,7 @@ def test_a_hostile_admin_leaves_the_measurement_and_verdict_alone(serve, hostile
     behaviours = {"hangs": hang,
                   "50 MB": info_then(b'{"configs": [], "pad": "' + b"x" * (50 * 1024 * 1024) + b'"}'),
                   "not JSON": info_then(b"\x00\xff garbage")}
-    argv = ["-n", "400", "-c", "4", "--expect", "single=90,multiple=10", "--alpha", "0.001", "-q"]
+    argv = ["-n", "2000", "-c", "4", "--expect", "single=90,multiple=10", "-q"]
     plain_server = serve(weighted_handler({"weather-backend: single": 90, "weather-backend: multiple": 10}, seed=3))
     plain = run_cli(plain_server.url + "/", *argv, "--envoy-admin", "none")
     with FaultServer(behaviours[hostile]) as admin:
@@ -175,9 +175,9 @@ def test_a_hostile_admin_leaves_the_measurement_and_verdict_alone(serve, hostile
         started = time.monotonic()
         hostile_run = run_cli(server.url + "/", *argv, "--envoy-admin", admin.url.rstrip("/"))
         spent = time.monotonic() - started
-    assert hostile_run.code == plain.code == 0
-    verdict_line = next(line for line in plain.out.splitlines() if line.startswith("PASS"))
-    assert verdict_line.split("(")[0] in hostile_run.out
+    assert hostile_run.code == plain.code
+    verdict_line = next(line for line in plain.out.splitlines() if line.startswith(("PASS", "INCONCLUSIVE")))
+    assert verdict_line.split("(")[0] in hostile_run.out  # the same counts (a seeded server), the same verdict
     extra = [line for line in hostile_run.out.splitlines() if line.startswith("sidecar")]
     assert len(extra) == 1, hostile_run.out
     assert spent < 2 * CALL_TIMEOUT_S + 30  # one time box (reading the config), plus the run itself

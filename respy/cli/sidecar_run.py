@@ -77,6 +77,8 @@ def _against_programmed(programmed: Programmed | None, measurement: Measurement,
     settings = plan.settings
     try:
         return decide(assign(measurement.rows, expectation), expectation, alpha=settings.alpha,
-                      tolerance=settings.tolerance, strict=settings.strict, grace=settings.grace)
+                      tolerance=settings.tolerance, strict=settings.strict, grace=settings.grace,
+                      batches=measurement.tally.batches.complete(),
+                      connections=measurement.tally.connections.table())
     except RespyError:  # e.g. a label that names several programmed destinations: no second verdict
         return None
