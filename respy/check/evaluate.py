@@ -77,9 +77,11 @@ def evaluate(
     rules: RuleSet | None = None,
     sequential: Sequential | None = None,
     notes: Sequence[str] = (),
+    against: str = "declared",
 ) -> Evaluation:
     """The verdict on ``measurement`` (fixed-N, or ``sequential``'s), and on FAIL what the counts fit instead and
-    which manifest in ``rules`` is to blame."""
+    which manifest in ``rules`` is to blame. ``against`` names where ``expectation`` came from in the verdict line
+    (``declared``: the YAML; ``programmed``: the sidecar's config)."""
     budget = sequential.budget if sequential is not None else None
     if measurement.requests and measurement.answered == 0 and not settings.judge_silence:
         return Evaluation(expectation=expectation)
@@ -93,7 +95,7 @@ def evaluate(
                     max_error_rate=settings.max_error_rate, max_latency_ratio=settings.max_latency_ratio)
     verdict = with_breaches(verdict, health)
     return Evaluation(expectation=expectation, assignment=assignment, verdict=verdict,
-                      verdict_line=verdict_line(verdict, expectation, assignment), diagnosis=diagnosis,
+                      verdict_line=verdict_line(verdict, expectation, assignment, against), diagnosis=diagnosis,
                       notes=tuple(notes), sequential_budget=budget, health=health)
 
 

@@ -51,6 +51,8 @@ class CheckPlan:
     settings: CheckSettings
     sequential: Sequential | None = None
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    against: str = "declared"  # where the expectation came from: the YAML, or "programmed" (the sidecar)
 
     @property
     def sequential_budget(self) -> int | None:
@@ -72,7 +74,7 @@ class CheckPlan:
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
         return evaluate(measurement, self.expectation, self.settings, rules=self.rules, sequential=self.sequential,
-                        notes=self.expectation.notes)
+                        notes=[*self.expectation.notes, *self.notes], against=self.against)
 
 
 def plan_check(expect: Sequence[str], settings: CheckSettings, request: RequestShape, size: RunSize, *,

@@ -654,9 +654,10 @@ def decide(
     )
 
 
-def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignment) -> str:
+def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignment, against: str = "declared") -> str:
     """One line for people, e.g. ``FAIL  weather-backend: observed single 50.1% / multiple 49.9%, declared
-    90% / 10% (chi-square 1,104.9, df 1, p < 1e-16, 1000 requests)``."""
+    90% / 10% (chi-square 1,104.9, df 1, p < 1e-16, 1000 requests)``; ``against`` names where the expected
+    split came from (``programmed``: the sidecar's config)."""
     what = short_host(expectation.host) or expectation.route or "split"
     shares = verdict.shares or share_estimates(categories(assignment, expectation), 0.95)
     identified = sum(s.count for s in shares)
@@ -675,7 +676,7 @@ def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignm
     if verdict.p_value is not None:
         details.append(format_p(verdict.p_value))
     details.append(f"{verdict.requests:,} requests")
-    line = f"{verdict.outcome}  {what}: observed {names}, declared {declared} ({', '.join(details)})"
+    line = f"{verdict.outcome}  {what}: observed {names}, {against} {declared} ({', '.join(details)})"
     if verdict.decided_after is not None:
         line += f"; decided after {verdict.decided_after:,} answers; {verdict.in_flight:,} more were in flight"
     if verdict.requests_needed:

@@ -18,6 +18,7 @@ from respy.report.terminal import escape, terminal_columns
 
 if TYPE_CHECKING:
     from respy.check.evaluate import Evaluation
+    from respy.explain.sidecar import SidecarReport
     from respy.measurement import Measurement
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
@@ -149,11 +150,12 @@ def warn(warnings: list[str], streams: Streams, prog: str = "respy") -> None:
         print(f"{prog}: warning: {escape(warning)}", file=streams.err)
 
 
-def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, streams: Streams) -> None:
+def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, streams: Streams,
+         sidecar: SidecarReport | None = None) -> None:
     if output == "json":
-        text = render_json(measurement, evaluation)
+        text = render_json(measurement, evaluation, sidecar)
         if not can_encode(text, streams.out):  # e.g. a non-UTF-8 body on an ASCII stdout: escape, still valid JSON
-            text = json.dumps(measurement_dict(measurement, evaluation), ensure_ascii=True, indent=2)
+            text = json.dumps(measurement_dict(measurement, evaluation, sidecar), ensure_ascii=True, indent=2)
     elif output == "csv":
         text = render_csv(measurement, evaluation)
         if not can_encode(text, streams.out):
@@ -163,7 +165,7 @@ def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, s
         width = terminal_columns(streams.out)
         options = TableOptions(wide=output == "wide", bars=width is not None,
                                unicode_ok=can_encode("☎️…–█│", streams.out), width=width)
-        text = render_text(measurement, evaluation, options=options)
+        text = render_text(measurement, evaluation, options=options, sidecar=sidecar)
     streams.out.write(text.rstrip("\n") + "\n")
     streams.out.flush()
 

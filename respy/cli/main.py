@@ -36,7 +36,8 @@ from respy.report.terminal import escape
 byte_size = argument_type(_options.size_text)
 DEFAULT_MAX_BODY = 64 * 1024 * 1024  # respy.send.load's default (not imported: --help stays light)
 
-SUBCOMMANDS = ("demo", "analyze", "merge")  # each a module respy.cli.NAME with main(args, streams)
+# each a module respy.cli.NAME (a dash read as "_") with main(args, streams)
+SUBCOMMANDS = ("demo", "analyze", "merge", "proxy-config")
 
 DESCRIPTION = """\
 respy sends N HTTP requests to a URL, C at a time, and shows how the answers are split:
@@ -48,6 +49,11 @@ other commands:
   respy demo [--broken]        run against a local 90/10 weather-backend (no cluster needed)
   respy analyze FILE|DIR|- ... find what in the manifests breaks a traffic split
   respy merge A.json B.json    combine JSON results of several runs (e.g. parallel pods)
+  respy proxy-config URL       what the sidecar's Envoy will do with this request (no request sent)
+
+In a pod with an istio-proxy sidecar, respy also reads the sidecar's Envoy admin (127.0.0.1:15000):
+the split the mesh programmed for this request is shown beside the observed one (and is the
+expectation when no --expect is given), and a failure is located: control plane, data plane or bypass.
 """
 
 EPILOG = """\
@@ -88,6 +94,7 @@ def build_parser(streams: Streams | None = None) -> OneLineParser:
     _add_request_flags(parser)
     _add_output_flags(parser)
     _add_check_flags(parser)
+    _add_sidecar_flags(parser)
     return parser
 
 
@@ -157,13 +164,23 @@ def _add_check_flags(parser: argparse.ArgumentParser) -> None:
                        help="the request enters through this Istio Gateway (default: a sidecar in the mesh)")
 
 
+def _add_sidecar_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the sidecar's view (Envoy admin)")
+    group.add_argument("--envoy-admin", metavar="URL|none",
+                       help="the sidecar's Envoy admin API (default: http://127.0.0.1:15000 when it answers within "
+                            "200 ms and is Envoy; none: do not read it). Example: --envoy-admin none")
+    group.add_argument("--config-dump", metavar="FILE|-",
+                       help="read the sidecar's config from a saved /config_dump instead of its admin. Example: "
+                            "kubectl exec POD -c istio-proxy -- curl -s localhost:15000/config_dump > dump.json")
+
+
 def main(argv: Sequence[str] | None = None, streams: Streams | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     streams = streams or Streams.system()
     try:
         if args and args[0] in SUBCOMMANDS:
             # imported on use, for start-up time: a subcommand's module loads httpx, numpy or yaml
-            return int(import_module(f"respy.cli.{args[0]}").main(args[1:], streams))
+            return int(import_module(f"respy.cli.{args[0].replace('-', '_')}").main(args[1:], streams))
         refuse_rate_q(args)
         parsed = build_parser(streams).parse_args(args)  # --help and --version end here, before httpx is imported
         return int(import_module("respy.cli.measure").run_measure(parsed, streams))  # httpx: only for a run

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from respy._errors import RespyError, UsageError
 from respy._options import check_method, check_url, parse_by, parse_header, parse_maps, readable_file
@@ -40,6 +42,16 @@ class CheckRequest:
 
 
 @dataclass(frozen=True)
+class SidecarRequest:
+    """``--envoy-admin`` / ``--config-dump``: where to read the sidecar's config (``admin`` None: probe the
+    default), and how to check the run against the programmed split when nothing was declared."""
+
+    admin: str | None
+    config_dump: str | None
+    settings: Callable[[], CheckSettings]  # made on use: a plain run must not load the check's modules
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """One ``respy URL`` run, every flag checked and typed (``respy demo`` builds one too)."""
 
@@ -51,6 +63,7 @@ class RunRequest:
     output: str = "table"
     quiet: bool = False
     check: CheckRequest | None = None
+    sidecar: SidecarRequest | None = None  # None: the sidecar is not read (``--envoy-admin none``, the demo)
 
 
 def run_request(args: argparse.Namespace) -> RunRequest:
@@ -61,8 +74,28 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         target=target,
         size=RunSize(requests=args.requests, duration=args.duration, max_requests=args.max_requests),
         concurrency=args.concurrency, rate=args.rate, procs=args.procs, output=args.output, quiet=args.quiet,
-        check=check,
+        check=check, sidecar=_sidecar_request(args),
     )
+
+
+def _sidecar_wanted(request: SidecarRequest, target: Target) -> bool:
+    """Named (``--envoy-admin URL``, ``--config-dump``), or the default probe for a non-loopback address: a
+    sidecar does not capture loopback traffic, so its config says nothing about such a request."""
+    if request.admin is not None or request.config_dump is not None:
+        return True
+    host = (urlsplit(target.url).hostname or "").strip("[]")
+    if target.connect_to is not None and target.connect_to.addr:
+        host = target.connect_to.addr.strip("[]")
+    try:
+        return host != "localhost" and not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host != "localhost"
+
+
+def _sidecar_request(args: argparse.Namespace) -> SidecarRequest | None:
+    if args.config_dump is None and args.envoy_admin is not None and args.envoy_admin.lower() == "none":
+        return None
+    return SidecarRequest(args.envoy_admin, args.config_dump, lambda: settings_from_args(args))
 
 
 def settings_from_args(args: argparse.Namespace, *, alpha: float | None = None,
@@ -171,6 +204,14 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
 
         print(f"respy: {PORT_FORWARD_NOTE.format(dial=target.connect_to.describe())}", file=streams.err)
     plan = make_plan(request, streams) if request.check is not None else None
+    sidecar = None
+    if request.sidecar is not None and _sidecar_wanted(request.sidecar, target):
+        # on use, for start-up time: reading Envoy's admin loads httpx, anyio and the statistics
+        from respy.cli.sidecar_run import open_sidecar, programmed_plan
+
+        sidecar = open_sidecar(request.sidecar, target, streams)
+        if plan is None:
+            plan = programmed_plan(sidecar, request.sidecar.settings())
     requests = request.size.requests
     if requests is None and not request.size.duration:
         requests = plan.sequential_budget if plan is not None and plan.sequential_budget else DEFAULT_REQUESTS
@@ -192,7 +233,12 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
             emit(measurement, None, request.output, streams)
             raise
         report_no_answer(measurement, evaluation, streams)
-        emit(measurement, evaluation, request.output, streams)
+        report = None
+        if sidecar is not None:
+            from respy.cli.sidecar_run import finish_sidecar  # loaded already, with open_sidecar
+
+            report = finish_sidecar(sidecar, evaluation, measurement, plan, declared_given=request.check is not None)
+        emit(measurement, evaluation, request.output, streams, report)
     return exit_code(measurement, evaluation)
 
 

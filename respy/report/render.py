@@ -20,6 +20,7 @@ from respy.tally import Kind, Row
 if TYPE_CHECKING:
     from respy.check.evaluate import Evaluation
     from respy.check.verdict import ShareEstimate
+    from respy.explain.sidecar import SidecarReport
     from respy.measurement import Measurement
 
 TOP_ROWS = 20
@@ -149,9 +150,20 @@ def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1000:,.1f}"
 
 
+def sidecar_fields(sidecar: SidecarReport, expected_names: set[str]) -> list[Field]:
+    """What the sidecar was told (PROGRAMMED %) and counted (SIDECAR COUNT), on each destination's first line."""
+    return [_sidecar_field(header, cell) for header, cell in sidecar.columns(expected_names)]
+
+
+def _sidecar_field(header: str, cell: Callable[[str], str]) -> Field:
+    return Field(Column(header), lambda line, _: cell(line.destination) if line.expected is not None else "")
+
+
 def render_table(measurement: Measurement, evaluation: Evaluation | None = None, *, unicode_ok: bool = True,
-                 width: int | None = None, options: TableOptions | None = None) -> str:
-    """The distribution table, at most ``width`` display cells wide when given (the terminal's)."""
+                 width: int | None = None, options: TableOptions | None = None,
+                 sidecar: SidecarReport | None = None) -> str:
+    """The distribution table, at most ``width`` display cells wide when given (the terminal's); with the
+    sidecar read, its columns stand before OBSERVED %."""
     options = options or TableOptions(unicode_ok=unicode_ok, width=width)
     total = measurement.requests
     shown, folded = top_rows(measurement.rows)
@@ -162,6 +174,8 @@ def render_table(measurement: Measurement, evaluation: Evaluation | None = None,
         shares = evaluation.verdict.shares if evaluation.verdict is not None else ()
         identified = sum(share.count for share in shares) if shares else total
         fields, lines = checked_fields(total, identified, options), _checked_lines(shown, evaluation, measurement)
+        if sidecar is not None:
+            fields[-1:-1] = sidecar_fields(sidecar, set(evaluation.expectation.probabilities))
     else:
         fields, lines = plain_fields(total), [_plain_line(row, measurement) for row in shown]
     if options.wide:
@@ -171,7 +185,7 @@ def render_table(measurement: Measurement, evaluation: Evaluation | None = None,
     columns = [field.column for field in fields]
     rows = [[field.text(line, total) for field in fields] for line in lines]
     if options.bars and not fits(columns, rows, options.width):  # the bars are a picture: first to go
-        return render_table(measurement, evaluation, options=replace(options, bars=False))
+        return render_table(measurement, evaluation, options=replace(options, bars=False), sidecar=sidecar)
     table = draw_table(columns, rows, width=options.width)
     if not options.unicode_ok:
         table = table.encode("ascii", errors="replace").decode("ascii")
@@ -271,12 +285,14 @@ def interrupted_line(measurement: Measurement) -> str | None:
 
 
 def render_text(measurement: Measurement, evaluation: Evaluation | None = None, *, unicode_ok: bool = True,
-                width: int | None = None, options: TableOptions | None = None, verdict_first: bool = False) -> str:
-    """Table, footer, and (with a check) the verdict line, its reasons and the explanation; at most ``width``
-    cells wide where it can be wrapped. Whatever came from outside is escaped (one sanitiser:
+                width: int | None = None, options: TableOptions | None = None, verdict_first: bool = False,
+                sidecar: SidecarReport | None = None) -> str:
+    """Table, footer, (with the sidecar) what it was told, and (with a check) the verdict line, its reasons,
+    where the split goes wrong first and what the counts fit; at most ``width`` cells wide where it can be
+    wrapped. Whatever came from outside (answers, the sidecar's admin) is escaped (one sanitiser:
     :func:`respy.report.terminal.escape`), so no byte of a response drives the terminal."""
     options = options or TableOptions(unicode_ok=unicode_ok, width=width)
-    lines = [render_table(measurement, evaluation, options=options), footer_line(measurement)]
+    lines = [render_table(measurement, evaluation, options=options, sidecar=sidecar), footer_line(measurement)]
     hint = many_labels_hint(measurement)
     if hint:
         lines.append(hint)
@@ -285,12 +301,16 @@ def render_text(measurement: Measurement, evaluation: Evaluation | None = None, 
     stopped = interrupted_line(measurement)
     if stopped:
         lines.append(stopped)
+    if sidecar is not None:
+        lines.extend(sidecar.lines)
     if evaluation is not None:
         lines.extend(evaluation.notes)
         if verdict_first:  # a failing test's message: pytest's summary shows its first line
-            lines = [*verdict_block(evaluation, options.width), "", *lines]
+            lines = [*verdict_block(evaluation, options.width, sidecar), "", *lines]
         else:
-            lines.extend(verdict_block(evaluation, options.width))
+            lines.extend(verdict_block(evaluation, options.width, sidecar))
+    elif sidecar is not None:
+        lines.extend(_located_lines(sidecar, options.width))
     text = escape("\n".join(lines), keep_newlines=True)
     return text if options.unicode_ok else text.encode("ascii", errors="replace").decode("ascii")
 
@@ -313,9 +333,16 @@ def wide_lines(measurement: Measurement, *, unicode_ok: bool = True) -> list[str
     return lines
 
 
-def verdict_block(evaluation: Evaluation, width: int | None = None) -> list[str]:
+def _located_lines(sidecar: SidecarReport, width: int | None) -> list[str]:
+    fill = min(DIAGNOSIS_WIDTH, width) if width else DIAGNOSIS_WIDTH
+    return [textwrap.fill(line, width=fill, break_on_hyphens=False, subsequent_indent="  ")
+            for line in sidecar.located_lines()]
+
+
+def verdict_block(evaluation: Evaluation, width: int | None = None, sidecar: SidecarReport | None = None) -> list[str]:
     """The verdict line, then why (each of the verdict's reasons, indented), then any destination that is slow
-    or failing, then what the counts fit instead (the diagnosis)."""
+    or failing, then where the split goes wrong first (with the sidecar read), then what the counts fit
+    instead (the diagnosis)."""
     fill = min(DIAGNOSIS_WIDTH, width) if width else DIAGNOSIS_WIDTH
     lines = []
     if evaluation.verdict_line:
@@ -328,19 +355,24 @@ def verdict_block(evaluation: Evaluation, width: int | None = None) -> list[str]
         for note in evaluation.health.notes:
             lines.append(textwrap.fill(f"note: {note.text}", width=fill, subsequent_indent="    ",
                                        break_on_hyphens=False))
+    if sidecar is not None:
+        lines.extend(_located_lines(sidecar, width))
     diagnosis = evaluation.diagnosis.text() if evaluation.diagnosis is not None else ""
     if diagnosis:
         lines.append(textwrap.fill(diagnosis, width=fill, break_on_hyphens=False))
     return lines
 
 
-def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = None) -> dict[str, Any]:
-    """``-o json``: the measurement (``Measurement.to_dict``) and what the check added."""
+def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = None,
+                     sidecar: SidecarReport | None = None) -> dict[str, Any]:
+    """``-o json``: the measurement (``Measurement.to_dict``), what the check added, what the sidecar showed."""
     data = measurement.to_dict()
     if evaluation is not None:
         if evaluation.sequential_budget is not None:
             data["sequential"] = {"budget": evaluation.sequential_budget, "stop_reason": measurement.stop_reason}
         data.update(evaluation_dict(evaluation))
+    if sidecar is not None:
+        data.update(sidecar.to_dict())
     return data
 
 
@@ -377,9 +409,10 @@ def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
     return data
 
 
-def render_json(measurement: Measurement, evaluation: Evaluation | None = None) -> str:
+def render_json(measurement: Measurement, evaluation: Evaluation | None = None,
+                sidecar: SidecarReport | None = None) -> str:
     """Exact JSON (labels byte for byte) that is still safe to print: see :func:`terminal.json_safe`."""
-    return json_safe(json.dumps(measurement_dict(measurement, evaluation), ensure_ascii=False, indent=2))
+    return json_safe(json.dumps(measurement_dict(measurement, evaluation, sidecar), ensure_ascii=False, indent=2))
 
 
 def render_csv(measurement: Measurement, evaluation: Evaluation | None = None) -> str:
