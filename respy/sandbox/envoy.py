@@ -53,13 +53,15 @@ class EnvoyProcess:
 
     ``config`` is a bootstrap (as a dict); if it has no ``admin`` block, one on an OS-chosen loopback port
     is added. After ``start()``, ``admin_url`` is the admin API and ``listener_ports`` maps each listener's
-    name to the port the OS gave it.
+    name to the port the OS gave it, and ``listener_addresses`` every (address, port) a listener listens on (its
+    ``additional_addresses`` too).
     """
 
     config: Mapping[str, Any]
     log_level: str = "warning"
     admin_url: str = ""
     listener_ports: dict[str, int] = field(default_factory=dict)
+    listener_addresses: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     config_path: Path | None = None
     _process: subprocess.Popen[bytes] | None = None
     _workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -83,7 +85,8 @@ class EnvoyProcess:
             )
         try:
             self.admin_url = self._wait_ready(admin_path, stderr_path)
-            self.listener_ports = self._read_listener_ports()
+            self.listener_addresses = self._read_listener_addresses()
+            self.listener_ports = {name: addresses[0][1] for name, addresses in self.listener_addresses.items()}
         except BaseException:
             self.stop()
             raise
@@ -125,15 +128,17 @@ class EnvoyProcess:
             out.write(self.config_path.read_text())
         return Path(name)
 
-    def _read_listener_ports(self) -> dict[str, int]:
+    def _read_listener_addresses(self) -> dict[str, list[tuple[str, int]]]:
         with urllib.request.urlopen(f"{self.admin_url}/listeners?format=json", timeout=5) as answer:
             listeners = json.loads(answer.read())
-        ports: dict[str, int] = {}
+        found: dict[str, list[tuple[str, int]]] = {}
         for listener in listeners.get("listener_statuses", []):
-            address = listener.get("local_address", {}).get("socket_address", {})
-            if "port_value" in address:
-                ports[listener["name"]] = int(address["port_value"])
-        return ports
+            addresses = [listener.get("local_address", {})] + list(listener.get("additional_local_addresses", []))
+            for address in addresses:
+                socket = address.get("socket_address", {})
+                if "port_value" in socket:
+                    found.setdefault(listener["name"], []).append((str(socket.get("address")), int(socket["port_value"])))
+        return found
 
     def stop(self) -> None:
         process, self._process = self._process, None
