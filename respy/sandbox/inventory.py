@@ -6,6 +6,8 @@ routing names but the inputs do not define is made up, and each made-up thing is
 
 - a host a route or rule names with no Service among the inputs becomes a Service with the ``default_port``
   (and every port a destination names for it);
+- a host whose routes name subsets, with no DestinationRule for it among the inputs, gets one subset per name,
+  selecting the label ``version: <subset>``;
 - a Service whose pods are not among the inputs gets one workload per DestinationRule subset (labelled as the
   subset selects), or one workload when no subset names it.
 """
@@ -76,6 +78,7 @@ class Workload:
 class Inventory:
     services: dict[str, Service] = field(default_factory=dict)  # by FQDN
     workloads: list[Workload] = field(default_factory=list)
+    subsets: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # FQDN -> subset -> labels
     assumptions: list[str] = field(default_factory=list)
 
     def endpoints(self, service: Service, subset_labels: Mapping[str, str] | None = None) -> list[Workload]:
@@ -119,9 +122,10 @@ def build_inventory(rules: RuleSet, namespace: str, default_port: int) -> Invent
     wanted = _named_hosts(rules, namespace)
     for host, ports in wanted.items():
         _ensure_service(inventory, host, ports or {default_port}, next(vips))
-    subsets = subsets_by_host(rules, namespace)
+    inventory.subsets = subsets_by_host(rules, namespace)
+    _ensure_subsets(inventory, _named_subsets(rules, namespace))
     for service in inventory.services.values():
-        _ensure_workloads(inventory, service, subsets.get(service.fqdn, {}))
+        _ensure_workloads(inventory, service, inventory.subsets.get(service.fqdn, {}))
     return inventory
 
 
@@ -201,6 +205,31 @@ def _named_hosts(rules: RuleSet, namespace: str) -> dict[str, set[int]]:
                 if ref.get("kind", "Service") == "Service":
                     add(fqdn(str(ref.get("name")), str(ref.get("namespace") or ns)), ref.get("port"))
     return hosts
+
+
+def _named_subsets(rules: RuleSet, namespace: str) -> dict[str, list[str]]:
+    """FQDN -> the subset names VirtualService destinations use for it."""
+    out: dict[str, list[str]] = {}
+    for vs in rules.of_kind("VirtualService"):
+        ns = vs.ns(namespace)
+        for section in ("http", "tcp", "tls"):
+            for rule in vs.spec.get(section) or []:
+                for dest in rule.get("route") or []:
+                    target = dest.get("destination") or {}
+                    if isinstance(target.get("host"), str) and target.get("subset"):
+                        names = out.setdefault(fqdn(target["host"], ns), [])
+                        if str(target["subset"]) not in names:
+                            names.append(str(target["subset"]))
+    return out
+
+
+def _ensure_subsets(inventory: Inventory, named: Mapping[str, list[str]]) -> None:
+    for host, names in named.items():
+        if host in inventory.subsets:
+            continue  # a DestinationRule is given: a subset it does not define stays undefined (503, as in Istio)
+        inventory.subsets[host] = {name: {"version": name} for name in names}
+        inventory.assumptions.append(f"no DestinationRule for {host} given: assumed subsets "
+                                     f"{', '.join(names)} selecting version=<subset>")
 
 
 def _ensure_service(inventory: Inventory, host: str, ports: Iterable[int], vip: str) -> None:

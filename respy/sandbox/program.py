@@ -26,7 +26,7 @@ from typing import Any
 
 from respy.rules import K8sObject, RuleSet
 from respy.sandbox.httproute import GeneratedVirtualService, from_http_routes
-from respy.sandbox.inventory import CLUSTER_DOMAIN, Inventory, Service, Workload, fqdn, subsets_by_host
+from respy.sandbox.inventory import CLUSTER_DOMAIN, Inventory, Service, Workload, fqdn
 from respy.sandbox.routes import FAULT_FILTER, Json, RouteContext, RuleSource, http_routes
 
 HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -483,7 +483,7 @@ def _gateway_servers(rules: RuleSet, key: str, namespace: str, notes: list[str])
 
 def _clusters(rules: RuleSet, inventory: Inventory, namespace: str, backend: BackendAddress) -> list[Json]:
     """Every ``outbound|<port>|<subset>|<fqdn>`` cluster istiod builds for the registry (cluster_builder.go)."""
-    subsets = subsets_by_host(rules, namespace)
+    subsets = inventory.subsets
     policies = _lb_policies(rules, namespace)
     clusters: list[Json] = [{"name": PASSTHROUGH, "type": "STATIC", "connect_timeout": "10s",
                              "load_assignment": {"cluster_name": PASSTHROUGH, "endpoints": []}}]
