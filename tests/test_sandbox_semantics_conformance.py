@@ -21,8 +21,10 @@ ORED = ("  - match:\n    - {uri: {prefix: /a}, method: {exact: POST}}\n    - {ur
         "    route:\n    - destination: {host: reviews, subset: v2}\n"
         "  - route:\n    - destination: {host: reviews, subset: v1}\n")
 GATEWAY_VS = DR + vs(TWO, hosts='["reviews.example.com"]', extra="  gateways: [istio-system/ingress, mesh]\n")
-PER_MATCH = DR + vs("  - match:\n    - {gateways: [ingress]}\n    route:\n    - destination: {host: reviews, subset: v2}\n"
-                    "  - route:\n    - destination: {host: reviews, subset: v1}\n", extra="  gateways: [mesh, ingress]\n")
+PER_MATCH = DR + vs("  - match:\n    - {gateways: [ingress]}\n    route:\n"
+                    "    - destination: {host: reviews, subset: v2}\n"
+                    "  - route:\n    - destination: {host: reviews, subset: v1}\n",
+                    extra="  gateways: [mesh, ingress]\n")
 DELEGATE = DR + vs("  - match:\n    - uri: {prefix: /api}\n    delegate: {name: reviews-api}\n"
                    "  - route:\n    - destination: {host: reviews, subset: v1}\n") + (
     "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"

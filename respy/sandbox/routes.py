@@ -93,6 +93,10 @@ def translate_route(rule: Mapping[str, Any], match: Mapping[str, Any] | None, in
         return None
     if not _source_matches(match, ctx):
         return None
+    for key in NOT_PROGRAMMED:
+        if rule.get(key) is not None:
+            ctx.note(f"http[{index}].{key} is not programmed in the sandbox (it does not change which destination "
+                     "answers)")
     envoy_match = translate_match(match, ctx)
     if envoy_match is None:
         return None
@@ -117,10 +121,6 @@ def translate_route(rule: Mapping[str, Any], match: Mapping[str, Any] | None, in
     if fault is not None:
         route["typed_per_filter_config"] = {FAULT_FILTER: fault}
     _headers(route, rule.get("headers"))
-    for key in NOT_PROGRAMMED:
-        if rule.get(key) is not None:
-            ctx.note(f"http[{index}].{key} is not programmed in the sandbox (it does not change which destination "
-                     "answers)")
     return route
 
 
@@ -230,10 +230,13 @@ def query_matcher(name: str, spec: Any, ctx: RouteContext) -> Json:
 
 def _checked_regex(regex: str, ctx: RouteContext) -> str | None:
     """Envoy compiles safe_regex with RE2 and refuses the whole configuration on an error: check it first."""
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its own line on stderr; the note says it
     try:
-        re2.compile(regex)
+        re2.compile(regex, options)
     except re2.error as exc:
-        ctx.note(f"regex {regex!r} is not valid RE2 ({exc}): the match using it is not programmed")
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        ctx.note(f"regex {regex!r} is not valid RE2 ({reason}): the match using it is not programmed")
         return None
     return regex
 
