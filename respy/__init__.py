@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from respy.check.verdict import Verdict
     from respy.measurement import Measurement
     from respy.rules.expectation import Expectation, Outcome
+    from respy.sandbox.mesh import sandbox
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,7 @@ _LAZY = {
     "Outcome": "respy.rules.expectation",
     "Measurement": "respy.measurement",
     "Verdict": "respy.check.verdict",
+    "sandbox": "respy.sandbox",
 }
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "assert_split_async",
     "measure",
     "measure_async",
+    "sandbox",
 ]
 
 

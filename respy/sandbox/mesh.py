@@ -174,7 +174,7 @@ def sandbox(*rules: str | os.PathLike[str], namespace: str = "default", port: in
     """
     if not rules:
         raise UsageError("respy.sandbox needs at least one file or directory of routing YAML")
-    loaded = load_inputs([os.fspath(r) for r in rules])
+    loaded = load_inputs([os.fspath(r) for r in rules], require_routing=False)
     if loaded.weights is not None:
         raise UsageError("respy.sandbox needs routing YAML, not inline weights")
     return Sandbox(loaded, namespace=namespace, port=port, gateway=gateway)
