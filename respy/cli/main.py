@@ -19,7 +19,7 @@ from respy._errors import RespyError, UsageError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_NO_ANSWER = 0, 1, 2, 3, 4
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
-SUBCOMMANDS = ("demo", "analyze", "merge")
+SUBCOMMANDS = ("demo", "analyze", "merge", "sandbox")
 
 DESCRIPTION = """\
 respy sends N HTTP requests to a URL, C at a time, and shows how the answers are split:
@@ -31,6 +31,7 @@ other commands:
   respy demo [--broken]        run against a local 90/10 weather-backend (no cluster needed)
   respy analyze FILE|DIR|- ... find what in the manifests breaks a traffic split
   respy merge A.json B.json    combine JSON results of several runs (e.g. parallel pods)
+  respy sandbox RULES...       program a real Envoy with your routing YAML, as istiod would, and try it
 """
 
 EPILOG = """\
@@ -248,6 +249,10 @@ def _subcommand(name: str, args: list[str], streams: Streams) -> int:
         from respy.cli.measure import run_demo
 
         return run_demo(args, streams)
+    if name == "sandbox":
+        from respy.cli.sandbox import main as sandbox_main
+
+        return sandbox_main(args, streams)
     if name == "analyze":
         from respy.cli.analyze import main as analyze_main
 

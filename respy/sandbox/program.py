@@ -66,7 +66,8 @@ def program(rules: RuleSet, inventory: Inventory, *, namespace: str, backend: Ba
     else:
         key = _gateway_key(rules, gateway, namespace)
         listeners, mode = builder.gateway_listeners(rules, key), f"gateway {key}"
-    clusters = _clusters(rules, inventory, namespace, backend)
+    # Istio 1.1/1.2's default load balancer was ROUND_ROBIN (LEAST_REQUEST is today's, cluster_traffic_policy.go)
+    clusters = _clusters(rules, inventory, namespace, backend, "ROUND_ROBIN" if istio_1_2 else "LEAST_REQUEST")
     bootstrap = {"static_resources": {"listeners": listeners, "clusters": clusters}}
     return Programmed(bootstrap, mode, builder.http_ports, builder.tcp_listeners, notes)
 
@@ -482,7 +483,8 @@ def _gateway_servers(rules: RuleSet, key: str, namespace: str, notes: list[str])
 # -- clusters ------------------------------------------------------------------------------------------------------
 
 
-def _clusters(rules: RuleSet, inventory: Inventory, namespace: str, backend: BackendAddress) -> list[Json]:
+def _clusters(rules: RuleSet, inventory: Inventory, namespace: str, backend: BackendAddress,
+              default_lb: str) -> list[Json]:
     """Every ``outbound|<port>|<subset>|<fqdn>`` cluster istiod builds for the registry (cluster_builder.go)."""
     subsets = inventory.subsets
     policies = _lb_policies(rules, namespace)
@@ -499,7 +501,7 @@ def _clusters(rules: RuleSet, inventory: Inventory, namespace: str, backend: Bac
                     "name": name,
                     "type": "STATIC",
                     "connect_timeout": "10s",  # meshconfig connectTimeout default
-                    "lb_policy": policies.get(service.fqdn, "LEAST_REQUEST"),  # cluster_traffic_policy.go default
+                    "lb_policy": policies.get(service.fqdn, default_lb),
                     "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": endpoints}]},
                 })
     return clusters
