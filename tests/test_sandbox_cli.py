@@ -72,7 +72,7 @@ def test_bookinfo_printed_commands_pass_with_and_without_jason(fixtures_dir: Pat
         assert len(commands) == 2 and "-H 'end-user: jason'" in commands[1]
         results = []
         for command in commands:
-            argv = shlex.split(command)[1:] + ["-n", "300", "-o", "json"]
+            argv = [*shlex.split(command)[1:], "-n", "300", "-o", "json"]
             results.append(respy(*argv))
         admin = next(line.split()[1] for line in lines if line.strip().startswith("admin"))
         process.send_signal(signal.SIGINT)
