@@ -18,7 +18,9 @@ from envoy_harness import require_envoy
 
 from respy._errors import EnvoyStartError
 from respy.rules import RuleSet, load_inputs, load_text
+from respy.sandbox.inventory import build_inventory
 from respy.sandbox.mesh import Sandbox
+from respy.sandbox.program import program
 
 SAMPLES = "upstream/istio-samples/"
 RULES = """\
@@ -183,3 +185,16 @@ def test_istio_1_2_port_without_protocol_prefix_is_tcp_over_all_endpoints() -> N
         seen = {client.get(url, headers={"Connection": "close"}).text for _ in range(20)}
         assert any("Istio 1.1/1.2" in n for n in mesh.notes)
     assert seen == {"reviews: v1", "reviews: v2"}  # round robin per connection, the weights never apply
+
+
+def test_rules_istio_rejects_or_drops_are_listed(fixtures_dir: Path) -> None:
+    """What respy refuses (exit 2) the sandbox does as istiod would, and says so."""
+    no_weights = load_inputs([str(fixtures_dir / "edge-cases/03-vs-multi-destination-no-weights-INVALID.yaml")])
+    conflict = load_inputs([str(fixtures_dir / "upstream/istioctl-analyze-testdata/"
+                                               "virtualservice_conflictingmeshgatewayhosts.yaml")])
+    def notes(rules: RuleSet, namespace: str) -> str:
+        inventory = build_inventory(rules, namespace, 9080)
+        return "\n".join(program(rules, inventory, namespace=namespace, backend=lambda s, w: ("127.0.0.1", 1)).notes)
+
+    assert "no weight > 0: Istio's validation rejects this VirtualService" in notes(no_weights, "default")
+    assert "already claimed by an older VirtualService" in notes(conflict, "foo")

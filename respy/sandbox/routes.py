@@ -110,7 +110,8 @@ def translate_route(rule: Mapping[str, Any], match: Mapping[str, Any] | None, in
     elif rule.get("directResponse") is not None:
         _apply_direct_response(route, rule["directResponse"])
     elif rule.get("route"):
-        _apply_destination(route, rule, ctx)
+        if not _apply_destination(route, rule, ctx, index):
+            return None
     else:
         ctx.note(f"http[{index}] has no route, redirect or directResponse: not programmed")
         return None
@@ -257,8 +258,8 @@ def is_catch_all(route: Mapping[str, Any]) -> bool:
 # -- actions ------------------------------------------------------------------------------------------------
 
 
-def _apply_destination(route: Json, rule: Mapping[str, Any], ctx: RouteContext) -> None:
-    """route.go applyHTTPRouteDestination."""
+def _apply_destination(route: Json, rule: Mapping[str, Any], ctx: RouteContext, index: int) -> bool:
+    """route.go applyHTTPRouteDestination (False: nothing Envoy would take, the rule is listed instead)."""
     action: Json = {"timeout": str(rule.get("timeout") or "0s")}
     if ctx.source.gateway_semantics:
         # "return 500 for invalid backends" (Gateway API)
@@ -270,6 +271,10 @@ def _apply_destination(route: Json, rule: Mapping[str, Any], ctx: RouteContext) 
         # "Ignore 0 weighted clusters if there are other clusters in the route"
         weighted = [{"name": ctx.cluster_for(d.get("destination") or {}, ctx.listen_port), "weight": int(d["weight"])}
                     for d in destinations if d.get("weight")]
+        if not weighted:
+            ctx.note(f"http[{index}]: {len(destinations)} destinations and no weight > 0: Istio's validation rejects "
+                     "this VirtualService, so it is not programmed")
+            return False
         action["weighted_clusters"] = {"clusters": weighted}
     rewrite = rule.get("rewrite") or {}
     if rewrite.get("uri"):
@@ -279,6 +284,7 @@ def _apply_destination(route: Json, rule: Mapping[str, Any], ctx: RouteContext) 
     action["retry_policy"] = _retry_policy(rule.get("retries"))
     action["max_grpc_timeout"] = action["timeout"]
     route["route"] = action
+    return True
 
 
 def _retry_policy(retries: Mapping[str, Any] | None) -> Json:
