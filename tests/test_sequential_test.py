@@ -136,6 +136,18 @@ def test_decide_sequential_gives_a_verdict() -> None:
     assert ran_out.requests_needed is not None and ran_out.requests_needed > 150
 
 
+def test_the_decision_that_stopped_the_run_stands_when_answers_in_flight_arrive() -> None:
+    """PASS at 370 requests (336/34); the 10 answers in flight then (all 'single') move the interval for
+    'single' just over the band's edge: still PASS, the decision was valid when the run stopped."""
+    expectation = Expectation.from_weights({"single": 90, "multiple": 10})
+    test = SequentialTest(expectation.probabilities, alpha=ALPHA)
+    assert test.update([336, 34]).outcome == "PASS"
+    assert not SequentialTest(expectation.probabilities, alpha=ALPHA).update([346, 34]).decided
+    verdict = decide_sequential(test, Assignment({"single": 346, "multiple": 34}, {}, total=380), expectation)
+    assert verdict.outcome == "PASS"
+    assert verdict.shares[0].count == 346  # the shares shown are the final counts
+
+
 def test_decide_sequential_applies_the_hard_checks() -> None:
     expectation = Expectation.from_weights({"single": 90, "multiple": 10})
     test = SequentialTest(expectation.probabilities)

@@ -209,6 +209,7 @@ class SequentialTest:
         self.delta, self.notes = resolve_tolerance(self.probs.tolist(), tolerance)
         self.max_log_bf = 0.0
         self.state: SequentialState | None = None
+        self.first_decision: SequentialState | None = None  # where the run was told to stop
 
     def _allocations(self, counts: NDArray[np.float64], unknown: int) -> NDArray[np.float64]:
         """Row j: the counts with every unknown answer given to share j (one row when there are none)."""
@@ -231,6 +232,8 @@ class SequentialTest:
         intervals = self._intervals(allocations)
         outcome, reason = self._decide(allocations, intervals, n)
         self.state = SequentialState(outcome is not None, outcome, p_value, reason, intervals, n, log_bf)
+        if self.state.decided and self.first_decision is None:
+            self.first_decision = self.state
         return self.state
 
     def _pick(self, per_allocation: NDArray, own: bool) -> NDArray:
@@ -301,14 +304,18 @@ def decide_sequential(
     """The verdict at the end of a sequential run (``test`` built on ``expectation``'s probabilities)."""
     hard = hard_check(assignment, expectation, grace)
     cats = categories(assignment, expectation)
+    stopped_at = test.first_decision
     state = test.update(list(cats.counts), unknown=cats.unknown) if cats.total else None
     shares = _shares(cats.names, cats.probs, cats.counts, state)
     outcome: VerdictOutcome = "INCONCLUSIVE"
     needed: int | None = None
     reasons = list(test.notes)
-    if state is not None and state.decided and state.outcome is not None:
-        outcome = state.outcome
-        reasons.append(f"{state.reason[0].upper()}{state.reason[1:]} (exact match: {format_p(state.p_value)}).")
+    # The decision that stopped the run stands: it is valid at that stopping time, and the answers still in
+    # flight then (they arrive after it) may move the intervals back over a band edge without undoing it.
+    decided = stopped_at if stopped_at is not None and stopped_at.outcome is not None else state
+    if decided is not None and decided.decided and decided.outcome is not None:
+        outcome = decided.outcome
+        reasons.append(f"{decided.reason[0].upper()}{decided.reason[1:]} (exact match: {format_p(decided.p_value)}).")
     else:
         bands = [_Band(share, test.delta) for share in shares]
         needed = requests_to_decide(bands, test.alpha, test.delta, cats.total) if cats.total else None

@@ -1,22 +1,35 @@
 """The pods behind the sandbox's clusters: one small HTTP server per Service and workload version.
 
 Each answers every request with ``<service>: <version>`` and an ``x-respy-version: <version>`` header, so a
-tally by body or by that header names the version that answered.
+tally by body or by that header names the version that answered. They run in a child process of their
+own, as pods run apart from their clients: in the caller's process they would compete with a measuring
+client for the interpreter and answer in bursts. The child exits when its stdin closes, so it cannot outlive
+the sandbox even when the parent is killed.
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import json
+import subprocess
+import sys
+import threading
+from contextlib import ExitStack, suppress
 from types import TracebackType
+from typing import IO
 
-from respy.demo.localserver import LocalServer, fixed
+from respy._errors import RespyError
 from respy.sandbox.inventory import Inventory, Service, Workload
 
 VERSION_HEADER = "x-respy-version"
+START_TIMEOUT_S = 20.0
 
 
 def answer(service: Service, workload: Workload) -> str:
     return f"{service.name}: {workload.version}"
+
+
+def _key(service: Service, workload: Workload) -> str:
+    return f"{service.fqdn}|{workload.name}"
 
 
 class Backends:
@@ -24,24 +37,69 @@ class Backends:
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
-        self.servers: dict[tuple[str, str], LocalServer] = {}
-        self._stack = ExitStack()
+        self.ports: dict[str, int] = {}
+        self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Backends:
+        specs = [{"key": _key(s, w), "body": answer(s, w), "version": w.version}
+                 for s in self.inventory.services.values() for w in self.inventory.endpoints(s)]
+        if not specs:
+            return self
+        self._process = subprocess.Popen([sys.executable, "-m", "respy.sandbox.backends"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True)
         try:
-            for service in self.inventory.services.values():
-                for workload in self.inventory.endpoints(service):
-                    handler = fixed(answer(service, workload), headers=[(VERSION_HEADER, workload.version)])
-                    server = self._stack.enter_context(LocalServer(handler))
-                    self.servers[(service.fqdn, workload.name)] = server
+            self.ports = self._started(self._process, specs)
         except BaseException:
-            self._stack.close()
+            self.__exit__(None, None, None)
             raise
         return self
 
+    @staticmethod
+    def _started(process: subprocess.Popen[str], specs: list[dict[str, str]]) -> dict[str, int]:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(json.dumps(specs) + "\n")
+        process.stdin.flush()
+        found: list[str] = []
+        reader = threading.Thread(target=lambda: found.append(process.stdout.readline() if process.stdout else ""),
+                                  daemon=True)
+        reader.start()
+        reader.join(START_TIMEOUT_S)
+        if not found or not found[0].strip():
+            raise RespyError("the sandbox's backends did not start")
+        return {str(k): int(v) for k, v in json.loads(found[0]).items()}
+
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self._stack.close()
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()  # the child's signal to stop
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
     def address(self, service: Service, workload: Workload) -> tuple[str, int]:
-        server = self.servers[(service.fqdn, workload.name)]
-        return server.host, server.port
+        return "127.0.0.1", self.ports[_key(service, workload)]
+
+
+def serve(specs: list[dict[str, str]], out: IO[str], stop: IO[str]) -> None:
+    """The child: a server per spec, their ports as one JSON line on ``out``, until ``stop`` reaches EOF."""
+    from respy.demo.localserver import LocalServer, fixed
+
+    with ExitStack() as stack:
+        ports = {}
+        for spec in specs:
+            handler = fixed(spec["body"], headers=[(VERSION_HEADER, spec["version"])])
+            ports[spec["key"]] = stack.enter_context(LocalServer(handler)).port
+        out.write(json.dumps(ports) + "\n")
+        out.flush()
+        stop.read()
+
+
+if __name__ == "__main__":  # pragma: no cover - the child process Backends starts
+    with suppress(KeyboardInterrupt):  # Ctrl-C reaches the whole process group; the parent stops everything
+        serve(json.loads(sys.stdin.readline()), sys.stdout, sys.stdin)

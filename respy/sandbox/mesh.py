@@ -96,8 +96,10 @@ class Sandbox:
         """A URL that reaches ``host`` (a Service name, or a gateway host) on ``port`` through Envoy."""
         endpoint = self.endpoint(host, port)
         if endpoint.direct_url is None:
-            raise UsageError(f"on this platform the sandbox cannot give {endpoint.service} its own address: send "
-                             f"requests to {endpoint.listener_url} with the header 'Host: {endpoint.host}'")
+            where = f"at gateway {self.gateway} hosts are told apart by the Host header" if self.gateway else \
+                f"on this platform the sandbox cannot give {endpoint.service} its own address"
+            raise UsageError(f"{where}: send requests to {endpoint.listener_url} with the header "
+                             f"'Host: {endpoint.host}'")
         return endpoint.direct_url
 
     def listener_url(self, port: int) -> str:

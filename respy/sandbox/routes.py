@@ -350,9 +350,10 @@ def translate_fault(fault: Mapping[str, Any] | None, ctx: RouteContext, index: i
             ctx.note(f"http[{index}].fault.delay: only fixedDelay is supported by istiod (exponential is dropped)")
     abort = fault.get("abort")
     if abort:
-        percentage = _fraction(abort.get("percentage"))
         if abort.get("httpStatus") is not None:
-            out["abort"] = {"http_status": int(abort["httpStatus"]), "percentage": percentage}
+            out["abort"] = {"http_status": int(abort["httpStatus"])}
+            if abort.get("percentage") is not None:  # istiod sets none otherwise: Envoy's default, 0 %
+                out["abort"]["percentage"] = _fraction(abort["percentage"])
         elif abort.get("grpcStatus") is not None:
             ctx.note(f"http[{index}].fault.abort.grpcStatus is not programmed in the sandbox")
     return out if "delay" in out or "abort" in out else None
@@ -364,10 +365,8 @@ def _percentage(delay: Mapping[str, Any]) -> Json:
     return {"numerator": int(delay.get("percent") or 0), "denominator": "HUNDRED"}
 
 
-def _fraction(percentage: Mapping[str, Any] | None) -> Json:
-    """translatePercentToFractionalPercent; no percentage at all is Envoy's default (numerator 0)."""
-    if percentage is None:
-        return {"numerator": 0, "denominator": "HUNDRED"}
+def _fraction(percentage: Mapping[str, Any]) -> Json:
+    """translatePercentToFractionalPercent."""
     return {"numerator": round(float(percentage.get("value") or 0) * 10000), "denominator": "MILLION"}
 
 
