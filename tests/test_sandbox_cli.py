@@ -50,14 +50,10 @@ def sandbox_process(*argv: str) -> Iterator[tuple[subprocess.Popen[str], list[st
         lines: list[str] = []
         for line in process.stdout:
             lines.append(line.rstrip("\n"))
-            if line.startswith("  try"):
+            if line.startswith("running: "):
                 break
         else:
             raise AssertionError(f"respy sandbox ended early: {process.stderr.read() if process.stderr else ''}")
-        for line in process.stdout:  # the commands: printed right after, then the process waits for Ctrl-C
-            lines.append(line.rstrip("\n"))
-            if "end-user: jason" in line:
-                break
         yield process, lines
     finally:
         if process.poll() is None:
@@ -85,6 +81,20 @@ def test_bookinfo_printed_commands_pass_with_and_without_jason(fixtures_dir: Pat
         assert {row["label"]: row["count"] for row in data["rows"]} == {f"reviews: {version}": 300}
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{admin}/ready", timeout=2, trust_env=False)  # Envoy is gone
+
+
+def test_gateway_printed_command_passes(fixtures_dir: Path) -> None:
+    require_envoy()
+    files = [SAMPLES + "bookinfo__networking__bookinfo-gateway.yaml",
+             SAMPLES + "bookinfo__platform__kube__bookinfo.yaml"]
+    with sandbox_process(*[str(fixtures_dir / f) for f in files], "--gateway", "bookinfo-gateway") as (process, lines):
+        (command,) = [line.strip() for line in lines if line.strip().startswith("respy http")]
+        result = respy(*shlex.split(command)[1:], "-n", "300", "-o", "json")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    assert "/productpage -H 'Host: example.com:8080'" in command
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["verdict"]["outcome"] == "PASS"
 
 
 def test_sigterm_stops_envoy_too(fixtures_dir: Path) -> None:

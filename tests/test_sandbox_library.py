@@ -1,7 +1,8 @@
 """``respy.sandbox(...)`` and the ``respy_sandbox`` pytest fixture: a user's routing checked in CI, no cluster.
 
 The split check uses respy's own verdict (2000 requests, α = 0.01); Envoy draws the weighted choice itself
-and cannot be seeded, so the PASS assertion can fail falsely about 1 time in 100.
+and cannot be seeded; with the independence check beside it the PASS assertion can fail falsely about 2
+times in 100.
 """
 
 from __future__ import annotations

@@ -106,11 +106,32 @@ def describe(mesh: Any, options: argparse.Namespace) -> Iterator[str]:
     expect = " ".join(f"--expect {shlex.quote(r)}" for r in options.rules)
     extra = (f" --namespace {options.namespace}" if options.namespace != "default" else "") + (
         f" --gateway {options.gateway}" if options.gateway else "")
+    path = _gateway_path(mesh) if mesh.gateway else "/"
     for endpoint, headers in _examples(mesh, endpoints):
         host = endpoint.host if endpoint.host != "*" else "example.com"
         port = f":{endpoint.port}" if endpoint.port != 80 else ""
         flags = "".join(f" -H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
-        yield f"    respy {endpoint.listener_url}/ -H 'Host: {host}{port}'{flags} {expect}{extra}"
+        yield f"    respy {endpoint.listener_url}{path} -H 'Host: {host}{port}'{flags} {expect}{extra}"
+    yield "running: Ctrl-C stops Envoy and the backends"
+
+
+def _gateway_path(mesh: Any) -> str:
+    """A path the gateway's first rule matches (its exact path or prefix), so the command tried is routed."""
+    for vs in mesh.rules.of_kind("VirtualService"):
+        for rule in vs.spec.get("http") or []:
+            for match in rule.get("match") or []:
+                uri = match.get("uri") or {}
+                for kind in ("exact", "prefix"):
+                    if isinstance(uri.get(kind), str) and uri[kind].startswith("/"):
+                        return str(uri[kind])
+    for route in mesh.rules.of_kind("HTTPRoute"):
+        for rule in route.spec.get("rules") or []:
+            for match in rule.get("matches") or []:
+                value = (match.get("path") or {}).get("value")
+                if isinstance(value, str) and value.startswith("/") and (match.get("path") or {}).get("type") != \
+                        "RegularExpression":
+                    return value
+    return "/"
 
 
 def _examples(mesh: Any, endpoints: list[Any]) -> Iterator[tuple[Any, Mapping[str, str]]]:

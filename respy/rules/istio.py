@@ -308,7 +308,8 @@ def _destination(ctx: Context, vs: K8sObject, host: str, target: Mapping[str, An
     source = ctx.source(vs)
     host_ids = (short,) if several_hosts else ()
     if not subset:
-        return Candidate((host, None, port), short, host, share, host_ids, source=source)
+        # the whole Service is the destination: its name names it (an answer "productpage: v1" is productpage's)
+        return Candidate((host, None, port), short, host, share, (short,), source=source)
     subset = str(subset)
     labels = _subset_labels(ctx, vs, host, subset, used)
     if labels is None:
