@@ -59,11 +59,13 @@ CONCURRENCY_SWEEP = (1, 10, 50, 100, 200)
 
 # respy with one of its choices undone, for --levers: run as ``python -c RUNNER URL ...``
 RUNNER = """
-import functools, sys
-from respy import _engine, _run
+import sys
+from respy.cli import measure as _run
+from respy.send import engine as _engine
 procs, use_httpx = {procs!r}, {httpx!r}
-if procs is not None:  # the same as --procs P
-    _run.execute = functools.partial(_run.execute, procs=procs)
+if procs is not None:  # the same as --procs P (the given value wins over the flag's default, None)
+    _execute = _run.execute
+    _run.execute = lambda *args, **kwargs: _execute(*args, **{{**kwargs, "procs": procs}})
 if use_httpx:  # httpx's own transport (a pool of one per worker) instead of respy's HTTP/1.1 transport
     import httpx
     def httpx_transport(target, context):

@@ -24,9 +24,8 @@ from respy._errors import (
 )
 
 if TYPE_CHECKING:
-    from respy._api import assert_split, assert_split_async, measure, measure_async
+    from respy._api import Measurement, assert_split, assert_split_async, measure, measure_async
     from respy.check.verdict import Verdict
-    from respy.measurement import Measurement
     from respy.rules.expectation import Expectation, Outcome
     from respy.sandbox.mesh import sandbox
 
@@ -39,7 +38,7 @@ _LAZY = {
     "assert_split_async": "respy._api",
     "Expectation": "respy.rules.expectation",
     "Outcome": "respy.rules.expectation",
-    "Measurement": "respy.measurement",
+    "Measurement": "respy._api",
     "Verdict": "respy.check.verdict",
     "sandbox": "respy.sandbox",
 }

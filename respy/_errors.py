@@ -56,3 +56,7 @@ class EnvoyUnavailableError(RespyError):
 
 class EnvoyStartError(RespyError):
     """Envoy exited, or never became ready, with the configuration it was given."""
+
+
+class ResultFormatError(RespyError):
+    """A saved result (``respy -o json``) that cannot be read back: not JSON, or not respy's format."""

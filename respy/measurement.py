@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from respy._errors import ResultFormatError
 from respy.tally import Kind, LatencyHistogram, Row, Tally
 
 if TYPE_CHECKING:
-    from respy.check.verdict import Verdict
-    from respy.rules.expectation import Expectation
+    from typing_extensions import Self
+
     from respy.send.engine import Load, RunResult, Target
+
+KINDS = {kind.value: kind for kind in Kind}
 
 
 @dataclass
@@ -28,10 +31,10 @@ class Measurement:
     by: str = "body"
     stop_reason: str = ""
     interrupted_by: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    merged: tuple[str, ...] | None = None  # ``respy merge``: where the merged results came from
 
     @classmethod
-    def from_run(cls, result: RunResult, target: Target, load: Load) -> Measurement:
+    def from_run(cls, result: RunResult, target: Target, load: Load) -> Self:
         """What the engine's ``run`` collected, ready to read, print and check."""
         return cls(
             url=redact_url(target.url),  # a password in the URL is sent, never printed
@@ -85,26 +88,60 @@ class Measurement:
 
         return {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99)}
 
-    def check(
-        self,
-        expectation: Expectation,
-        *,
-        alpha: float = 0.01,
-        tolerance: float | None = None,
-        mapping: Mapping[str, str] | None = None,
-    ) -> Verdict:
-        """The verdict of these counts against ``expectation`` (fixed-N chi-square and tolerance band).
-
-        ``str(verdict)`` is the table and verdict line the CLI prints; ``mapping`` is ``--map`` (label -> outcome).
-        """
-        from respy._api import check
-
-        return check(self, expectation, alpha=alpha, tolerance=tolerance, mapping=mapping)
-
     def to_dict(self) -> dict[str, Any]:
-        from respy.report.render import measurement_dict
+        """The measurement part of ``-o json`` (the one JSON format: ``from_dict`` reads it back)."""
+        total = self.requests
+        data: dict[str, Any] = {
+            "url": self.url,
+            "requests": total,
+            "planned": self.planned,
+            "concurrency": self.concurrency,
+            "by": self.by,
+            "rows": [
+                {
+                    "label": row.label,
+                    "count": row.count,
+                    "percent": round(100.0 * row.count / total, 3) if total else 0.0,
+                    "kind": row.kind.value,
+                    "status": row.status,
+                }
+                for row in self.rows
+            ],
+            "errors": self.errors,
+            "latency_ms": self.latency_ms(),
+            "elapsed_s": round(self.elapsed_s, 6),
+            "rate": round(self.rate, 3),
+            "stop_reason": self.stop_reason,
+            "interrupted": self.interrupted,
+            "latency_histogram": self.latency.to_state(),
+        }
+        if self.interrupted_by:
+            data["interrupted_by"] = self.interrupted_by
+        if self.merged is not None:
+            data["merged"] = {"results": len(self.merged), "sources": list(self.merged)}
+        return data
 
-        return measurement_dict(self)
+    @classmethod
+    def from_dict(cls, data: object, source: str = "the result") -> Self:
+        """A result printed by ``-o json`` read back (rows that add up to ``requests``), else
+        ``ResultFormatError`` naming ``source``."""
+        checked = _checked_result(data, source)
+        tally = Tally()
+        for row in checked["rows"]:
+            status = row.get("status")
+            tally.add_count(row["label"], KINDS[row["kind"]], row["count"], status if _is_count(status) else None)
+        tally.latency.merge(_histogram(checked, source))
+        planned = checked.get("planned")
+        return cls(
+            url=str(checked.get("url")),
+            tally=tally,
+            elapsed_s=float(checked.get("elapsed_s") or 0.0),
+            planned=planned if _is_count(planned) else None,
+            concurrency=int(checked.get("concurrency") or 0),
+            by=str(checked.get("by") or "body"),
+            stop_reason=str(checked.get("stop_reason") or ""),
+            interrupted_by=str(checked["interrupted_by"]) if checked.get("interrupted_by") else None,
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
@@ -118,3 +155,31 @@ def redact_url(url: str) -> str:
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+def _checked_result(data: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping) or not isinstance(data.get("rows"), list) or "requests" not in data:
+        raise ResultFormatError(f"{where}: not a respy result (no `rows` and `requests`; made with respy -o json?)")
+    total = 0
+    for row in data["rows"]:
+        if not (isinstance(row, Mapping) and isinstance(row.get("label"), str) and _is_count(row.get("count"))
+                and row.get("kind") in KINDS):
+            raise ResultFormatError(f"{where}: not a respy result (a row without label, count and kind: {row!r:.80})")
+        total += row["count"]
+    if not _is_count(data["requests"]) or total != data["requests"]:
+        raise ResultFormatError(f"{where}: its rows add up to {total}, not to its `requests` ({data['requests']!r})")
+    return data
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _histogram(data: Mapping[str, Any], where: str) -> LatencyHistogram:
+    state = data.get("latency_histogram")
+    if not isinstance(state, Mapping):
+        return LatencyHistogram()
+    try:
+        return LatencyHistogram.from_state(state)
+    except (TypeError, ValueError, IndexError):
+        raise ResultFormatError(f"{where}: `latency_histogram` is malformed") from None

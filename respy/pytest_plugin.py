@@ -17,9 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from respy._errors import UsageError
+
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from respy._api import Measurement
+    from respy._options import MeasureKwargs
     from respy.check.verdict import Verdict
-    from respy.measurement import Measurement
     from respy.rules.expectation import Expectation
     from respy.sandbox.mesh import Sandbox
 
@@ -55,8 +60,6 @@ class RespyFixture:
 
     def url(self, path: str = "") -> str:
         """``path`` joined onto ``--respy-url`` (an absolute ``http(s)://`` URL is used as given)."""
-        from respy._errors import UsageError
-
         if path.lower().startswith(("http://", "https://")):
             return path
         if not self.base_url:
@@ -66,32 +69,34 @@ class RespyFixture:
         separator = "" if path.startswith(("?", "#")) else "/"
         return self.base_url.rstrip("/") + separator + path.lstrip("/")
 
-    def measure(self, path: str = "", **options: Any) -> Measurement:
+    def measure(self, path: str = "", **options: Unpack[MeasureKwargs]) -> Measurement:
         """``respy.measure`` on ``self.url(path)``; ``requests`` defaults to ``--respy-requests``."""
-        from respy._api import measure
+        from respy._api import measure  # httpx, numpy and scipy load with it: on first use, not with pytest
 
         options.setdefault("requests", self.requests)
         return measure(self.url(path), **options)
 
-    async def measure_async(self, path: str = "", **options: Any) -> Measurement:
-        from respy._api import measure_async
+    async def measure_async(self, path: str = "", **options: Unpack[MeasureKwargs]) -> Measurement:
+        from respy._api import measure_async  # httpx, numpy and scipy load with it: on first use, not with pytest
 
         options.setdefault("requests", self.requests)
         return await measure_async(self.url(path), **options)
 
-    def assert_split(self, path: str, expectation: Expectation | Mapping[str, float], **options: Any) -> Verdict:
+    def assert_split(
+        self, path: str, expectation: Expectation | Mapping[str, float], **options: Unpack[MeasureKwargs]
+    ) -> Verdict:
         """``respy.assert_split`` on ``self.url(path)``: the test fails with the table and verdict line."""
         __tracebackhide__ = True
-        from respy._api import assert_split
+        from respy._api import assert_split  # httpx, numpy and scipy load with it: on first use, not with pytest
 
         options.setdefault("requests", self.requests)
         return assert_split(self.url(path), expectation, **options)
 
     async def assert_split_async(
-        self, path: str, expectation: Expectation | Mapping[str, float], **options: Any
+        self, path: str, expectation: Expectation | Mapping[str, float], **options: Unpack[MeasureKwargs]
     ) -> Verdict:
         __tracebackhide__ = True
-        from respy._api import assert_split_async
+        from respy._api import assert_split_async  # httpx, numpy and scipy load with it: on first use, not with pytest
 
         options.setdefault("requests", self.requests)
         return await assert_split_async(self.url(path), expectation, **options)
@@ -109,8 +114,7 @@ class RespyFixture:
     ) -> Expectation:
         """From plain ``weights``, or from routing YAML ``files`` resolved for a request to ``url``
         (relative to ``--respy-url``, like ``measure``)."""
-        from respy._errors import UsageError
-        from respy.rules.expectation import Expectation
+        from respy.rules.expectation import Expectation  # yaml loads with respy.rules: on first use, not with pytest
 
         if (weights is None) == (files is None):
             raise UsageError("respy.expectation needs either weights=... or files=... (not both)")

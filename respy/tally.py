@@ -7,7 +7,7 @@ Nothing here keeps a list of responses: memory stays bounded however many reques
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -207,6 +207,15 @@ class Tally:
         """Requests that got an HTTP answer of any status."""
         return sum(count for (kind, _), (count, _) in self._rows.items() if kind is not Kind.TRANSPORT)
 
+    def add_count(self, label: str, kind: Kind, count: int, status: int | None = None) -> None:
+        """``count`` more answers of one row at once (a row read back from a saved result: no latency, no
+        batch, and not bounded, since the saved result already was)."""
+        slot = self._rows.setdefault((kind, label), [0, -1])
+        slot[0] += count
+        if slot[1] < 0 and status is not None:
+            slot[1] = status
+        self.total += count
+
     def merge(self, other: Tally) -> None:
         for (kind, label), (count, status) in other._rows.items():
             slot = self._rows.setdefault((kind, label), [0, status])
@@ -214,7 +223,3 @@ class Tally:
         self.total += other.total
         self.latency.merge(other.latency)
         self.batches.extend(other.batches.complete())
-
-
-def rows_total(rows: Iterable[Row]) -> int:
-    return sum(row.count for row in rows)

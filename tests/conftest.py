@@ -1,10 +1,29 @@
-"""Shared test set-up: where the shared routing fixtures lie."""
+"""Shared fixtures (the shared routing fixtures, local servers) and the one slow-test switch.
+
+Helpers that tests import (CLI runners, servers) are in ``support.py``.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from respy.demo.localserver import Handler, LocalServer
+
+SLOW = "RESPY_SLOW_TESTS"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run only with RESPY_SLOW_TESTS=1 (CI sets it: .ci/run)."""
+    if os.environ.get(SLOW) == "1":
+        return
+    skip = pytest.mark.skip(reason=f"slow: set {SLOW}=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
@@ -16,47 +35,6 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"shared routing fixtures not found at {FIXTURES} (they sit beside the checkout in CI)")
     return FIXTURES
-
-
-import asyncio  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-from respy.cli.main import Streams, main  # noqa: E402
-from respy.demo.localserver import Handler, LocalServer, Request, Response  # noqa: E402
-
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> dict:  # type: ignore[type-arg]
-        return json.loads(self.out)
-
-
-def run_cli(*argv: str) -> CliResult:
-    """Run ``respy`` in-process with captured stdout/stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), Streams(out, err))
-    return CliResult(code, out.getvalue(), err.getvalue())
-
-
-def weighted_handler(bodies: dict[str, int], seed: int, delay: float = 0.0) -> Handler:
-    """Answers one of ``bodies`` per request, drawn with the given weights from a seeded RNG."""
-    rng = random.Random(seed)
-    names, weights = list(bodies), list(bodies.values())
-
-    async def handler(request: Request) -> Response:
-        if delay:
-            await asyncio.sleep(delay)
-        return Response(200, rng.choices(names, weights=weights)[0].encode())
-
-    return handler
 
 
 @pytest.fixture

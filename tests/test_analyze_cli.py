@@ -6,7 +6,8 @@ import io
 import json
 from pathlib import Path
 
-from respy.cli.main import Streams, main
+from respy.cli.common import Streams
+from respy.cli.main import main
 
 TUTORIAL = ("tutorial/weather-rules.yaml", "tutorial/weather-deployment.yaml")
 KEYS = {"code", "istio_code", "severity", "object", "where", "message", "why", "fix"}

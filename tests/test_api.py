@@ -13,7 +13,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import run_cli, weighted_handler
+from support import run_cli, weighted_handler
 
 import respy
 from respy._errors import ClusterError, MappingError, NoAnswerError, NotRoutedError, RespyError, RulesError, UsageError

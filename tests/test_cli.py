@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -11,15 +10,9 @@ import sys
 import time
 
 import pytest
-from conftest import run_cli
+from support import respy_process, run_cli, slow_server
 
-from respy.demo.localserver import LocalServer, Request, Response, fixed
-
-
-def respy_process(*argv: str, **kwargs) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "respy", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, **kwargs)
+from respy.demo.localserver import fixed
 
 
 def test_the_tutorials_command_line_prints_the_header_line_and_the_table(serve) -> None:
@@ -84,17 +77,9 @@ def test_nothing_reachable_exits_4_and_still_prints_the_table() -> None:
     assert "| error: connection refused |     5 |" in out
 
 
-def slow_server() -> LocalServer:
-    async def handler(request: Request) -> Response:
-        await asyncio.sleep(0.01)
-        return Response(200, b"weather-backend: single")
-
-    return LocalServer(handler)
-
-
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_prints_what_was_measured_and_exits_130_or_143(signum: int, code: int) -> None:
-    with slow_server() as server:
+    with slow_server(delay=0.01) as server:
         proc = respy_process(server.url, "-n", "100000", "-c", "4")
         assert proc.stdout is not None
         first = proc.stdout.readline()  # the header line: the run has started
@@ -111,7 +96,7 @@ def test_a_signal_prints_what_was_measured_and_exits_130_or_143(signum: int, cod
 
 
 def test_sigint_with_json_output_prints_one_complete_object() -> None:
-    with slow_server() as server:
+    with slow_server(delay=0.01) as server:
         proc = respy_process(server.url, "-n", "100000", "-c", "4", "-o", "json")
         deadline = time.time() + 20
         while server.stats.requests < 20 and time.time() < deadline:

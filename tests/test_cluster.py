@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from conftest import run_cli, weighted_handler
+from support import run_cli, weighted_handler
 
 from respy._errors import ClusterError
 from respy.demo.localserver import LocalServer, Request, Response

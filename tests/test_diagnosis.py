@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from respy.explain.diagnosis import destination_replicas, diagnose, diagnose_evaluation, errors_by_destination
+from respy.explain.diagnosis import destination_replicas, diagnose, diagnose_verdict, errors_by_destination
 from respy.rules import RuleSet, load_inputs, resolve
 from respy.rules.expectation import Expectation
 
@@ -164,18 +164,16 @@ def test_findings_bear_on_the_host(tutorial: tuple[RuleSet, Expectation]) -> Non
     assert [f.istio_code for f in findings] == ["IST0118"]
 
 
-def test_diagnose_evaluation_fills_the_evaluation(tutorial: tuple[RuleSet, Expectation]) -> None:
+def test_diagnose_verdict_counts_errors_back_to_their_destination(tutorial: tuple[RuleSet, Expectation]) -> None:
     from respy.check.assign import assign
-    from respy.report.render import Evaluation
     from respy.tally import Kind, Row
 
     rules, expectation = tutorial
     rows = [Row("weather-backend: single", 897, Kind.OK, 200), Row("weather-backend: multiple", 41, Kind.OK, 200),
             Row("503 upstream error from weather-backend: multiple", 62, Kind.HTTP_ERROR, 503)]
-    evaluation = Evaluation(expectation=expectation, assignment=assign(rows, expectation))
-    diagnosis = diagnose_evaluation(evaluation, None, rules)
-    assert diagnosis is not None and diagnosis.best is not None and diagnosis.best.name == "failing"
-    assert errors_by_destination(evaluation.assignment, expectation) == {"multiple": 62}
-    assert evaluation.diagnosis == diagnosis.to_list()
-    assert evaluation.diagnosis_text.startswith("Observed")
-    assert [f["istio_code"] for f in evaluation.findings] == ["IST0118"]
+    assignment = assign(rows, expectation)
+    diagnosis = diagnose_verdict(None, assignment, expectation, rules)
+    assert diagnosis.best is not None and diagnosis.best.name == "failing"
+    assert errors_by_destination(assignment, expectation) == {"multiple": 62}
+    assert diagnosis.text().startswith("Observed")
+    assert [f.istio_code for f in diagnosis.findings] == ["IST0118"]

@@ -7,7 +7,7 @@ import socket
 
 import anyio
 import pytest
-from conftest import run_cli, weighted_handler
+from support import run_cli, weighted_handler
 
 from respy._errors import UsageError
 from respy.demo.localserver import Request, Response, fixed

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, weighted_handler
+from support import run_cli, weighted_handler
 
 SINGLE, MULTIPLE = "weather-backend: single", "weather-backend: multiple"
 

@@ -10,7 +10,8 @@ import socket
 import time
 
 import pytest
-from faultserver import FaultServer, Finished, read_head, reply, reset, response_head, run_respy, serve_each
+from faultserver import FaultServer, read_head, reply, reset, response_head, serve_each
+from support import Finished, run_respy
 
 # ------------------------------------------------------------------------------------------------ helpers
 

@@ -7,13 +7,12 @@ The URL is never contacted for refused rules: they fail before any request is se
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from pathlib import Path
 
 import pytest
-from faultserver import Finished, run_respy
+from support import Finished, run_respy
 
 NOWHERE = "http://127.0.0.1:9/version"  # the discard port: nothing listens, and nothing should be sent
 WEATHER_RULES = Path(__file__).resolve().parents[1] / "respy" / "examples" / "weather" / "weather-rules.yaml"
@@ -251,6 +250,7 @@ def ten_megabytes_of_rules(path: Path) -> int:
     return path.stat().st_size
 
 
+@pytest.mark.slow
 def test_a_10_mb_file_of_valid_objects_loads_and_finds_the_real_rule(tmp_path: Path) -> None:
     rules = tmp_path / "big.yaml"
     size = ten_megabytes_of_rules(rules)
@@ -267,7 +267,6 @@ def test_a_10_mb_file_of_valid_objects_loads_and_finds_the_real_rule(tmp_path: P
     assert elapsed < 120, elapsed  # ~15 s here with libyaml (pure-Python PyYAML took ~70 s); "not hung"
 
 
-@pytest.mark.skipif(os.environ.get("RESPY_SLOW_TESTS") != "1", reason="slow (~25 s): set RESPY_SLOW_TESTS=1")
 @pytest.mark.slow
 def test_analyze_reads_a_10_mb_file(tmp_path: Path) -> None:
     rules = tmp_path / "big.yaml"

@@ -3,7 +3,6 @@ output is complete or absent, never half-written. In one process and with worker
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -12,32 +11,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
+from support import slow_server
 
-from respy.demo.localserver import LocalServer, Request, Response
+from respy.demo.localserver import LocalServer
 
 PLANNED = 1_000_000
 SIGNALS = pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
                                   ids=["SIGINT", "SIGTERM"])
 PROCS = pytest.mark.parametrize("procs", ["1", "2"], ids=["one-process", "two-processes"])
-
-
-@contextmanager
-def slow_server(*bodies: bytes) -> Iterator[LocalServer]:
-    """Answers after 5 ms, cycling through ``bodies`` (default: always ``weather-backend: single``)."""
-    cycle = list(bodies or [b"weather-backend: single"])
-    served = [0]
-
-    async def handler(request: Request) -> Response:
-        await asyncio.sleep(0.005)
-        served[0] += 1
-        return Response(200, cycle[served[0] % len(cycle)])
-
-    with LocalServer(handler) as server:
-        yield server
 
 
 def interrupted_run(server: LocalServer, signum: int, *flags: str, after: int = 50) -> tuple[int, str, str]:

@@ -7,11 +7,10 @@ limits are generous upper bounds that prove "finished", not speed.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
-from faultserver import run_respy
+from support import run_respy
 
 from respy.demo.localserver import LocalServer, fixed
 
@@ -41,6 +40,5 @@ def test_100_000_requests_are_all_counted() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("RESPY_SLOW_TESTS") != "1", reason="slow (~75 s): set RESPY_SLOW_TESTS=1")
 def test_1_000_000_requests_are_all_counted() -> None:
     long_run(1_000_000, timeout=1800)

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliResult, run_cli, weighted_handler
+from support import CliResult, run_cli, weighted_handler
 
 from respy.check.assign import assign
 from respy.check.verdict import decide
-from respy.cli.main import Streams
+from respy.cli.common import Streams
 from respy.cli.merge import main as merge_main
 from respy.cli.merge import split_objects
 from respy.demo.localserver import LocalServer, fixed
@@ -25,7 +25,7 @@ WEIGHTS = "single=90,multiple=10"
 
 def merge(*argv: str, stdin: str = "") -> CliResult:
     out, err = io.StringIO(), io.StringIO()
-    code = merge_main(list(argv), Streams(out, err), stdin=io.StringIO(stdin))
+    code = merge_main(list(argv), Streams(out, err, io.StringIO(stdin)))
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
@@ -198,21 +198,17 @@ def test_different_urls_are_an_error(tmp_path: Path) -> None:
     assert "different URLs" in result.err
 
 
-def test_results_checked_against_different_rules_need_expect(
-    checked_runs: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_results_checked_against_different_rules_need_expect(checked_runs: list[str]) -> None:
     other = json.loads(checked_runs[0])
     other["expected"][0]["probability"] = 0.5
     other["expected"][1]["probability"] = 0.5
-    monkeypatch.setattr("sys.stdin", io.StringIO(checked_runs[1] + json.dumps(other)))
-    result = run_cli("merge", "-")
+    result = run_cli("merge", "-", stdin=checked_runs[1] + json.dumps(other))
     assert result.code == 2
     assert "different expectations" in result.err and "--expect" in result.err
 
 
-def test_non_json_on_stdin_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO("Error from server (NotFound): pods not found\n"))
-    result = run_cli("merge", "-")
+def test_non_json_on_stdin_is_an_error() -> None:
+    result = run_cli("merge", "-", stdin="Error from server (NotFound): pods not found\n")
     assert result.code == 2
     assert result.err.strip() == "respy: error: <stdin>: not JSON: no `respy -o json` result found"
 

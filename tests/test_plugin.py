@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import weighted_handler
+from support import weighted_handler
 
 from respy.pytest_plugin import RespyFixture
 

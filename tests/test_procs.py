@@ -11,9 +11,9 @@ import sys
 import time
 
 import pytest
-from conftest import weighted_handler
+from support import weighted_handler
 
-from respy.cli.main import Streams
+from respy.cli.common import Streams
 from respy.cli.measure import execute
 from respy.demo.localserver import LocalServer, Request, Response
 from respy.send.engine import Load, Target

@@ -340,10 +340,11 @@ def result_json(answers: list[tuple[int, float]]) -> dict[str, Any]:
 
 def merge_results(*results: Mapping[str, Any]) -> dict[str, Any]:
     """What ``respy merge A B ... -o json`` prints, as data (it can be merged again)."""
-    from respy.cli.merge import Part, check_result, merge_measurement
+    from respy.cli.merge import Part, merge_measurement
+    from respy.measurement import Measurement
     from respy.report.render import measurement_dict
 
-    parts = [Part(check_result(r, f"r{i}"), f"r{i}") for i, r in enumerate(results)]
+    parts = [Part(r, f"r{i}", Measurement.from_dict(r, f"r{i}")) for i, r in enumerate(results)]
     return json.loads(json.dumps(measurement_dict(merge_measurement(parts))))
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from respy.cli.main import EXIT_SIGNAL, SUBCOMMANDS, build_parser
+from respy.cli.common import EXIT_SIGNAL
+from respy.cli.main import SUBCOMMANDS, build_parser
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from faultserver import FaultServer, Finished, read_head, reply, run_respy
+from faultserver import FaultServer, read_head, reply
+from support import Finished, run_respy
 
 from respy.demo.localserver import LocalServer, Request, Response
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from conftest import run_cli
+from support import run_cli
 
 from respy.demo.localserver import Request, Response
 from respy.tally import Batches, Kind, LatencyHistogram, Tally

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from support import run_cli
 
 from respy.demo.localserver import Request, Response
 

@@ -34,11 +34,6 @@ class Assignment:
     unknown_labels: dict[str, int] = field(default_factory=dict)
     total: int = 0
 
-    @property
-    def identified(self) -> int:
-        """Answers attributed to some declared outcome."""
-        return sum(self.counts.values())
-
 
 def token_pattern(identifier: str) -> re.Pattern[str]:
     """A case-insensitive pattern matching ``identifier`` as a whole token."""

@@ -1,58 +1,56 @@
-"""Checking a run against the declared routing: rules -> expectation -> (sequential stop) -> verdict.
+"""Planning a check before the run: rules -> expectation -> (sequential stop) -> ``evaluate`` afterwards.
 
-The CLI builds a :class:`CheckPlan` before the run (so bad rules fail before any request is sent), hands
-its ``stop_check`` to the engine when the run is sequential, and asks it to ``evaluate`` the measurement.
+The CLI builds a :class:`CheckPlan` before the run (so bad rules fail before any request is sent), prints its
+``warnings``, hands its ``stop_check`` to the engine when the run is sequential, and asks it to ``evaluate``
+the measurement. ``respy merge --expect RULES`` makes the same plan for the merged counts.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TextIO
 
-from respy._errors import UsageError
-from respy.report.render import Evaluation
+from respy._options import check_mapping
+from respy.check.assign import assign
+from respy.check.evaluate import CheckSettings, Evaluation, Sequential, evaluate
+from respy.check.verdict import categories, hard_check, pre_run_warning
+from respy.measurement import Measurement
+from respy.rules import RuleSet, load_inputs, resolve
+from respy.rules.cluster import load_cluster
 from respy.rules.expectation import Expectation
-
-if TYPE_CHECKING:
-    from respy.check.sequential import SequentialTest
-    from respy.cli.main import Streams
-    from respy.measurement import Measurement
-    from respy.rules import RuleSet
-    from respy.send.engine import Target
-    from respy.tally import Tally
+from respy.tally import Tally
 
 FIRST_CHECKS_EVERY = 10
+CLUSTER = "cluster"
 
 
-def parse_maps(values: Sequence[str]) -> dict[str, str]:
-    """``--map LABEL=DEST``: the label may itself contain '=' (the last one separates)."""
-    mapping: dict[str, str] = {}
-    for value in values:
-        label, sep, dest = value.rpartition("=")
-        if not sep or not label or not dest:
-            raise UsageError(f"--map {value!r} must look like LABEL=DESTINATION")
-        mapping[label] = dest
-    return mapping
+@dataclass(frozen=True)
+class RequestShape:
+    """The request the rules are resolved for: it picks the route."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    method: str = "GET"
+    gateway: str | None = None
 
 
-def load_rules(values: Sequence[str], *, namespace: str, url: str, headers: Mapping[str, str]) -> RuleSet:
-    from respy.rules import load_inputs
+@dataclass(frozen=True)
+class RunSize:
+    """How long the run will be: ``-n``, ``-z`` and ``--max-requests`` (no ``-n``, no ``-z``: sequential)."""
 
-    if "cluster" in values and not _is_path("cluster"):
-        from respy.rules.cluster import load_cluster
-
-        others = [v for v in values if v != "cluster"]
-        return load_cluster(namespace=namespace, url=url, headers=headers, extra=others)
-    return load_inputs(values, stdin=sys.stdin)
+    requests: int | None = None
+    duration: float | None = None
+    max_requests: int | None = None
 
 
-def _is_path(value: str) -> bool:
-    from pathlib import Path
-
-    return Path(value).exists()
+def load_rules(values: Sequence[str], *, namespace: str, request: RequestShape, stdin: TextIO | None) -> RuleSet:
+    """``--expect`` values: files, directories, ``-`` (``stdin``), weights, or ``cluster`` (the API server)."""
+    if CLUSTER in values and not Path(CLUSTER).exists():
+        others = [v for v in values if v != CLUSTER]
+        return load_cluster(namespace=namespace, url=request.url, headers=request.headers, extra=others)
+    return load_inputs(values, stdin=stdin)
 
 
 @dataclass
@@ -61,16 +59,14 @@ class CheckPlan:
 
     expectation: Expectation
     rules: RuleSet | None
-    mapping: dict[str, str]
-    alpha: float
-    tolerance: float | None
-    strict: bool
-    grace: int
-    namespace: str = "default"
-    sequential: SequentialTest | None = None
-    sequential_budget: int | None = None
-    notes: list[str] = field(default_factory=list)
+    settings: CheckSettings
+    sequential: Sequential | None = None
+    warnings: list[str] = field(default_factory=list)
     _last_check: int = 0
+
+    @property
+    def sequential_budget(self) -> int | None:
+        return self.sequential.budget if self.sequential is not None else None
 
     def stop_check(self, tally: Tally) -> str | None:
         """Called by the engine every few requests in a sequential run: a reason to stop, or None."""
@@ -80,90 +76,39 @@ class CheckPlan:
         if total - self._last_check < max(FIRST_CHECKS_EVERY, total // 100):
             return None  # every 10 requests at first, then every 1 %: the test stays valid however often it looks
         self._last_check = total
-        from respy.check.assign import assign
-        from respy.check.verdict import categories, hard_check
-
-        assignment = assign(tally.rows(), self.expectation, self.mapping)
-        if hard_check(assignment, self.expectation, self.grace).failed:
+        assignment = assign(tally.rows(), self.expectation, dict(self.settings.mapping))
+        if hard_check(assignment, self.expectation, self.settings.grace).failed:
             return "an answer came from a destination the rules do not allow"
         cats = categories(assignment, self.expectation)
-        counts = [assignment.counts.get(name, 0) for name in self.sequential.names]
-        state = self.sequential.update(counts, unknown=cats.unknown)
+        test = self.sequential.test
+        state = test.update([assignment.counts.get(name, 0) for name in test.names], unknown=cats.unknown)
         return f"verdict clear after {state.requests} requests" if state.decided else None
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
-        from respy.check.assign import assign
-        from respy.check.verdict import decide, verdict_line
-
-        assignment = assign(measurement.rows, self.expectation, self.mapping)
-        batches = measurement.tally.batches.complete()
-        if self.sequential is not None:
-            from respy.check.sequential import decide_sequential
-
-            verdict = decide_sequential(self.sequential, assignment, self.expectation, grace=self.grace,
-                                        budget=self.sequential_budget, batches=batches)
-        else:
-            verdict = decide(assignment, self.expectation, alpha=self.alpha, tolerance=self.tolerance,
-                             strict=self.strict, grace=self.grace, batches=batches)
-        evaluation = Evaluation(expectation=self.expectation, assignment=assignment, verdict=verdict,
-                                verdict_line=verdict_line(verdict, self.expectation, assignment),
-                                notes=list(self.notes))
-        if self.sequential is not None:
-            measurement.extra["sequential"] = {"budget": self.sequential_budget, "stop_reason": measurement.stop_reason}
-        if verdict.outcome == "FAIL":
-            explain_failure(evaluation, measurement, self.rules, self.namespace)
-        return evaluation
+        return evaluate(measurement, self.expectation, self.settings, rules=self.rules, sequential=self.sequential)
 
 
-def explain_failure(evaluation: Evaluation, measurement: Measurement, rules: RuleSet | None, namespace: str) -> None:
-    """Fill in the diagnosis: what the observed counts do fit, and which manifest is to blame."""
-    from respy.explain.diagnosis import diagnose_evaluation
-
-    diagnose_evaluation(evaluation, measurement, rules, namespace=namespace)
-
-
-def plan_check(args: argparse.Namespace, target: Target, streams: Streams) -> CheckPlan:
-    headers = dict(target.headers)
-    rules = load_rules(args.expect, namespace=args.namespace, url=target.url, headers=headers)
-    from respy.rules import resolve
-
-    expectation = resolve(rules, url=target.url, headers=headers, method=target.method,
-                          namespace=args.namespace, gateway=args.gateway)
-    plan = CheckPlan(expectation=expectation, rules=rules, mapping=parse_maps(args.maps), alpha=args.alpha,
-                     tolerance=args.tolerance, strict=args.strict, grace=args.grace, namespace=args.namespace)
-    _validate_mapping(plan)
-    for warning in expectation.warnings:
-        print(f"respy: warning: {warning}", file=streams.err)
-    if args.requests is None and not args.duration and not args.strict:
-        _make_sequential(plan, args)
-    elif args.requests is not None:
-        _warn_if_too_few(plan, args.requests, streams)
+def plan_check(expect: Sequence[str], settings: CheckSettings, request: RequestShape, size: RunSize, *,
+               stdin: TextIO | None = None) -> CheckPlan:
+    """Read the rules, resolve the expectation for ``request``, check ``--map``, and choose fixed-N or
+    sequential; ``warnings`` are for the user (the caller prints them)."""
+    rules = load_rules(expect, namespace=settings.namespace, request=request, stdin=stdin)
+    expectation = resolve(rules, url=request.url, headers=dict(request.headers), method=request.method,
+                          namespace=settings.namespace, gateway=request.gateway)
+    check_mapping(settings.mapping, {o.name for o in expectation.outcomes})
+    plan = CheckPlan(expectation=expectation, rules=rules, settings=settings, warnings=list(expectation.warnings))
+    if size.requests is None and not size.duration and not settings.strict:
+        plan.sequential = _sequential(expectation, settings, size.max_requests)
+    elif size.requests is not None:
+        warning = pre_run_warning(expectation, size.requests, settings.alpha, settings.tolerance)
+        if warning:
+            plan.warnings.append(warning)
     return plan
 
 
-def _validate_mapping(plan: CheckPlan) -> None:
-    names = {o.name for o in plan.expectation.outcomes}
-    for label, dest in plan.mapping.items():
-        if dest not in names:
-            raise UsageError(f"--map {label}={dest}: no declared destination is called {dest!r} "
-                             f"(the rules declare {', '.join(sorted(names))})")
+def _sequential(expectation: Expectation, settings: CheckSettings, max_requests: int | None) -> Sequential:
+    from respy.check.sequential import SequentialTest, budget  # numpy and scipy load with it: only when sequential
 
-
-def _make_sequential(plan: CheckPlan, args: argparse.Namespace) -> None:
-    from respy.check.sequential import SequentialTest, budget
-
-    probs = plan.expectation.probabilities
-    plan.sequential = SequentialTest(probs, alpha=plan.alpha, tolerance=plan.tolerance)
-    plan.sequential_budget = args.max_requests or budget(list(probs.values()), plan.alpha, plan.tolerance)
-
-
-def _warn_if_too_few(plan: CheckPlan, n: int, streams: Streams) -> None:
-    from respy.check.verdict import pre_run_warning
-
-    warning = pre_run_warning(plan.expectation, n, plan.alpha, plan.tolerance)
-    if warning:
-        print(f"respy: warning: {warning}", file=streams.err)
-
-
-def describe(expectation: Expectation) -> dict[str, Any]:
-    return {o.name: o.probability for o in expectation.outcomes}
+    probs = expectation.probabilities
+    test = SequentialTest(probs, alpha=settings.alpha, tolerance=settings.tolerance)
+    return Sequential(test, max_requests or budget(list(probs.values()), settings.alpha, settings.tolerance))

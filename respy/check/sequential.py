@@ -343,6 +343,7 @@ def decide_sequential(
         reasons=tuple(reasons),
         shares=shares,
         extra=_extra(test, hard, cats, dispersion),
+        dispersion=dispersion,
     )
 
 

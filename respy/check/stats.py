@@ -37,12 +37,6 @@ class Interval:
     low: float
     high: float
 
-    def within(self, low: float, high: float) -> bool:
-        return low <= self.low and self.high <= high
-
-    def outside(self, low: float, high: float) -> bool:
-        return self.high < low or self.low > high
-
 
 @dataclass(frozen=True)
 class DispersionResult:
@@ -143,20 +137,20 @@ def wilson_interval(count: float, n: float, level: float) -> Interval:
     return Interval(low, high)
 
 
-def _confirm_factor(alpha: float, k: int, beta: float) -> float:
+def confirm_factor(alpha: float, k: int, beta: float) -> float:
     return _z(1.0 - alpha / comparisons(k)) + _z(1.0 - beta / 2.0)
 
 
 def requests_to_confirm(p: float, delta: float, alpha: float, k: int, beta: float = DEFAULT_BETA) -> int:
     """Requests needed for a share truly equal to ``p`` to PASS within ±``delta`` with chance 1 - beta."""
-    return math.ceil(p * (1.0 - p) * _confirm_factor(alpha, k, beta) ** 2 / delta**2)
+    return math.ceil(p * (1.0 - p) * confirm_factor(alpha, k, beta) ** 2 / delta**2)
 
 
 def smallest_tolerance(n: int, p: float, alpha: float, k: int, beta: float = DEFAULT_BETA) -> float:
     """The narrowest tolerance that ``n`` requests confirm for a share truly equal to ``p`` (chance 1 - beta)."""
     if n <= 0:
         return math.inf
-    return _confirm_factor(alpha, k, beta) * math.sqrt(p * (1.0 - p) / n)
+    return confirm_factor(alpha, k, beta) * math.sqrt(p * (1.0 - p) / n)
 
 
 def default_tolerance(probs: Sequence[float]) -> float:

@@ -45,6 +45,7 @@ class Verdict:
     reasons: tuple[str, ...] = ()
     shares: tuple[ShareEstimate, ...] = ()
     extra: dict[str, object] = field(default_factory=dict, compare=False)
+    dispersion: DispersionResult | None = field(default=None, compare=False)  # the independence check, if run
     report: str = field(default="", compare=False, repr=False)  # the CLI's table and verdict line, when known
 
     def __str__(self) -> str:
@@ -243,13 +244,13 @@ def requests_to_decide(bands: Sequence[_Band], alpha: float, delta: float, n: in
     First the fixed-N figure for a split that is exactly as declared (requests_to_confirm for the hardest
     share); once that many have been sent without a decision, the observed shares' distance to the band edge.
     """
-    from respy.check.stats import DEFAULT_BETA, _confirm_factor, requests_to_confirm
+    from respy.check.stats import DEFAULT_BETA, confirm_factor, requests_to_confirm
 
     undecided = [band for band in bands if not (band.within or band.outside)]
     declared = max((requests_to_confirm(b.share.expected, delta, alpha, len(bands)) for b in undecided), default=0)
     if declared > n:
         return declared
-    factor = _confirm_factor(alpha, len(bands), DEFAULT_BETA) ** 2
+    factor = confirm_factor(alpha, len(bands), DEFAULT_BETA) ** 2
     needed = [n + 1]
     for band in undecided:
         p = min(max(band.share.observed, 1.0 / (n + 1)), 1.0 - 1.0 / (n + 1))
@@ -272,8 +273,9 @@ def _pct(share: float, digits: int = 1) -> str:
 
 
 def format_p(p: float | None) -> str:
-    """``p < 1e-16`` when tiny, else two significant digits (``p = 0.0031``)."""
-    if p is None:
+    """``p < 1e-16`` when tiny, else two significant digits (``p = 0.0031``): the one p-value format of every
+    output (verdict line, reasons, diagnosis)."""
+    if p is None or math.isnan(p):
         return "p n/a"
     if p < 1e-16:
         return "p < 1e-16"
@@ -448,6 +450,7 @@ def decide(
         reasons=tuple(reasons),
         shares=shares,
         extra=_extra(hard, cats, exact, dispersion, level),
+        dispersion=dispersion,
     )
 
 

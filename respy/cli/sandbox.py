@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from types import FrameType
 from typing import Any
 
-from respy.cli.main import OneLineParser, Streams, positive_int
+from respy.cli.common import OneLineParser, Streams, count
 
 DESCRIPTION = """\
 Program a real Envoy on 127.0.0.1 with your routing YAML the way istiod programs a sidecar (or, with
@@ -30,14 +30,14 @@ examples:
 """
 
 
-def sandbox_parser() -> OneLineParser:
-    parser = OneLineParser(prog="respy sandbox", description=DESCRIPTION, epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+def build_parser(streams: Streams | None = None) -> OneLineParser:
+    parser = OneLineParser(prog="respy sandbox", description=DESCRIPTION, epilog=EPILOG, streams=streams,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("rules", nargs="+", metavar="RULES",
                         help="YAML files or directories (the same inputs as --expect), or - for stdin")
     parser.add_argument("-n", "--namespace", default="default",
                         help="the client's namespace, and that of objects that set none (default: default)")
-    parser.add_argument("--port", type=positive_int, default=80, metavar="P",
+    parser.add_argument("--port", type=count, default=80, metavar="P",
                         help="Service port assumed for hosts the rules name without a Service (default 80)")
     parser.add_argument("--gateway", metavar="NAME", help="program this Gateway instead of a sidecar")
     return parser
@@ -47,7 +47,7 @@ def main(argv: list[str], streams: Streams) -> int:
     from respy.rules import load_inputs
     from respy.sandbox.mesh import Sandbox
 
-    options = sandbox_parser().parse_args(argv)
+    options = build_parser(streams).parse_args(argv)
     rules = load_inputs(options.rules, require_routing=False)
     if rules.weights is not None:
         from respy._errors import UsageError

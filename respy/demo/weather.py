@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from respy.demo.localserver import Handler, LocalServer, Request, Response, fixed, read_request
+from respy.sandbox.localserver import Handler, LocalServer, Request, Response, fixed, read_request
 
 if TYPE_CHECKING:
     from respy.rules import K8sObject

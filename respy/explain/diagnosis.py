@@ -12,16 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from respy.check.stats import DISPERSION_ALPHA, chi_square
+from respy.check.assign import Assignment, distinguishing_identifiers, match_destination
+from respy.check.stats import chi_square
+from respy.check.verdict import format_p
 from respy.explain.analyze import ERROR, WARNING, Finding, Inputs, analyze, pod_labels, replicas
 from respy.rules import RuleSet
 from respy.rules.expectation import Expectation, Outcome
 from respy.rules.request import short_host
 
 if TYPE_CHECKING:
-    from respy.check.assign import Assignment
-    from respy.measurement import Measurement
-    from respy.report.render import Evaluation
+    from respy.check.verdict import Verdict
 
 MAX_PERMUTED = 4  # beyond this many destinations only pairwise swaps are tried (k! grows fast)
 MAX_FINDINGS_IN_TEXT = 3
@@ -87,12 +87,12 @@ class Diagnosis:
         observed = "Observed " + _shares(self.counts)
         declared = "/".join(_pct(p) for p in self.declared.values())
         if best is None:
-            tried = "; ".join(f"{c.description} {_p(c.p_value)}" for c in self.candidates)
+            tried = "; ".join(f"{c.description} {format_p(c.p_value)}" for c in self.candidates)
             return (f"{observed} fits neither the declared {declared} nor any usual cause ({tried}): the routing "
                     "applied is probably not the one given, or it changed during the run.")
         if best.name == "dependent":
             return best.explanation
-        return f"{observed} fits {best.description} ({_p(best.p_value)}), not the declared {declared}: " \
+        return f"{observed} fits {best.description} ({format_p(best.p_value)}), not the declared {declared}: " \
                f"{best.explanation}."
 
     def _findings_text(self) -> str:
@@ -140,34 +140,25 @@ def diagnose(
     return Diagnosis(observed, declared, candidates, findings, expectation.host)
 
 
-def diagnose_evaluation(evaluation: Evaluation, measurement: Measurement | None, rules: RuleSet | None, *,
-                        namespace: str = "default") -> Diagnosis | None:
-    """Diagnose a FAILed check and store it in ``evaluation`` (``diagnosis``, ``diagnosis_text``, ``findings``).
+def diagnose_verdict(verdict: Verdict | None, assignment: Assignment, expectation: Expectation,
+                     rules: RuleSet | None, *, namespace: str = "default") -> Diagnosis:
+    """Diagnose a FAILed check of ``assignment`` against ``expectation``.
 
     Errors whose label names a destination (e.g. ``503 ... single``) count as that destination's failures;
-    the dispersion check recorded by the verdict marks answers as dependent.
+    the verdict's dispersion check marks answers as dependent.
     """
-    expectation, assignment, verdict = evaluation.expectation, evaluation.assignment, evaluation.verdict
-    if expectation is None or assignment is None:
-        return None
-    dispersion_p = verdict.extra.get("dispersion_p") if verdict is not None else None
-    diagnosis = diagnose(
+    dispersion = verdict.dispersion if verdict is not None else None
+    return diagnose(
         assignment.counts, expectation, rules=rules,
         errors_by_destination=errors_by_destination(assignment, expectation),
-        dependent=isinstance(dispersion_p, float) and dispersion_p < DISPERSION_ALPHA,
+        dependent=dispersion is not None and dispersion.fired,
         alpha=verdict.alpha if verdict is not None else 0.01,
         namespace=namespace,
     )
-    evaluation.diagnosis = diagnosis.to_list()
-    evaluation.diagnosis_text = diagnosis.text()
-    evaluation.findings = [f.to_dict() for f in diagnosis.findings]
-    return diagnosis
 
 
 def errors_by_destination(assignment: Assignment, expectation: Expectation) -> dict[str, int]:
     """Error answers (not 2xx, not a declared status) whose label names one declared destination."""
-    from respy.check.assign import distinguishing_identifiers, match_destination
-
     identifiers = distinguishing_identifiers(expectation.destinations)
     errors: dict[str, int] = {}
     for label, count in assignment.unknown_labels.items():
@@ -371,13 +362,6 @@ def _shares(counts: Mapping[str, int]) -> str:
 
 def _pct(p: float) -> str:
     return f"{round(100 * p, 1):g}"
-
-
-def _p(p: float) -> str:
-    """``p = 0.95``, ``p = 0.004`` or ``p < 0.001``."""
-    if math.isnan(p):
-        return "p n/a"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.1g}" if p < 0.01 else f"p = {p:.2f}"
 
 
 def _names(names: Sequence[str]) -> str:

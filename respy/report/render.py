@@ -5,37 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 import textwrap
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from respy.tally import Kind, Row
 
 if TYPE_CHECKING:
-    from respy.check.assign import Assignment
-    from respy.check.verdict import Verdict
+    from respy.check.evaluate import Evaluation
     from respy.measurement import Measurement
-    from respy.rules.expectation import Expectation
 
 TOP_ROWS = 20
 LABEL_WIDTH = 60
 DIAGNOSIS_WIDTH = 100
 PHONE = "☎️"
-
-
-@dataclass
-class Evaluation:
-    """Everything a check adds to a measurement (all optional: a plain run has none of it)."""
-
-    expectation: Expectation | None = None
-    assignment: Assignment | None = None
-    verdict: Verdict | None = None
-    verdict_line: str = ""
-    diagnosis: list[dict[str, Any]] = field(default_factory=list)
-    diagnosis_text: str = ""
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def can_encode(text: str, stream: TextIO) -> bool:
@@ -50,7 +32,7 @@ def can_encode(text: str, stream: TextIO) -> bool:
 
 
 def header_line(
-    url: str, planned: int | None, duration: float | None, stream: TextIO = sys.stdout, *, sequential: bool = False
+    url: str, planned: int | None, duration: float | None, stream: TextIO, *, sequential: bool = False
 ) -> str:
     """The original respy's signature line: ``☎️   1000 requests to URL...``."""
     icon = PHONE if can_encode(PHONE, stream) else "=>"
@@ -84,14 +66,14 @@ def top_rows(rows: list[Row], limit: int = TOP_ROWS) -> tuple[list[Row], Row | N
 
 
 def render_table(measurement: Measurement, evaluation: Evaluation | None = None, *, unicode_ok: bool = True) -> str:
-    from tabulate import tabulate
+    from tabulate import tabulate  # on use, for start-up time: respy --help and -o json do without it
 
     total = measurement.requests
     shown, folded = top_rows(measurement.rows)
     if folded is not None:
         shown = [*shown, folded]
     pct_header = f"% OF {total} REQUESTS"
-    if evaluation is not None and evaluation.expectation is not None:
+    if evaluation is not None:
         headers, body = _rows_with_expectation(shown, total, evaluation, pct_header)
     else:
         headers = ["RESPONSE", "COUNT", pct_header]
@@ -109,7 +91,6 @@ def _rows_with_expectation(
     shown: list[Row], total: int, evaluation: Evaluation, pct_header: str
 ) -> tuple[list[str], list[list[Any]]]:
     expectation = evaluation.expectation
-    assert expectation is not None
     claimed = evaluation.assignment.claimed if evaluation.assignment is not None else {}
     shares = {s.name: s for s in evaluation.verdict.shares} if evaluation.verdict is not None else {}
     headers = ["RESPONSE", "DESTINATION", "COUNT", pct_header, "EXPECTED %", "OBSERVED % (interval)"]
@@ -166,60 +147,36 @@ def render_text(measurement: Measurement, evaluation: Evaluation | None = None, 
         lines.extend(evaluation.notes)
         if evaluation.verdict_line:
             lines.append(evaluation.verdict_line)
-        if evaluation.diagnosis_text:
-            lines.append(textwrap.fill(evaluation.diagnosis_text, width=DIAGNOSIS_WIDTH, break_on_hyphens=False))
+        diagnosis = evaluation.diagnosis.text() if evaluation.diagnosis is not None else ""
+        if diagnosis:
+            lines.append(textwrap.fill(diagnosis, width=DIAGNOSIS_WIDTH, break_on_hyphens=False))
     text = "\n".join(lines)
     return text if unicode_ok else text.encode("ascii", errors="replace").decode("ascii")
 
 
 def measurement_dict(measurement: Measurement, evaluation: Evaluation | None = None) -> dict[str, Any]:
-    total = measurement.requests
-    data: dict[str, Any] = {
-        "url": measurement.url,
-        "requests": total,
-        "planned": measurement.planned,
-        "concurrency": measurement.concurrency,
-        "by": measurement.by,
-        "rows": [
-            {
-                "label": row.label,
-                "count": row.count,
-                "percent": round(100.0 * row.count / total, 3) if total else 0.0,
-                "kind": row.kind.value,
-                "status": row.status,
-            }
-            for row in measurement.rows
-        ],
-        "errors": measurement.errors,
-        "latency_ms": measurement.latency_ms(),
-        "elapsed_s": round(measurement.elapsed_s, 6),
-        "rate": round(measurement.rate, 3),
-        "stop_reason": measurement.stop_reason,
-        "interrupted": measurement.interrupted,
-        "latency_histogram": measurement.latency.to_state(),
-    }
-    if measurement.interrupted_by:
-        data["interrupted_by"] = measurement.interrupted_by
-    data.update(measurement.extra)
+    """``-o json``: the measurement (``Measurement.to_dict``) and what the check added."""
+    data = measurement.to_dict()
     if evaluation is not None:
+        if evaluation.sequential_budget is not None:
+            data["sequential"] = {"budget": evaluation.sequential_budget, "stop_reason": measurement.stop_reason}
         data.update(evaluation_dict(evaluation))
     return data
 
 
 def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
     data: dict[str, Any] = {}
-    if evaluation.expectation is not None:
-        data["expected"] = [
-            {
-                "outcome": o.name,
-                "probability": o.probability,
-                "status": o.status,
-                "identifiers": list(o.identifiers),
-                "source": o.source,
-            }
-            for o in evaluation.expectation.outcomes
-        ]
-        data["route"] = evaluation.expectation.route
+    data["expected"] = [
+        {
+            "outcome": o.name,
+            "probability": o.probability,
+            "status": o.status,
+            "identifiers": list(o.identifiers),
+            "source": o.source,
+        }
+        for o in evaluation.expectation.outcomes
+    ]
+    data["route"] = evaluation.expectation.route
     if evaluation.assignment is not None:
         data["assignment"] = {
             "claimed": dict(evaluation.assignment.claimed),
@@ -228,10 +185,12 @@ def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
         }
     if evaluation.verdict is not None:
         data["verdict"] = evaluation.verdict.to_dict()
-    if evaluation.diagnosis:
-        data["diagnosis"] = evaluation.diagnosis
-    if evaluation.findings:
-        data["findings"] = evaluation.findings
+    if evaluation.diagnosis is not None:
+        candidates = evaluation.diagnosis.to_list()
+        if candidates:
+            data["diagnosis"] = candidates
+        if evaluation.diagnosis.findings:
+            data["findings"] = [f.to_dict() for f in evaluation.diagnosis.findings]
     return data
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from respy._errors import RulesError, UsageError
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,10 @@ class Expectation:
     route: str = ""
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    objects: tuple[Mapping[str, object], ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def from_weights(cls, weights: Mapping[str, float]) -> Expectation:
         """An expectation from plain relative weights, e.g. ``{"single": 90, "multiple": 10}``."""
-        from respy._errors import RulesError
-
         if not weights:
             raise RulesError("no weights given")
         for name, weight in weights.items():
@@ -77,8 +76,7 @@ class Expectation:
         pick the rule, ``gateway`` names the Istio Gateway the request enters through (None: a sidecar).
         Raises ``RulesError`` (with file and line) or ``NotRoutedError`` when no rule routes the request.
         """
-        from respy._errors import UsageError
-        from respy.rules import load_inputs, resolve
+        from respy.rules import load_inputs, resolve  # rules/ resolves to an Expectation: this is the way back
 
         if not paths:
             raise UsageError("Expectation.from_files needs at least one file or directory")

@@ -66,7 +66,6 @@ def _expectation(found: Resolution) -> Expectation:
         route=found.route,
         sources=tuple(dict.fromkeys(o.file for o in found.used)),
         warnings=tuple(found.warnings),
-        objects=tuple(o.body for o in found.used),
     )
 
 

@@ -88,7 +88,7 @@ class Backends:
 
 def serve(specs: list[dict[str, str]], out: IO[str], stop: IO[str]) -> None:
     """The child: a server per spec, their ports as one JSON line on ``out``, until ``stop`` reaches EOF."""
-    from respy.demo.localserver import LocalServer, fixed
+    from respy.sandbox.localserver import LocalServer, fixed
 
     with ExitStack() as stack:
         ports = {}

@@ -22,7 +22,9 @@ from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 
 import anyio
+import certifi
 import httpx
+import sniffio
 
 from respy.send.classify import By, label_error, label_response
 from respy.send.transport import HTTP11Transport
@@ -106,7 +108,7 @@ def event_loop_options() -> dict[str, object]:
     if os.environ.get("RESPY_EVENT_LOOP", "").lower() == "asyncio":
         return {}
     try:
-        import uvloop  # noqa: F401
+        import uvloop  # noqa: F401  - optional: only whether it is installed
     except ImportError:
         return {}
     return {"use_uvloop": True}
@@ -123,8 +125,6 @@ def ssl_context_for(target: Target) -> ssl.SSLContext:
         return context
     if target.cacert:
         return ssl.create_default_context(cafile=target.cacert)
-    import certifi
-
     return ssl.create_default_context(cafile=certifi.where())
 
 
@@ -150,8 +150,6 @@ def make_transport(target: Target, context: ssl.SSLContext) -> httpx.AsyncBaseTr
 
 def _on_asyncio() -> bool:
     """respy's own transport is built on asyncio; under trio, httpx's transport does the work."""
-    import sniffio
-
     try:
         return sniffio.current_async_library() == "asyncio"
     except sniffio.AsyncLibraryNotFoundError:

@@ -16,12 +16,15 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
+
+import anyio
 
 from respy.send.engine import Load, ProgressHook, RunResult, RunState, Target, event_loop_options, run
 from respy.tally import Tally
@@ -122,8 +125,6 @@ def child_main(target: Target, load: Load, conn: Connection) -> None:
         with suppress(OSError):
             conn.send(("progress", state.completed))
 
-    import anyio
-
     conn.send(("ready", None))  # imported and set up: wait for the others, so that all start together
     try:
         starting = conn.recv() == "go"
@@ -215,8 +216,6 @@ def _start_children(target: Target, loads: list[Load]) -> list[_Child]:
 def _start_method() -> str:
     """fork where it is safe (Linux, no other thread running): a child is ready in milliseconds instead of
     re-importing httpx and anyio (~0.2-0.4 s on a busy 2-core machine); spawn otherwise (demo, tests)."""
-    import threading
-
     if sys.platform == "linux" and threading.active_count() == 1:
         return "fork"
     return "spawn"
@@ -274,8 +273,6 @@ def _merge(children: list[_Child], state: RunState, tally: Tally, started: float
 
 
 def _in_main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 

@@ -56,11 +56,7 @@ class _Connection(asyncio.Protocol):
         if len(self.buffer) > HIGH_WATER and not self.reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self.reading_paused = True
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake()
 
     def eof_received(self) -> bool:
         self.eof = True

@@ -1,0 +1,96 @@
+"""One check of a measurement against an expectation: assignment -> verdict -> (on FAIL) diagnosis.
+
+``evaluate`` is the only place an :class:`Evaluation` is made: the CLI (a run, ``respy demo``),
+``respy merge`` and the library (``Measurement.check``, ``assert_split``) all call it, so they decide and
+explain the same counts the same way. It takes typed settings, never parsed flags, and prints nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from respy.check.assign import Assignment, assign
+from respy.check.verdict import DEFAULT_ALPHA, Verdict, decide, verdict_line
+from respy.explain.diagnosis import Diagnosis, diagnose_verdict
+from respy.measurement import Measurement
+from respy.rules import RuleSet
+from respy.rules.expectation import Expectation
+
+if TYPE_CHECKING:
+    from respy.check.sequential import SequentialTest
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """How to decide: ``--alpha``, ``--tolerance``, ``--strict``, ``--grace``, ``--map``, ``--namespace``.
+
+    ``judge_silence``: decide even when not a single HTTP answer came back (the library's ``check`` returns a
+    verdict for any counts); the CLI shows no verdict then, only the declared split (exit code 4 says why).
+    """
+
+    alpha: float = DEFAULT_ALPHA
+    tolerance: float | None = None
+    strict: bool = False
+    grace: int = 0
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    namespace: str = "default"
+    judge_silence: bool = False
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """A run that stopped once the verdict was clear: its test and its request budget."""
+
+    test: SequentialTest
+    budget: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything a check adds to a measurement: what was expected, which label went where, the verdict, why."""
+
+    expectation: Expectation
+    assignment: Assignment | None = None
+    verdict: Verdict | None = None
+    verdict_line: str = ""
+    diagnosis: Diagnosis | None = None
+    notes: tuple[str, ...] = ()
+    sequential_budget: int | None = None
+
+
+def evaluate(
+    measurement: Measurement,
+    expectation: Expectation,
+    settings: CheckSettings,
+    *,
+    rules: RuleSet | None = None,
+    sequential: Sequential | None = None,
+    notes: Sequence[str] = (),
+) -> Evaluation:
+    """The verdict on ``measurement`` (fixed-N, or ``sequential``'s), and on FAIL what the counts fit instead and
+    which manifest in ``rules`` is to blame."""
+    budget = sequential.budget if sequential is not None else None
+    if measurement.requests and measurement.answered == 0 and not settings.judge_silence:
+        return Evaluation(expectation=expectation)
+    assignment = assign(measurement.rows, expectation, dict(settings.mapping))
+    verdict = _decide(measurement, expectation, assignment, settings, sequential)
+    diagnosis = None
+    if verdict.outcome == "FAIL":
+        diagnosis = diagnose_verdict(verdict, assignment, expectation, rules, namespace=settings.namespace)
+    return Evaluation(expectation=expectation, assignment=assignment, verdict=verdict,
+                      verdict_line=verdict_line(verdict, expectation, assignment), diagnosis=diagnosis,
+                      notes=tuple(notes), sequential_budget=budget)
+
+
+def _decide(measurement: Measurement, expectation: Expectation, assignment: Assignment, settings: CheckSettings,
+            sequential: Sequential | None) -> Verdict:
+    batches = measurement.tally.batches.complete()
+    if sequential is None:
+        return decide(assignment, expectation, alpha=settings.alpha, tolerance=settings.tolerance,
+                      strict=settings.strict, grace=settings.grace, batches=batches)
+    from respy.check.sequential import decide_sequential  # numpy and scipy load with it: only when sequential
+
+    return decide_sequential(sequential.test, assignment, expectation, grace=settings.grace, budget=sequential.budget,
+                             batches=batches)

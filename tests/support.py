@@ -1,0 +1,125 @@
+"""Helpers the tests share: running respy in-process and as a real process, and local servers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from respy.cli.common import Streams
+from respy.cli.main import main
+from respy.demo.localserver import Handler, LocalServer, Request, Response
+
+# --- respy in-process ----------------------------------------------------------------------------------
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict:  # type: ignore[type-arg]
+        return json.loads(self.out)
+
+
+def run_cli(*argv: str, stdin: str = "") -> CliResult:
+    """Run ``respy`` in-process with captured stdout/stderr and ``stdin`` as its standard input."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), Streams(out, err, io.StringIO(stdin)))
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+# --- respy as a real process ---------------------------------------------------------------------------
+
+
+def respy_process(*argv: str, **kwargs) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+    """``python -m respy ARGV`` started with piped, unbuffered text output (the caller ends it)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "respy", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, **kwargs)
+
+
+
+
+class Finished:
+    """A finished ``respy`` process: exit code, output, and its peak resident set size in KiB."""
+
+    def __init__(self, code: int, out: str, err: str, peak_rss_kib: int) -> None:
+        self.code = code
+        self.out = out
+        self.err = err
+        self.peak_rss_kib = peak_rss_kib
+
+    def json(self) -> dict:  # type: ignore[type-arg]
+        return json.loads(self.out)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"Finished(code={self.code}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"
+
+
+def run_respy(*argv: str, timeout: float = 120, env: dict[str, str] | None = None, stdin: bytes = b"") -> Finished:
+    """Run ``python -m respy ARGV`` to the end; its peak RSS comes from ``wait4`` (this child's own rusage)."""
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as inp:
+        inp.write(stdin)
+        inp.seek(0)
+        proc = subprocess.Popen([sys.executable, "-m", "respy", *argv], stdin=inp, stdout=out, stderr=err,
+                                env=environment)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                proc.returncode = -9
+                raise AssertionError(f"respy {' '.join(argv)} still running after {timeout} s (hung?)")
+            time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Finished(proc.returncode, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
+                        usage.ru_maxrss)
+
+
+# --- local servers -------------------------------------------------------------------------------------
+
+
+def weighted_handler(bodies: dict[str, int], seed: int, delay: float = 0.0) -> Handler:
+    """Answers one of ``bodies`` per request, drawn with the given weights from a seeded RNG."""
+    rng = random.Random(seed)
+    names, weights = list(bodies), list(bodies.values())
+
+    async def handler(request: Request) -> Response:
+        if delay:
+            await asyncio.sleep(delay)
+        return Response(200, rng.choices(names, weights=weights)[0].encode())
+
+    return handler
+
+
+@contextmanager
+def slow_server(*bodies: bytes, delay: float = 0.005) -> Iterator[LocalServer]:
+    """Answers after ``delay`` seconds, cycling through ``bodies`` (default: always ``weather-backend: single``):
+    a run against it lasts long enough to be interrupted."""
+    cycle = list(bodies or [b"weather-backend: single"])
+    served = [0]
+
+    async def handler(request: Request) -> Response:
+        await asyncio.sleep(delay)
+        served[0] += 1
+        return Response(200, cycle[served[0] % len(cycle)])
+
+    with LocalServer(handler) as server:
+        yield server
