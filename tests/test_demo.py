@@ -2,7 +2,8 @@
 Istio 1.1/1.2 programmed a port named ``backend``), and the Python-router fallback where there is no Envoy.
 
 On Envoy the weighted choice is Envoy's own draw (not seedable): the 90/10 share check allows ±3 pp at
-n = 1000 (over 3 standard deviations: a false failure about 1 run in 600). ``--broken`` is round robin per
+n = 1000 (over 3 standard deviations: a false failure about 1 run in 600), and the verdict's own tests
+(α = 0.01, and the independence check at 0.01) can fail it falsely about 2 runs in 100. ``--broken`` is round robin per
 TCP connection with one request per connection, so it is exactly 50/50. The fallback's router draws from a
 seeded RNG (``--seed``). CI runs these in the fresh virtual environment that ``.ci/run`` creates.
 """
