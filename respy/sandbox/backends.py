@@ -9,11 +9,12 @@ the sandbox even when the parent is killed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import threading
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from types import TracebackType
 from typing import IO
 
@@ -87,17 +88,22 @@ class Backends:
 
 
 def serve(specs: list[dict[str, str]], out: IO[str], stop: IO[str]) -> None:
-    """The child: a server per spec, their ports as one JSON line on ``out``, until ``stop`` reaches EOF."""
-    from respy.sandbox.localserver import LocalServer, fixed
+    """The child: a server per spec on one event loop, their ports as one JSON line on ``out``, until ``stop``
+    reaches EOF."""
+    asyncio.run(_serve(specs, out, stop))
 
-    with ExitStack() as stack:
-        ports = {}
-        for spec in specs:
-            handler = fixed(spec["body"], headers=[(VERSION_HEADER, spec["version"])])
-            ports[spec["key"]] = stack.enter_context(LocalServer(handler)).port
-        out.write(json.dumps(ports) + "\n")
-        out.flush()
-        stop.read()
+
+async def _serve(specs: list[dict[str, str]], out: IO[str], stop: IO[str]) -> None:
+    from respy.sandbox.localserver import fixed, start_together
+
+    handlers = [fixed(spec["body"], headers=[(VERSION_HEADER, spec["version"])]) for spec in specs]
+    servers = await start_together(handlers)
+    ports = {spec["key"]: server.sockets[0].getsockname()[1] for spec, server in zip(specs, servers, strict=True)}
+    out.write(json.dumps(ports) + "\n")
+    out.flush()
+    await asyncio.get_running_loop().run_in_executor(None, stop.read)
+    for server in servers:
+        server.close()
 
 
 if __name__ == "__main__":  # pragma: no cover - the child process Backends starts

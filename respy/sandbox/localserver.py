@@ -133,6 +133,16 @@ class LocalServer:
         return response
 
 
+async def start_together(handlers: list[Handler], host: str = "127.0.0.1") -> list[asyncio.Server]:
+    """One server per handler on the running event loop (no thread each): they answer in arrival order, so
+    none is starved by the others, as can happen when each has its own thread."""
+    servers = []
+    for handler in handlers:
+        local = LocalServer(handler, host)
+        servers.append(await asyncio.start_server(local._serve_connection, host, 0, backlog=1024))
+    return servers
+
+
 async def read_request(reader: asyncio.StreamReader, peer: str = "") -> Request | None:
     try:
         head = await reader.readuntil(b"\r\n\r\n")
