@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from respy.explain.analyze import ERROR, INFO, WARNING, Finding, analyze, port_protocol
-from respy.rules import K8sObject, RuleSet, load_inputs
+from respy.rules import K8sObject, RuleSet, load_inputs, load_text
 
 ANALYZE = "upstream/istioctl-analyze-testdata/"
 SAMPLES = "upstream/istio-samples/"
@@ -20,9 +20,10 @@ BOOKINFO = SAMPLES + "bookinfo__platform__kube__bookinfo.yaml"
 DR_ALL = SAMPLES + "bookinfo__networking__destination-rule-all.yaml"
 
 
-def run(fixtures: Path, *files: str, host: str | None = None) -> list[Finding]:
+def run(fixtures: Path, *files: str, host: str | None = None, istio_version: tuple[int, int] | None = None
+        ) -> list[Finding]:
     rules = load_inputs([str(fixtures / f) for f in files], require_routing=False)
-    return analyze(rules, host=host)
+    return analyze(rules, host=host, istio_version=istio_version)
 
 
 def pairs(findings: list[Finding], istio_code: str) -> set[str]:
@@ -131,8 +132,16 @@ def test_bookinfo_and_samples_are_clean(fixtures_dir: Path, files: tuple[str, ..
 # the tutorial's port-name bug
 
 
-def test_tutorial_port_name_is_a_warning_with_its_fix(fixtures_dir: Path) -> None:
+def test_tutorial_port_name_is_info_on_current_istio(fixtures_dir: Path) -> None:
+    # istioctl reports IST0118 as Info (pkg/config/analysis/msg/messages.yaml, PortNameIsNotUnderNamingConvention):
+    # since Istio 1.3 the port is sniffed and HTTP on it is routed by the HTTP table
     findings = run(fixtures_dir, *TUTORIAL)
+    assert [(f.istio_code, f.severity) for f in findings] == [("IST0118", INFO)]
+    assert "1.3" in findings[0].why and "VirtualService default/vs-weather-backend" in findings[0].why
+
+
+def test_tutorial_port_name_is_a_warning_with_its_fix_on_istio_1_2(fixtures_dir: Path) -> None:
+    findings = run(fixtures_dir, *TUTORIAL, istio_version=(1, 2))
     assert len(findings) == 1
     finding = findings[0]
     assert (finding.code, finding.istio_code, finding.severity) == ("RSP001", "IST0118", WARNING)
@@ -141,7 +150,7 @@ def test_tutorial_port_name_is_a_warning_with_its_fix(fixtures_dir: Path) -> Non
     assert finding.message.startswith('port 5000 is named "backend"')
     assert finding.fix == 'rename it "http-backend" or set appProtocol: http'
     assert "VirtualService default/vs-weather-backend" in finding.why
-    assert "sniff" in finding.why and "1.3" in finding.why
+    assert "sniffing" in finding.why and "1.3" in finding.why
     assert set(finding.to_dict()) == {"code", "istio_code", "severity", "object", "where", "message", "why", "fix"}
 
 
@@ -275,3 +284,26 @@ def test_external_name_port_is_ist0150() -> None:
 ])
 def test_port_protocol(port: dict[str, Any], protocol: str) -> None:
     assert port_protocol(port) == protocol
+
+
+def test_vs_fields_istio_refuses_or_ignores() -> None:
+    text = ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n"
+            "  http:\n  - fault: {abort: {http2Error: REFUSED_STREAM, percent: 5}}\n    route:\n"
+            "    - destination: {host: r}\n")
+    findings = analyze(RuleSet(objects=tuple(load_text(text, "r.yaml"))))
+    assert {(f.code, f.istio_code, f.severity) for f in findings} == {("RSP017", "IST0106", ERROR),
+                                                                      ("RSP018", "IST0133", WARNING)}
+    assert any("abort.percent was removed" in f.message for f in findings)
+
+
+def test_httproute_backends_istio_drops() -> None:
+    # conversion.go buildDestination: InvalidDestinationNotFound / InvalidDestinationPermit
+    text = ("apiVersion: v1\nkind: Service\nmetadata: {name: web-v1}\nspec: {ports: [{port: 80}]}\n---\n"
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web-v2, namespace: other}\nspec: {ports: [{port: 80}]}\n"
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web}\nspec:\n"
+            "  parentRefs: [{name: gw}]\n  rules:\n  - backendRefs: [{name: web-v1, port: 80}, "
+            "{name: web-v3, port: 80}, {name: web-v2, namespace: other, port: 80}]\n")
+    findings = [f for f in analyze(RuleSet(objects=tuple(load_text(text, "r.yaml")))) if f.code == "RSP019"]
+    assert [f.message for f in findings] == [
+        "rules[0]: backend Service default/web-v3 is not among the Services given",
+        "rules[0]: backend other/web-v2 is in another namespace and no ReferenceGrant allows it"]

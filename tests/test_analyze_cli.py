@@ -19,8 +19,15 @@ def call(*args: str) -> tuple[int, str, str]:
     return code, streams.out.getvalue(), streams.err.getvalue()
 
 
-def test_json_findings_and_exit_1_on_a_warning(fixtures_dir: Path) -> None:
+def test_the_tutorial_is_info_and_exit_0_on_current_istio(fixtures_dir: Path) -> None:
+    # istioctl reports IST0118 as Info: since Istio 1.3 the port is sniffed and HTTP is routed (issue 16)
     code, out, err = call(*(str(fixtures_dir / f) for f in TUTORIAL), "-o", "json")
+    assert (code, err) == (0, "")
+    assert [(f["istio_code"], f["severity"]) for f in json.loads(out)] == [("IST0118", "info")]
+
+
+def test_json_findings_and_exit_1_on_a_warning(fixtures_dir: Path) -> None:
+    code, out, err = call(*(str(fixtures_dir / f) for f in TUTORIAL), "-o", "json", "--istio-version", "1.2")
     assert (code, err) == (1, "")
     findings = json.loads(out)
     assert len(findings) == 1
@@ -41,8 +48,13 @@ def test_exit_0_with_info_only(fixtures_dir: Path) -> None:
     assert [f["severity"] for f in json.loads(out)] == ["info"]
 
 
+def test_a_bad_istio_version_is_exit_2(fixtures_dir: Path) -> None:
+    code, _, err = call(str(fixtures_dir / TUTORIAL[0]), "--istio-version", "latest")
+    assert code == 2 and "MAJOR.MINOR" in err and "Traceback" not in err
+
+
 def test_table_for_people(fixtures_dir: Path) -> None:
-    code, out, _ = call(*(str(fixtures_dir / f) for f in TUTORIAL))
+    code, out, _ = call(*(str(fixtures_dir / f) for f in TUTORIAL), "--istio-version", "1.2")
     assert code == 1
     assert "WARNING" in out and "RSP001" in out and "IST0118" in out
     assert "Service default/weather-backend" in out

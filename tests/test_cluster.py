@@ -147,13 +147,14 @@ def test_reads_the_tutorials_objects_as_the_files_declare_them(
         assert obj["apiVersion"] == resource.api_version(resource.versions[0])  # current version, not v1alpha3
         assert obj["metadata"]["namespace"] == NAMESPACE
         assert "managedFields" not in obj["metadata"]
-    assert {o["kind"] for o in objects} == {"VirtualService", "DestinationRule", "Service", "Deployment"}
+    assert {o["kind"] for o in objects} == {"VirtualService", "DestinationRule", "Gateway", "Service", "Deployment"}
     assert len([o for o in objects if o["kind"] == "Deployment"]) == 3  # two pages of the stand-in
 
 
 def test_a_kind_whose_crd_is_not_installed_is_skipped(server: LocalServer, serviceaccount: Path) -> None:
     read = read_cluster(access=access_to(server, serviceaccount))
-    assert read.skipped == ["HTTPRoute (httproutes.gateway.networking.k8s.io: not installed)"]
+    assert read.skipped == ["HTTPRoute (httproutes.gateway.networking.k8s.io: not installed)",
+                            "ReferenceGrant (referencegrants.gateway.networking.k8s.io: not installed)"]
 
 
 def test_istio_v1beta1_when_the_server_has_no_v1(
@@ -258,7 +259,7 @@ def test_missing_token_or_ca_is_a_clear_error(serviceaccount: Path) -> None:
 def test_load_cluster_builds_a_ruleset(server: LocalServer, serviceaccount: Path) -> None:
     rules = load_cluster(access=access_to(server, serviceaccount))
     kinds = sorted(o.kind for o in rules.objects)
-    assert kinds == ["Deployment"] * 3 + ["DestinationRule", "Service", "Service", "VirtualService",
+    assert kinds == ["Deployment"] * 3 + ["DestinationRule", "Gateway", "Service", "Service", "VirtualService",
                                          "VirtualService"]
     (backend_vs,) = [o for o in rules.objects if o.name == "vs-weather-backend"]
     assert backend_vs.file == "cluster:default" and backend_vs.namespace == NAMESPACE
@@ -358,3 +359,24 @@ def test_https_api_is_verified_against_the_pod_ca(tls_api: tuple[str, Path, Path
     with pytest.raises(ClusterError, match="cannot reach the Kubernetes API") as caught:
         fetch_cluster_objects(access=cluster_access(serviceaccount_dir=serviceaccount, api_url=url, env={}))
     assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value) or "certificate" in str(caught.value).lower()
+
+
+def test_the_istio_version_is_read_from_istiods_image_when_allowed(serviceaccount: Path) -> None:
+    # a stand-in API server (no Kubernetes here): istiod's Deployment in istio-system, image tag 1.22.3
+    from respy.rules.cluster import ISTIOD_PATH, istio_version_of
+
+    async def handler(request: Request) -> Response:
+        if request.path != ISTIOD_PATH:
+            return _status(404, "not found")
+        body = {"spec": {"template": {"spec": {"containers": [
+            {"name": "discovery", "image": "docker.io/istio/pilot:1.22.3-distroless"}]}}}}
+        return Response(200, json.dumps(body).encode(), [("Content-Type", "application/json")])
+
+    with LocalServer(handler) as server:
+        assert istio_version_of(access_to(server, serviceaccount)) == (1, 22)
+
+
+def test_the_istio_version_is_unknown_when_istiod_cannot_be_read(server: LocalServer, serviceaccount: Path) -> None:
+    from respy.rules.cluster import istio_version_of
+
+    assert istio_version_of(access_to(server, serviceaccount)) is None

@@ -79,3 +79,12 @@ def test_demo_without_check_only_counts() -> None:
     code, out, _ = demo("--seed", "1", "-n", "200", "--no-check")
     assert code == 0
     assert "DESTINATION" not in out and "| weather-backend: single " in out
+
+
+def test_demo_broken_tells_the_tutorials_istio_1_2_story() -> None:
+    # since Istio 1.3 the port named "backend" is sniffed and routed: the tutorial's bug is Istio 1.1/1.2 behaviour
+    code, out, err = demo("--broken", "-n", "1000", "-o", "json")
+    assert code == 1, err
+    assert "Istio 1.1/1.2" in err
+    best = [c for c in json.loads(out)["diagnosis"] if c.get("best")]
+    assert "Likely causes for Istio 1.2, most likely first: 1) the Service port's name" in best[0]["explanation"]

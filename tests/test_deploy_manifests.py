@@ -33,10 +33,10 @@ CURRENT_API = {
 }
 WORKLOADS = ("Deployment", "Job")
 RBAC_RESOURCES = {
-    "networking.istio.io": {"virtualservices", "destinationrules"},
-    "gateway.networking.k8s.io": {"httproutes"},
+    "networking.istio.io": {"virtualservices", "destinationrules", "gateways", "sidecars"},
+    "gateway.networking.k8s.io": {"httproutes", "referencegrants"},
     "": {"services"},
-    "apps": {"deployments"},
+    "apps": {"deployments", "statefulsets"},
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from respy.explain.diagnosis import destination_replicas, diagnose, diagnose_verdict, errors_by_destination
-from respy.rules import RuleSet, load_inputs, resolve
+from respy.rules import RuleSet, load_inputs, load_text, resolve
 from respy.rules.expectation import Expectation
 
 TUTORIAL = ("tutorial/weather-rules.yaml", "tutorial/weather-deployment.yaml")
@@ -177,3 +177,50 @@ def test_diagnose_verdict_counts_errors_back_to_their_destination(tutorial: tupl
     assert errors_by_destination(assignment, expectation) == {"multiple": 62}
     assert diagnosis.text().startswith("Observed")
     assert [f.istio_code for f in diagnosis.findings] == ["IST0118"]
+
+
+def test_equal_split_causes_on_an_unknown_istio_version_put_the_sidecar_first(
+        tutorial: tuple[RuleSet, Expectation]) -> None:
+    # since Istio 1.3 (outbound protocol sniffing) the port name no longer breaks HTTP routing: it comes last
+    rules, expectation = tutorial
+    best = diagnose(draw([0.5, 0.5]), expectation, rules=rules).best
+    assert best is not None and best.name == "equal"
+    assert "1) the client has no sidecar" in best.explanation
+    assert "IST0102/IST0103" in best.explanation
+    assert "2) the VirtualService is not visible to clients in namespace default" in best.explanation
+    assert "4) the Service port's name" in best.explanation
+    assert "only if the mesh runs Istio 1.1/1.2" in best.explanation
+    assert "version unknown: give --istio-version" in best.explanation
+
+
+def test_equal_split_causes_on_istio_1_2_put_the_port_name_first(tutorial: tuple[RuleSet, Expectation]) -> None:
+    rules, expectation = tutorial
+    diagnosis = diagnose(draw([0.5, 0.5]), expectation, rules=rules, istio_version=(1, 2))
+    assert diagnosis.best is not None
+    assert "Likely causes for Istio 1.2, most likely first: 1) the Service port's name" in diagnosis.best.explanation
+    assert [(f.istio_code, f.severity) for f in diagnosis.findings] == [("IST0118", "warning")]
+
+
+def test_a_missing_sidecar_seen_in_the_pod_is_named_as_the_cause(tutorial: tuple[RuleSet, Expectation]) -> None:
+    rules, expectation = tutorial
+    best = diagnose(draw([0.5, 0.5]), expectation, rules=rules, sidecar=False).best
+    assert best is not None and "no sidecar admin port at 127.0.0.1:15000 in this pod" in best.explanation
+
+
+def test_a_sidecar_egress_that_leaves_out_the_namespace_is_named(fixtures_dir: Path) -> None:
+    sidecar = ("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: default}\n"
+               "spec:\n  egress:\n  - hosts: ['istio-system/*']\n")
+    rules = load_inputs([str(fixtures_dir / f) for f in TUTORIAL])
+    rules = RuleSet(objects=(*rules.objects, *load_text(sidecar, "sidecar.yaml")))
+    best = diagnose(draw([0.5, 0.5]), resolve(rules, url=URL), rules=rules).best
+    assert best is not None and "Sidecar default/default egress hosts istio-system/* leave out default" \
+        in best.explanation
+
+
+def test_a_client_namespace_without_injection_is_named(fixtures_dir: Path) -> None:
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: default, labels: {team: a}}\n"
+    rules = load_inputs([str(fixtures_dir / f) for f in TUTORIAL])
+    rules = RuleSet(objects=(*rules.objects, *load_text(namespace, "ns.yaml")))
+    best = diagnose(draw([0.5, 0.5]), resolve(rules, url=URL), rules=rules).best
+    assert best is not None
+    assert "namespace default is given without istio-injection=enabled" in best.explanation

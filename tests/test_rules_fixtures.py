@@ -95,6 +95,13 @@ CASES: dict[str, Case] = {
                                 {"helloworld-v1": 0.9, "helloworld-v2": 0.1}, gateway="helloworld-gateway"),
     "ambient-90-10": Case((SAMPLES + "ambient-argo__application__route-reviews-90-10.yaml",), "http://reviews:9080/",
                           {"reviews-v1": 0.9, "reviews-v2": 0.1}),
+    # tcp rules: per connection (fixtures README: "0.8/0.2 of connections")
+    "tcp-echo-20-v2-at-gateway": Case((SAMPLES + "tcp-echo__tcp-echo-20-v2.yaml",), "http://1.2.3.4:31400/",
+                                      {"v1": 0.8, "v2": 0.2}, gateway="tcp-echo-gateway"),
+    # helloworld with its workloads: the destination without subset is every pod (one ready pod per version)
+    "helloworld-gateway-with-workloads": Case((SAMPLES + "helloworld__helloworld-gateway.yaml",
+                                               SAMPLES + "helloworld__helloworld.yaml"), "http://1.2.3.4/hello",
+                                              {"helloworld": 1.0}, gateway="helloworld-gateway"),
     # upstream/gateway-api-examples
     "simple-split": Case((GWAPI + "standard__traffic-splitting__simple-split.yaml",), "http://foo.example.com/",
                          {"foo-v1": 0.9, "foo-v2": 0.1}),
@@ -184,8 +191,6 @@ INVALID: dict[str, tuple[str, str, str]] = {
     # (file, url, what the message must say)
     "edge-03-no-weights": (EDGE + "03-vs-multi-destination-no-weights-INVALID.yaml", "http://reviews:9080/",
                            "total destination weight = 0"),
-    "tcp-route-per-connection": (SAMPLES + "tcp-echo__tcp-echo-20-v2.yaml", "http://1.2.3.4:31400/",
-                                 "per TCP connection"),
     "ist0109-productpage": (ANALYZE + "virtualservice_conflictingmeshgatewayhosts.yaml", "http://productpage:9080/",
                             "IST0109"),
     "ist0109-ratings": (ANALYZE + "virtualservice_conflictingmeshgatewayhosts.yaml", "http://ratings:9080/",

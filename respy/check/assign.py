@@ -1,7 +1,9 @@
 """Matching response labels to declared outcomes (destinations and HTTP statuses).
 
-A 2xx label belongs to a destination when one of the destination's distinguishing identifiers appears in it
-as a whole token; ``--map LABEL=DEST`` overrides that. A non-2xx answer belongs to a status outcome with the
+A 2xx label belongs to a destination when it names one of the destination's pods (a pod hostname, matched
+through its owner's name: ``reviews-v2-6c8d9e0f1-klmno`` is a pod of Deployment ``reviews-v2``; known when the
+workloads were given), else when one of the destination's distinguishing identifiers appears in it as a whole
+token; ``--map LABEL=DEST`` overrides both. A non-2xx answer belongs to a status outcome with the
 same status (a fault abort, a direct response). Everything else is reported, never dropped silently:
 unclaimed 2xx labels are *undeclared* (a version nobody declared), unclaimed errors are *unknown*.
 """
@@ -13,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from respy._errors import MappingError
-from respy.rules.expectation import Expectation, Outcome
+from respy.rules import Expectation, Outcome
 from respy.tally import Kind, Row
 
 # Characters that continue a token. '.' and '-' continue it only when a word character follows them, so
@@ -21,6 +23,8 @@ from respy.tally import Kind, Row
 # "single" does not match in "singleton".
 _WORD = "A-Za-z0-9_"
 _LEADING_STATUS = re.compile(r"^\s*(\d{3})\b")
+# A pod hostname inside a label: DNS-1123 characters between separators that cannot occur in one
+_HOSTNAME_TOKEN = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,20 @@ def match_destination(label: str, identifiers: Mapping[str, tuple[str, ...]]) ->
     return next(iter(candidates), None)
 
 
+def pod_owner(label: str, destinations: Sequence[Outcome]) -> str | None:
+    """The one destination whose pods a hostname in ``label`` belongs to; None when it names no known pod.
+
+    A pod hostname is its owner's name plus what the controller appends (``rules.workloads``): matched as a
+    whole token, so ``reviews-v2-6c8d9e0f1-klmno`` names Deployment ``reviews-v2``'s pod, never ``reviews-v1``'s.
+    """
+    patterns = [(d.name, re.compile(p)) for d in destinations for p in d.pods]
+    if not patterns:
+        return None
+    owners = {name for token in _HOSTNAME_TOKEN.findall(label.lower()) for name, pattern in patterns
+              if pattern.fullmatch(token)}
+    return next(iter(owners)) if len(owners) == 1 else None
+
+
 def _row_status(row: Row) -> int | None:
     if row.status is not None:
         return row.status
@@ -111,7 +129,7 @@ def assign(rows: Sequence[Row], expectation: Expectation, mapping: Mapping[str, 
     for row in rows:
         owner = explicit.get(row.label)
         if owner is None and row.kind is Kind.OK:
-            owner = match_destination(row.label, identifiers)
+            owner = pod_owner(row.label, expectation.destinations) or match_destination(row.label, identifiers)
         if owner is None and row.kind is not Kind.TRANSPORT:
             owner = _status_owner(_row_status(row), expectation)
         if owner is not None:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CheckSettings:
-    """How to decide: ``--alpha``, ``--tolerance``, ``--strict``, ``--grace``, ``--map``, ``--namespace``.
+    """How to decide: ``--alpha``, ``--tolerance``, ``--strict``, ``--grace``, ``--map``, ``--namespace``,
+    ``--istio-version``.
 
     ``judge_silence``: decide even when not a single HTTP answer came back (the library's ``check`` returns a
     verdict for any counts); the CLI shows no verdict then, only the declared split (exit code 4 says why).
@@ -37,6 +38,7 @@ class CheckSettings:
     mapping: Mapping[str, str] = field(default_factory=dict)
     namespace: str = "default"
     judge_silence: bool = False
+    istio_version: tuple[int, int] | None = None  # --istio-version (None: today's Istio, or unknown)
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def evaluate(
     verdict = _decide(measurement, expectation, assignment, settings, sequential)
     diagnosis = None
     if verdict.outcome == "FAIL":
-        diagnosis = diagnose_verdict(verdict, assignment, expectation, rules, namespace=settings.namespace)
+        diagnosis = diagnose_verdict(verdict, assignment, expectation, rules, namespace=settings.namespace,
+                                     istio_version=settings.istio_version)
     return Evaluation(expectation=expectation, assignment=assignment, verdict=verdict,
                       verdict_line=verdict_line(verdict, expectation, assignment), diagnosis=diagnosis,
                       notes=tuple(notes), sequential_budget=budget)

@@ -8,7 +8,7 @@ the measurement. ``respy merge --expect RULES`` makes the same plan for the merg
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -17,8 +17,7 @@ from respy.check.assign import assign
 from respy.check.evaluate import CheckSettings, Evaluation, Sequential, evaluate
 from respy.check.verdict import categories, hard_check, pre_run_warning
 from respy.measurement import Measurement
-from respy.rules import RuleSet, load_inputs, resolve
-from respy.rules.cluster import load_cluster
+from respy.rules import RuleSet, load_cluster, load_inputs, resolve
 from respy.rules.expectation import Expectation
 from respy.tally import Tally
 
@@ -85,7 +84,8 @@ class CheckPlan:
         return f"verdict clear after {state.requests} requests" if state.decided else None
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
-        return evaluate(measurement, self.expectation, self.settings, rules=self.rules, sequential=self.sequential)
+        return evaluate(measurement, self.expectation, self.settings, rules=self.rules, sequential=self.sequential,
+                        notes=self.expectation.notes)
 
 
 def plan_check(expect: Sequence[str], settings: CheckSettings, request: RequestShape, size: RunSize, *,
@@ -93,8 +93,10 @@ def plan_check(expect: Sequence[str], settings: CheckSettings, request: RequestS
     """Read the rules, resolve the expectation for ``request``, check ``--map``, and choose fixed-N or
     sequential; ``warnings`` are for the user (the caller prints them)."""
     rules = load_rules(expect, namespace=settings.namespace, request=request, stdin=stdin)
+    if settings.istio_version is None and rules.istio_version is not None:  # read from the cluster
+        settings = replace(settings, istio_version=rules.istio_version)
     expectation = resolve(rules, url=request.url, headers=dict(request.headers), method=request.method,
-                          namespace=settings.namespace, gateway=request.gateway)
+                          namespace=settings.namespace, gateway=request.gateway, istio_version=settings.istio_version)
     check_mapping(settings.mapping, {o.name for o in expectation.outcomes})
     plan = CheckPlan(expectation=expectation, rules=rules, settings=settings, warnings=list(expectation.warnings))
     if size.requests is None and not size.duration and not settings.strict:

@@ -35,7 +35,7 @@ from respy.check.verdict import (
     requests_to_decide,
     resolve_tolerance,
 )
-from respy.rules.expectation import Expectation
+from respy.rules import Expectation
 
 TEST_NAME = "sequential Dirichlet-multinomial"
 DEFAULT_K = 100.0

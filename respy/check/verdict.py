@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from respy._errors import UsageError
 from respy.check.assign import Assignment
-from respy.rules.expectation import Expectation
+from respy.rules import Expectation, short_host
 
 if TYPE_CHECKING:
     from respy.check.stats import ChiSquareResult, DispersionResult
@@ -116,6 +116,7 @@ class HardCheck:
     leaks: dict[str, int]
     undeclared: dict[str, int]
     grace: int
+    named: int = 0  # answers attributed to a declared destination
 
     @property
     def stray(self) -> int:
@@ -128,7 +129,8 @@ class HardCheck:
     def reasons(self) -> list[str]:
         if not self.failed:
             return []
-        found = [
+        found = [self._nothing_named()] if self.undeclared and not self.named and not self.leaks else []
+        found += [
             f"{_answers(c)} came from {name!r}, which has weight 0 in the routing rules."
             for name, c in self.leaks.items()
         ]
@@ -142,6 +144,15 @@ class HardCheck:
         return found
 
 
+    def _nothing_named(self) -> str:
+        """Said first: when no answer names any destination, the labels (not the split) are the problem."""
+        seen = ", ".join(repr(label) for label in list(self.undeclared)[:5])
+        more = f" and {len(self.undeclared) - 5} more" if len(self.undeclared) > 5 else ""
+        return (f"No answer named a destination (labels seen: {seen}{more}): use --map LABEL=DESTINATION or "
+                "--by regex:PATTERN to say which answer is which destination, or give the workloads' manifests "
+                "so pod hostnames are matched to their versions.")
+
+
 def _answers(count: int) -> str:
     return f"{count:,} answer" + ("" if count == 1 else "s")
 
@@ -149,7 +160,8 @@ def _answers(count: int) -> str:
 def hard_check(assignment: Assignment, expectation: Expectation, grace: int = 0) -> HardCheck:
     leaks = {o.name: assignment.counts.get(o.name, 0) for o in expectation.outcomes if o.probability <= 0}
     leaks = {name: count for name, count in leaks.items() if count > 0}
-    return HardCheck(leaks=leaks, undeclared=dict(assignment.undeclared), grace=grace)
+    named = sum(assignment.counts.get(o.name, 0) for o in expectation.destinations)
+    return HardCheck(leaks=leaks, undeclared=dict(assignment.undeclared), grace=grace, named=named)
 
 
 def categories(assignment: Assignment, expectation: Expectation) -> Categories:
@@ -498,12 +510,6 @@ def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignm
     if verdict.requests_needed:
         line += f"; about {verdict.requests_needed:,} requests are needed to decide"
     return line
-
-
-def short_host(host: str) -> str:
-    """``weather-backend`` for ``weather-backend.default.svc.cluster.local``: how people name a Service."""
-    name, sep, rest = host.partition(".")
-    return name if sep and ".svc." in f".{rest}." else host
 
 
 def split_text(probs: Sequence[float]) -> str:

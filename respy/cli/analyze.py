@@ -14,7 +14,7 @@ from typing import TextIO
 from tabulate import tabulate
 
 from respy._errors import RespyError
-from respy.cli.common import EXIT_USAGE, OneLineParser, Streams, one_line
+from respy.cli.common import EXIT_USAGE, OneLineParser, Streams, add_istio_version_flag, one_line
 from respy.explain.analyze import ERROR, INFO, WARNING, Finding, analyze
 from respy.rules import load_inputs
 
@@ -40,6 +40,7 @@ examples:
   respy analyze k8s/ -o json
   kubectl get svc,deploy,virtualservice,destinationrule -o yaml | respy analyze -
   respy analyze k8s/ --host weather-backend      (only findings about that host)
+  respy analyze weather-deployment.yaml --istio-version 1.2   (the port name is a warning before Istio 1.3)
 
 exit codes:
   0 no error or warning (info only, or nothing)   1 at least one error or warning   2 bad input or usage
@@ -56,6 +57,7 @@ def build_parser(streams: Streams | None = None) -> OneLineParser:
                              "severity, object, where, message, why, fix")
     parser.add_argument("-n", "--namespace", default="default", metavar="NS",
                         help="namespace of objects whose manifest sets none (default: default)")
+    add_istio_version_flag(parser)
     parser.add_argument("--host", metavar="HOST",
                         help="only findings that bear on this host (e.g. weather-backend or its FQDN)")
     return parser
@@ -64,7 +66,7 @@ def build_parser(streams: Streams | None = None) -> OneLineParser:
 def main(args: list[str], streams: Streams) -> int:
     try:
         options = build_parser(streams).parse_args(args)  # --help: printed, then SystemExit(0)
-        findings = _findings(options.inputs, options.namespace, options.host, streams.stdin)
+        findings = _findings(options.inputs, options.namespace, options.host, streams.stdin, options.istio_version)
     except RespyError as exc:
         print(f"respy analyze: error: {one_line(str(exc))}", file=streams.err)
         return EXIT_USAGE
@@ -75,13 +77,14 @@ def main(args: list[str], streams: Streams) -> int:
     return EXIT_FINDINGS if any(f.is_problem for f in findings) else EXIT_CLEAN
 
 
-def _findings(inputs: Sequence[str], namespace: str, host: str | None, stdin: TextIO) -> list[Finding]:
+def _findings(inputs: Sequence[str], namespace: str, host: str | None, stdin: TextIO,
+              istio_version: tuple[int, int] | None = None) -> list[Finding]:
     rules = load_inputs(inputs, stdin=stdin, require_routing=False)
     if rules.weights is not None:
         raise RespyError("inline weights (name=weight) have nothing to analyze: give YAML files, directories or -")
     if not rules.objects:
         raise RespyError(f"no Kubernetes objects respy analyzes in {', '.join(inputs)}")
-    return analyze(rules, host=host, namespace=namespace)
+    return analyze(rules, host=host, namespace=namespace, istio_version=istio_version)
 
 
 MAX_TABLE_ROWS = 200

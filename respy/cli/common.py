@@ -74,6 +74,22 @@ count = argument_type(_options.count_text)
 non_negative = argument_type(lambda text: _options.count_text(text, least=0))
 positive_number = argument_type(_options.positive_text)
 probability = argument_type(_options.probability_text)
+
+
+def _istio_version_text(text: str) -> tuple[int, int]:
+    from respy.rules import parse_istio_version  # rules/ loads yaml: only when the flag is given
+
+    return parse_istio_version(text)
+
+
+istio_version = argument_type(_istio_version_text)
+
+
+def add_istio_version_flag(group: argparse._ActionsContainer) -> None:
+    group.add_argument("--istio-version", type=istio_version, metavar="X.Y",
+                       help="judge the rules as this Istio release does where behaviour changed (default: today's "
+                            "Istio, or the version read with --expect cluster). Example: --istio-version 1.2 "
+                            "(before 1.3 a port named e.g. 'backend' was TCP: no HTTP routing)")
 duration = argument_type(_options.duration_text)
 tolerance = argument_type(_options.tolerance_text)
 
@@ -116,7 +132,9 @@ def add_check_flags(group: argparse._ActionsContainer) -> None:
     group.add_argument("--grace", type=non_negative, default=0, metavar="K",
                        help="ignore up to K answers from undeclared or weight-0 destinations (default 0)")
     group.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"),
-                       help="namespace for rules and short host names (default: $POD_NAMESPACE or 'default')")
+                       help="the client's namespace: its DestinationRules come first; also for rules without one "
+                            "and short host names (default: $POD_NAMESPACE or 'default')")
+    add_istio_version_flag(group)
 
 
 def warn(warnings: list[str], streams: Streams, prog: str = "respy") -> None:

@@ -14,6 +14,7 @@ from respy.send.engine import Target
 
 DEMO_HOST = "weather-backend"
 DEMO_RULES = Path(__file__).parents[1] / "examples" / "weather" / "weather-rules.yaml"
+TUTORIAL_ISTIO = (1, 2)
 
 
 def build_parser(streams: Streams | None = None) -> OneLineParser:
@@ -39,7 +40,9 @@ def build_parser(streams: Streams | None = None) -> OneLineParser:
 def main(argv: list[str], streams: Streams) -> int:
     options = build_parser(streams).parse_args(argv)
     with demo_app(broken=options.broken, seed=options.seed) as app:
-        check = None if options.no_check else CheckRequest((str(DEMO_RULES),), CheckSettings())
+        # the tutorial's story is Istio 1.1/1.2's: without protocol sniffing its port named "backend" was TCP
+        settings = CheckSettings(istio_version=TUTORIAL_ISTIO if options.broken else None)
+        check = None if options.no_check else CheckRequest((str(DEMO_RULES),), settings)
         request = RunRequest(
             # a tcp_proxy picks a backend per connection: one request per connection samples it
             target=Target(url=app.url, headers=(("Host", DEMO_HOST),), keepalive=not app.per_connection),

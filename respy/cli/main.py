@@ -108,6 +108,10 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cacert", metavar="FILE", help="trust this CA bundle (PEM) for TLS. Example: --cacert ca.pem")
     group.add_argument("--no-keepalive", dest="keepalive", action="store_false",
                        help="a new connection for every request: needed to sample splits made per connection (L4)")
+    group.add_argument("--connect-to", metavar="HOST:PORT:ADDR:PORT2",
+                       help="as curl's: send (and route) the request as HOST:PORT, connect to ADDR:PORT2 (a "
+                            "port-forward, a stand-in server). "
+                            "Example: --connect-to weather-backend:5000:127.0.0.1:8080")
 
 
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:

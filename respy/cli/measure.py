@@ -22,6 +22,7 @@ from respy.check.verdict import DEFAULT_ALPHA
 from respy.cli.common import Streams, emit, exit_code, warn
 from respy.measurement import Measurement, redact_url
 from respy.report.render import header_line
+from respy.send.connect_to import PORT_FORWARD_NOTE, ConnectTo
 from respy.send.engine import Load, RunResult, RunState, Target, event_loop_options, run
 from respy.send.procs import choose_procs, run_in_procs
 from respy.tally import Tally
@@ -73,6 +74,7 @@ def settings_from_args(args: argparse.Namespace, *, alpha: float | None = None,
         tolerance=args.tolerance if args.tolerance is not None else tolerance,
         strict=args.strict, grace=args.grace, namespace=args.namespace,
         mapping={**(mapping or {}), **parse_maps(args.maps)},
+        istio_version=getattr(args, "istio_version", None),
     )
 
 
@@ -88,6 +90,7 @@ def target_from_args(args: argparse.Namespace, url: str) -> Target:
         cacert=readable_file(args.cacert, "--cacert") if args.cacert else None,
         keepalive=args.keepalive,
         by=parse_by(args.by),
+        connect_to=ConnectTo.parse(args.connect_to) if getattr(args, "connect_to", None) else None,
     )
 
 
@@ -158,6 +161,8 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
 
 def run_and_report(request: RunRequest, streams: Streams) -> int:
     target = request.target
+    if target.connect_to is not None:
+        print(f"respy: {PORT_FORWARD_NOTE.format(dial=target.connect_to.describe())}", file=streams.err)
     plan = make_plan(request, streams) if request.check is not None else None
     requests = request.size.requests
     if requests is None and not request.size.duration:

@@ -212,7 +212,9 @@ def _outcomes(entries: Any, source: str) -> tuple[Outcome, ...]:
         return tuple(
             Outcome(name=str(e["outcome"]), probability=float(e["probability"]),
                     identifiers=tuple(str(i) for i in e.get("identifiers") or ()),
-                    status=None if e.get("status") is None else int(e["status"]), source=str(e.get("source") or ""))
+                    status=None if e.get("status") is None else int(e["status"]), source=str(e.get("source") or ""),
+                    pods=tuple(str(p) for p in e.get("pods") or ()),
+                    endpoints=tuple((str(k), int(v)) for k, v in (e.get("endpoints") or {}).items()))
             for e in entries
         )
     except (TypeError, KeyError, ValueError, AttributeError):

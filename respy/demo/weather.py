@@ -146,7 +146,8 @@ def demo_app(*, broken: bool = False, seed: int | None = None) -> Iterator[DemoA
         envoy_binary()
     except EnvoyUnavailableError as exc:
         with weather_app(broken=broken, seed=seed) as app:
-            routing = "round-robin (the 50/50 symptom)" if broken else "routed 90/10"
+            routing = ("round-robin, as Istio 1.1/1.2 routed the tutorial's port named 'backend' (the 50/50 "
+                       "symptom)") if broken else "routed 90/10"
             yield DemoApp(app.url, f"no Envoy here ({exc}): falling back to respy's Python router, {routing}",
                           on_envoy=False)
         return

@@ -14,22 +14,36 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from respy.rules import K8sObject, RuleSet
-from respy.rules.request import request_names, rule_host, service_fqdn, short_host
+from respy.rules import (
+    L4_PROTOCOLS,
+    SNIFFING,
+    WORKLOAD_KINDS,
+    IstioVersion,
+    K8sObject,
+    RuleSet,
+    backend_weight,
+    binds_mesh,
+    has,
+    hosts_overlap,
+    is_catch_all_block,
+    is_partial_service_name,
+    pod_labels,
+    port_protocol,
+    replicas,
+    request_names,
+    rule_host,
+    selects,
+    semantics,
+    service_exports,
+    service_fqdn,
+    short_host,
+    unknown_fields,
+    visible,
+)
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITY_RANK = {ERROR: 0, WARNING: 1, INFO: 2}
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Pod")
 ISTIO_GROUP = "networking.istio.io"
-
-# routing-semantics §5: the protocol is the text before the first "-" of the port name (or appProtocol)
-KNOWN_PROTOCOLS = {
-    "tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP", "http_proxy": "HTTP_PROXY",
-    "http2": "HTTP2", "https": "HTTPS", "tls": "TLS", "mongo": "Mongo", "redis": "Redis", "mysql": "MySQL",
-}
-K8S_APP_PROTOCOLS = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", "kubernetes.io/wss": "HTTPS"}
-WELL_KNOWN_TCP_PORTS = {25, 53, 3306, 27017}
-L4_PROTOCOLS = {"TCP", "TLS", "HTTPS", "Mongo", "Redis", "MySQL"}
 CONTROL_PLANE_ISTIO_LABELS = {"pilot", "istiod", "ingressgateway", "egressgateway", "eastwestgateway"}
 MAP_MATCHES = ("headers", "withoutHeaders", "queryParams", "sourceLabels")
 MANAGED_LABELS = ("gateway.istio.io/managed", "gateway.networking.k8s.io/gateway-name", "istio.io/gateway-name")
@@ -67,17 +81,19 @@ class Finding:
         return self.severity in (ERROR, WARNING)
 
 
-def analyze(rules: RuleSet, *, host: str | None = None, namespace: str = "default") -> list[Finding]:
+def analyze(rules: RuleSet, *, host: str | None = None, namespace: str = "default",
+            istio_version: IstioVersion | None = None) -> list[Finding]:
     """Every finding on ``rules``, worst first; with ``host``, only those that bear on that host.
 
-    ``namespace`` stands for objects whose manifest sets none (as ``kubectl apply -n`` would).
+    ``namespace`` stands for objects whose manifest sets none (as ``kubectl apply -n`` would);
+    ``istio_version`` judges behaviours that changed between releases (None: today's Istio).
     """
-    index = Inputs(rules, namespace)
+    index = Inputs(rules, namespace, istio_version)
     findings = [finding for check in CHECKS for finding in check(index)]
     if host is not None:
         names = _names_of(host, namespace)
         # a bare "*" host (a gateway catch-all) is not taken to bear on every host
-        findings = [f for f in findings if any(_host_overlap(h, n) for h in f.hosts if h != "*" for n in names)]
+        findings = [f for f in findings if any(hosts_overlap(h, n) for h in f.hosts if h != "*" for n in names)]
     return sorted(findings, key=_order)
 
 
@@ -129,9 +145,10 @@ class Dest:
 class Inputs:
     """The supplied objects by kind, with the look-ups the checks share."""
 
-    def __init__(self, rules: RuleSet, namespace: str) -> None:
+    def __init__(self, rules: RuleSet, namespace: str, istio_version: IstioVersion | None = None) -> None:
         self.rules = rules
         self.namespace = namespace
+        self.istio_version = istio_version
         self.services = rules.of_kind("Service")
         self.entries = rules.of_kind("ServiceEntry")
         self.workloads = rules.of_kind(*WORKLOAD_KINDS)
@@ -151,73 +168,38 @@ class Inputs:
     def vs_hosts(self, vs: K8sObject) -> tuple[str, ...]:
         return tuple(rule_host(h, self.ns(vs)) for h in _list(vs.spec.get("hosts")) if isinstance(h, str))
 
-    def subsets(self, host: str) -> dict[str, dict[str, str]] | None:
-        """Subset name -> labels over the DestinationRules for ``host``; ``None`` when none covers it."""
-        found: dict[str, dict[str, str]] | None = None
-        for dr in self.drs:
-            if _host_overlap(rule_host(dr.spec["host"], self.ns(dr)), host):
-                found = found if found is not None else {}
-                for subset in _list(dr.spec.get("subsets")):
-                    found.setdefault(str(subset.get("name")), _labels(subset.get("labels")))
-        return found
+    def subsets(self, host: str, client_namespace: str | None = None) -> dict[str, dict[str, str]] | None:
+        """Subset name -> labels of the DestinationRule a client in ``client_namespace`` uses for ``host``
+        (Istio's lookup order: ``semantics.destination_rule``); ``None`` when none covers it."""
+        dr = semantics.destination_rule(self.drs, host, client_namespace=client_namespace or self.namespace,
+                                        default_namespace=self.namespace)
+        return semantics.subsets_of(dr) if dr is not None else None
 
     def templates(self, namespace: str, selector: Mapping[str, str]) -> list[tuple[K8sObject, dict[str, str]]]:
         """Workloads in ``namespace`` whose pod labels carry ``selector``, with those labels."""
         found = []
         for workload in self.workloads:
             labels = pod_labels(workload)
-            if self.ns(workload) == namespace and _selects(selector, labels):
+            if self.ns(workload) == namespace and selects(selector, labels):
                 found.append((workload, labels))
         return found
 
     def host_known(self, host: str, from_namespaces: Iterable[str]) -> bool:
         spaces = list(from_namespaces)
         service = self.by_fqdn.get(host)
-        if service is not None and all(_visible(_service_export(service), self.ns(service), n) for n in spaces):
+        if service is not None and all(visible(service_exports(service), self.ns(service), n) for n in spaces):
             return True
         for entry in self.entries:
             exports = _strings(entry.spec.get("exportTo"))
-            if not all(_visible(exports, self.ns(entry), n) for n in spaces):
+            if not all(visible(exports, self.ns(entry), n) for n in spaces):
                 continue
-            if any(_host_overlap(rule_host(h, self.ns(entry)), host) for h in _strings(entry.spec.get("hosts"))):
+            if any(hosts_overlap(rule_host(h, self.ns(entry)), host) for h in _strings(entry.spec.get("hosts"))):
                 return True
         return False
 
 
-def pod_labels(workload: K8sObject) -> dict[str, str]:
-    """The labels of the pods a workload runs (its template's, or a Pod's own)."""
-    if workload.kind == "Pod":
-        return _labels(_map(workload.body.get("metadata")).get("labels"))
-    return _labels(_map(_map(workload.spec.get("template")).get("metadata")).get("labels"))
-
-
-def replicas(workload: K8sObject) -> int:
-    """Replicas a workload asks for (Kubernetes' default 1; a Pod or DaemonSet counts as 1)."""
-    value = workload.spec.get("replicas") if workload.kind in ("Deployment", "StatefulSet", "ReplicaSet") else 1
-    if value is None:
-        return 1
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 1
-
-
-def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
 def _strings(value: Any) -> list[str]:
     return [v for v in _list(value) if isinstance(v, str)]
-
-
-def _service_export(service: K8sObject) -> list[str]:
-    annotations = _map(_map(service.body.get("metadata")).get("annotations"))
-    raw = annotations.get("networking.istio.io/exportTo")
-    return [part.strip() for part in raw.split(",") if part.strip()] if isinstance(raw, str) else []
-
-
-def _visible(exports: Sequence[str], own_namespace: str, namespace: str) -> bool:
-    """Whether an object exported to ``exports`` can be seen from ``namespace`` (``[]`` = everywhere)."""
-    if not exports or "*" in exports:
-        return True
-    return any((own_namespace if e == "." else e) == namespace for e in exports)
 
 
 def _export_scope(vs: K8sObject, namespace: str) -> str:
@@ -225,20 +207,6 @@ def _export_scope(vs: K8sObject, namespace: str) -> str:
     if not exports or "*" in exports:
         return "*"
     return ",".join(sorted({namespace if e == "." else e for e in exports}))
-
-
-def _host_overlap(a: str, b: str) -> bool:
-    """Whether two host patterns (``*``, ``*.example.com`` or plain names) can name the same host."""
-    a, b = a.lower(), b.lower()
-    if a == b or a == "*" or b == "*":
-        return True
-    if a.startswith("*") and b.startswith("*"):
-        return a[1:].endswith(b[1:]) or b[1:].endswith(a[1:])
-    if a.startswith("*"):
-        return b.endswith(a[1:])
-    if b.startswith("*"):
-        return a.endswith(b[1:])
-    return False
 
 
 def _vs_dests(vs: K8sObject, namespace: str) -> Iterator[Dest]:
@@ -294,22 +262,6 @@ def _ref(index: Inputs, obj: K8sObject) -> str:
 # Service ports (IST0118 / IST0150) and HTTP rules on L4 ports
 
 
-def port_protocol(port: Mapping[str, Any]) -> str:
-    """Istio's protocol for a Service port (``ConvertProtocol``); ``""`` means unsupported: sniffed."""
-    if str(port.get("protocol", "")).upper() == "UDP":
-        return "UDP"
-    name = port.get("appProtocol") or port.get("name") or ""
-    name = str(name)
-    if name in K8S_APP_PROTOCOLS:
-        return K8S_APP_PROTOCOLS[name]
-    if name.lower().startswith("grpc-web"):
-        return "GRPC-Web"
-    protocol = KNOWN_PROTOCOLS.get(name.partition("-")[0].lower(), "")
-    if not protocol and port.get("port") in WELL_KNOWN_TCP_PORTS:
-        return "TCP"
-    return protocol
-
-
 def _skipped_service(service: K8sObject, namespace: str) -> bool:
     """Istio control-plane, gateway-managed and waypoint Services, which istioctl's PortNameAnalyzer skips."""
     labels = _labels(_map(service.body.get("metadata")).get("labels"))
@@ -328,7 +280,7 @@ def _weighted_targets(index: Inputs) -> dict[str, list[tuple[K8sObject, int | No
     for route in index.routes:
         for rule in _list(route.spec.get("rules")):
             refs = [r for r in _list(_map(rule).get("backendRefs")) if isinstance(r, Mapping)]
-            if sum(1 for r in refs if _backend_weight(r) > 0) < 2:
+            if sum(1 for r in refs if backend_weight(r) > 0) < 2:
                 continue
             for ref in [*refs, *_service_parents(route)]:
                 if ref.get("kind", "Service") == "Service" and isinstance(ref.get("name"), str):
@@ -339,11 +291,6 @@ def _weighted_targets(index: Inputs) -> dict[str, list[tuple[K8sObject, int | No
 
 def _service_parents(route: K8sObject) -> list[Mapping[str, Any]]:
     return [p for p in _list(route.spec.get("parentRefs")) if isinstance(p, Mapping) and p.get("kind") == "Service"]
-
-
-def _backend_weight(ref: Mapping[str, Any]) -> int:
-    weight = ref.get("weight", 1)  # routing-semantics §4.1: an omitted HTTPRoute weight is 1
-    return _int(weight) if weight is not None else 1
 
 
 def check_port_names(index: Inputs) -> Iterator[Finding]:
@@ -385,22 +332,26 @@ def _port_fix(port: Mapping[str, Any]) -> str:
 
 def _unnamed_port(index: Inputs, service: K8sObject, i: int, port: Mapping[str, Any], fqdn: str,
                   routes: list[K8sObject]) -> Finding:
+    """IST0118 is Info, as istioctl reports it (``pkg/config/analysis/msg/messages.yaml``): since Istio 1.3 an
+    unnamed port is sniffed and HTTP on it is routed by the HTTP table. Only for an older mesh
+    (``--istio-version`` < 1.3), where such a port was plain TCP, does it break a weighted split."""
     text = f"{_port_text(port)}, which does not tell Istio it is HTTP"
-    if routes:
+    sniffed = has(index.istio_version, SNIFFING)
+    if routes and not sniffed:
         names = ", ".join(dict.fromkeys(_ref(index, r) for r in routes))
-        why = (f"{names} splits traffic to this Service by weight, and weights are HTTP routing. Istio takes the "
-               "protocol from the port name (or appProtocol); this one names no protocol, so Istio has to sniff it. "
-               "Current Istio usually detects HTTP and applies the weights, but before Istio 1.3, when sniffing "
-               "fails (a server that speaks first, protocolDetectionTimeout) or when it is turned off, the port is "
-               "plain TCP: the http routes and their weights are ignored and Kubernetes spreads connections over "
-               "all pods (about an equal split across versions, by replica count).")
-        severity = WARNING
-    else:
-        why = ("Istio takes the protocol from the port name (or appProtocol); this one names none, so Istio sniffs "
-               "it. If sniffing does not see HTTP the port is plain TCP and HTTP routing rules (weights, matches) "
-               "do not apply to it. No weighted route to this Service was given.")
-        severity = INFO
-    return Finding("RSP001", "IST0118", severity, _ref(index, service), _where(service, ("spec", "ports", i)),
+        why = (f"{names} splits traffic to this Service by weight, and weights are HTTP routing. On Istio "
+               f"{index.istio_version[0]}.{index.istio_version[1]} (before 1.3, no protocol sniffing) a port whose "
+               "name names no protocol is plain TCP: the http routes and their weights are ignored and Kubernetes "
+               "spreads connections over all pods (about an equal split across versions, by replica count)."
+               if index.istio_version else "")
+        return Finding("RSP001", "IST0118", WARNING, _ref(index, service), _where(service, ("spec", "ports", i)),
+                       text, why, _port_fix(port), (fqdn,))
+    why = ("Istio takes the protocol from the port name (or appProtocol); this one names none, so Istio sniffs it. "
+           "Since Istio 1.3 sniffing detects HTTP and the http routes (weights, matches) apply; on Istio 1.1/1.2 "
+           "the port was plain TCP and they did not. Naming it makes the protocol explicit.")
+    if routes:
+        why += " A weighted route targets it: " + ", ".join(dict.fromkeys(_ref(index, r) for r in routes)) + "."
+    return Finding("RSP001", "IST0118", INFO, _ref(index, service), _where(service, ("spec", "ports", i)),
                    text, why, _port_fix(port), (fqdn,))
 
 
@@ -418,7 +369,7 @@ def _external_name_port(index: Inputs, service: K8sObject, i: int, port: Mapping
 def check_l4_ports(index: Inputs) -> Iterator[Finding]:
     """A VirtualService with ``http`` rules for a Service whose every port Istio reads as TCP/TLS."""
     for vs in index.vss:
-        if not _list(vs.spec.get("http")) or not _is_mesh(vs):
+        if not _list(vs.spec.get("http")) or not binds_mesh(vs):
             continue
         for host in index.vs_hosts(vs):
             service = index.by_fqdn.get(host)
@@ -449,7 +400,7 @@ def check_missing_subsets(index: Inputs) -> Iterator[Finding]:
     for dest in index.dests:
         if dest.subset is None or not dest.host:
             continue
-        subsets = index.subsets(dest.host)
+        subsets = index.subsets(dest.host, index.ns(dest.vs))
         if subsets is not None and dest.subset in subsets:
             continue
         yield _missing_subset(index, dest, subsets)
@@ -486,7 +437,7 @@ def check_subsets_without_pods(index: Inputs) -> Iterator[Finding]:
         templates = index.templates(index.ns(service), selector)
         for i, subset in enumerate(_list(dr.spec.get("subsets"))):
             name, labels = str(subset.get("name")), _labels(subset.get("labels"))
-            if any(_selects(labels, pod) for _, pod in templates):
+            if any(selects(labels, pod) for _, pod in templates):
                 continue
             # with pods to check against, an unused subset changes no split: report it only when routed to
             # (or when no route was given at all, as istioctl does)
@@ -608,15 +559,10 @@ def _ports(numbers: Sequence[Any]) -> str:
 # VirtualService structure (IST0109, IST0106, weights, IST0130/IST0131)
 
 
-def _is_mesh(vs: K8sObject) -> bool:
-    gateways = _strings(vs.spec.get("gateways"))
-    return not gateways or "mesh" in gateways
-
-
 def check_duplicate_hosts(index: Inputs) -> Iterator[Finding]:
     claims: dict[tuple[str, str], list[K8sObject]] = defaultdict(list)
     for vs in index.vss:
-        if not _is_mesh(vs):
+        if not binds_mesh(vs):
             continue
         scope = _export_scope(vs, index.ns(vs))
         for host in dict.fromkeys(index.vs_hosts(vs)):
@@ -674,12 +620,6 @@ def _match_key(match: Mapping[str, Any]) -> str:
     return json.dumps({k: v for k, v in match.items() if k != "name"}, sort_keys=True, default=str)
 
 
-def _catch_all_block(match: Mapping[str, Any]) -> bool:
-    rest = {k: v for k, v in match.items() if k not in ("name", "uri", "ignoreUriCase")}
-    uri = _map(match.get("uri"))
-    return not rest and (not uri or uri in ({"prefix": "/"}, {"regex": ".*"}))
-
-
 def check_unreachable_rules(index: Inputs) -> Iterator[Finding]:
     for vs in index.vss:
         for section in ("http", "tcp", "tls"):
@@ -702,7 +642,7 @@ def _section_reachability(index: Inputs, vs: K8sObject, section: str,
         for match in matches:
             seen.setdefault(_match_key(match), i)
         earlier.extend(matches)
-        if catch_all is None and (not matches or (section == "http" and any(map(_catch_all_block, matches)))):
+        if catch_all is None and (not matches or (section == "http" and any(map(is_catch_all_block, matches)))):
             catch_all = i
 
 
@@ -803,7 +743,7 @@ def _gateway_accepts(index: Inputs, gateway: K8sObject, vs: K8sObject) -> bool:
             scope, _, pattern = entry.rpartition("/")
             if scope not in ("", "*") and (index.ns(gateway) if scope == "." else scope) != vs_ns:
                 continue
-            if any(_host_overlap(pattern, h) for h in vs_hosts):
+            if any(hosts_overlap(pattern, h) for h in vs_hosts):
                 return True
     return False
 
@@ -822,7 +762,7 @@ def check_route_zero_weights(index: Inputs) -> Iterator[Finding]:
     for route in index.routes:
         for i, rule in enumerate(_list(route.spec.get("rules"))):
             refs = [r for r in _list(_map(rule).get("backendRefs")) if isinstance(r, Mapping)]
-            if refs and all(_backend_weight(r) == 0 for r in refs) and not _has_redirect(rule):
+            if refs and all(backend_weight(r) == 0 for r in refs) and not _has_redirect(rule):
                 yield _zero_route(index, route, i, len(refs))
 
 
@@ -842,8 +782,80 @@ def _zero_route(index: Inputs, route: K8sObject, i: int, count: int) -> Finding:
         "give at least one backend a weight above 0 (an omitted weight is 1)", tuple(hosts))
 
 
+def check_partial_hosts(index: Inputs) -> Iterator[Finding]:
+    """A VirtualService host with a dot that is not a full Service name (``reviews.default``): istiod does not
+    expand it (``pilot/pkg/model/config.go`` ``ResolveShortnameToFQDN``), so it names no Service."""
+    for vs in index.vss:
+        for i, host in enumerate(_strings(vs.spec.get("hosts"))):
+            if is_partial_service_name(host.lower()):
+                name, ns = host.split(".")[:2]
+                yield Finding(
+                    "RSP016", "IST0101", WARNING, _ref(index, vs), _where(vs, ("spec", "hosts", i)),
+                    f"host {host} is not a Service name: istiod does not expand a name with a dot",
+                    "Only a short name (no dot) is completed to name.namespace.svc.cluster.local; reviews.default "
+                    "matches no Service, so sidecars on the Service's port never use this VirtualService.",
+                    f"write {name}.{ns}.svc.cluster.local (or the short name {name} in namespace {ns})",
+                    (host.lower(), service_fqdn(name, ns)))
+
+
+def check_vs_fields(index: Inputs) -> Iterator[Finding]:
+    """Fields Istio refuses (an ``http2Error`` abort) or ignores (unknown and removed fields)."""
+    for vs in index.vss:
+        for i, rule in enumerate(_list(vs.spec.get("http"))):
+            abort = _map(_map(_map(rule).get("fault")).get("abort"))
+            if "http2Error" in abort:
+                yield Finding(
+                    "RSP017", "IST0106", ERROR, _ref(index, vs), _where(vs, ("spec", "http", i, "fault", "abort")),
+                    f"http[{i}] aborts with http2Error",
+                    "Istio's validation refuses it (\"HTTP/2 abort fault injection not supported yet\", "
+                    "validation.go validateHTTPFaultInjectionAbort): the whole VirtualService is not applied.",
+                    "abort with httpStatus (or grpcStatus) instead", index.vs_hosts(vs))
+        for message in unknown_fields(vs):
+            yield Finding("RSP018", "IST0133", WARNING, _ref(index, vs), _where(vs, ("spec",)), message,
+                          "Istio ignores fields its API does not have: what they seem to say does not happen.",
+                          "remove the field, or use the field the API has", index.vs_hosts(vs))
+
+
+def check_route_backends(index: Inputs) -> Iterator[Finding]:
+    """HTTPRoute backends Istio drops (``conversion.go`` ``buildDestination``): a Service not among those given,
+    or one in another namespace without a ReferenceGrant when the route is attached to a Gateway."""
+    if not index.services:
+        return
+    known = {(index.ns(s), s.name) for s in index.services}
+    for route in index.routes:
+        at_gateway = any(p.get("kind", "Gateway") == "Gateway" for p in _list(route.spec.get("parentRefs"))
+                         if isinstance(p, Mapping))
+        for i, rule in enumerate(_list(route.spec.get("rules"))):
+            for k, ref in enumerate(_list(_map(rule).get("backendRefs"))):
+                if not isinstance(ref, Mapping) or ref.get("kind", "Service") != "Service":
+                    continue
+                ns = str(ref.get("namespace") or index.ns(route))
+                why = ""
+                if (ns, str(ref.get("name"))) not in known:
+                    why = f"backend Service {ns}/{ref.get('name')} is not among the Services given"
+                elif at_gateway and ns != index.ns(route) and not _granted(index, route, ns, ref):
+                    why = f"backend {ns}/{ref.get('name')} is in another namespace and no ReferenceGrant allows it"
+                if why:
+                    yield Finding(
+                        "RSP019", None, ERROR, _ref(index, route),
+                        _where(route, ("spec", "rules", i, "backendRefs", k)), f"rules[{i}]: {why}",
+                        "Istio drops an invalid backend and answers 500 for its share of requests (503 before "
+                        "Istio 1.15); the other backends keep theirs.",
+                        "fix the backend's name or namespace, or add a ReferenceGrant in its namespace",
+                        tuple(str(h).lower() for h in _strings(route.spec.get("hostnames"))))
+
+
+def _granted(index: Inputs, route: K8sObject, namespace: str, ref: Mapping[str, Any]) -> bool:
+    return semantics.reference_granted(index.rules.of_kind("ReferenceGrant"), route, target_namespace=namespace,
+                                       kind="Service", group=str(ref.get("group", "")), name=str(ref.get("name")),
+                                       default_namespace=index.namespace)
+
+
 CHECKS = (
     check_port_names,
+    check_route_backends,
+    check_partial_hosts,
+    check_vs_fields,
     check_l4_ports,
     check_missing_subsets,
     check_subsets_without_pods,

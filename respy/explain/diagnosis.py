@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Any
 from respy.check.assign import Assignment, distinguishing_identifiers, match_destination
 from respy.check.stats import chi_square
 from respy.check.verdict import format_p
-from respy.explain.analyze import ERROR, WARNING, Finding, Inputs, analyze, pod_labels, replicas
-from respy.rules import RuleSet
-from respy.rules.expectation import Expectation, Outcome
-from respy.rules.request import short_host
+from respy.explain.analyze import ERROR, WARNING, Finding, Inputs, analyze
+from respy.rules import Expectation, IstioVersion, Outcome, RuleSet, pod_labels, replicas, semantics, short_host
 
 if TYPE_CHECKING:
     from respy.check.verdict import Verdict
@@ -115,8 +113,14 @@ def diagnose(
     dependent: bool = False,
     alpha: float = 0.01,
     namespace: str = "default",
+    istio_version: IstioVersion | None = None,
+    sidecar: bool | None = None,
 ) -> Diagnosis:
-    """Test the usual explanations of a failed split against ``counts`` (per declared destination name)."""
+    """Test the usual explanations of a failed split against ``counts`` (per declared destination name).
+
+    ``istio_version`` orders the causes of an equal split (None: unknown, both orders' causes are listed);
+    ``sidecar`` is whether the client's sidecar was seen (None: not known).
+    """
     destinations = list(expectation.destinations)
     names = [o.name for o in destinations]
     observed = {name: int(counts.get(name, 0)) for name in names}
@@ -126,9 +130,10 @@ def diagnose(
     candidates: list[CandidateFit] = []
     if dependent:
         candidates.append(_dependent())
+    causes = equal_split_causes(rules, expectation, namespace, istio_version, sidecar)
     builders = (
-        _equal(fitter, short),
-        _replica_ratio(fitter, short, destinations, expectation.host, rules, namespace),
+        _equal(fitter, short, causes),
+        _replica_ratio(fitter, short, destinations, expectation.host, rules, namespace, causes),
         _swapped(fitter, declared),
         _missing(fitter, declared),
         _failing(fitter, declared, errors_by_destination or {}),
@@ -136,12 +141,13 @@ def diagnose(
     for candidate in builders:
         if candidate is not None and not any(_same(candidate, c) for c in candidates):
             candidates.append(candidate)
-    findings = _findings(rules, expectation.host, namespace)
+    findings = _findings(rules, expectation.host, namespace, istio_version)
     return Diagnosis(observed, declared, candidates, findings, expectation.host)
 
 
 def diagnose_verdict(verdict: Verdict | None, assignment: Assignment, expectation: Expectation,
-                     rules: RuleSet | None, *, namespace: str = "default") -> Diagnosis:
+                     rules: RuleSet | None, *, namespace: str = "default",
+                     istio_version: IstioVersion | None = None) -> Diagnosis:
     """Diagnose a FAILed check of ``assignment`` against ``expectation``.
 
     Errors whose label names a destination (e.g. ``503 ... single``) count as that destination's failures;
@@ -154,7 +160,23 @@ def diagnose_verdict(verdict: Verdict | None, assignment: Assignment, expectatio
         dependent=dispersion is not None and dispersion.fired,
         alpha=verdict.alpha if verdict is not None else 0.01,
         namespace=namespace,
+        istio_version=istio_version,
+        sidecar=sidecar_seen(),
     )
+
+
+def sidecar_seen() -> bool | None:
+    """In a pod: whether the istio-proxy sidecar's admin port (127.0.0.1:15000) answers; outside one, ``None``."""
+    import os
+    import socket
+
+    if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    try:
+        with socket.create_connection(("127.0.0.1", 15000), timeout=0.3):
+            return True
+    except OSError:
+        return False
 
 
 def errors_by_destination(assignment: Assignment, expectation: Expectation) -> dict[str, int]:
@@ -168,10 +190,10 @@ def errors_by_destination(assignment: Assignment, expectation: Expectation) -> d
     return errors
 
 
-def _findings(rules: RuleSet | None, host: str, namespace: str) -> list[Finding]:
+def _findings(rules: RuleSet | None, host: str, namespace: str, istio_version: IstioVersion | None) -> list[Finding]:
     if rules is None or not rules.objects or not host:
         return []
-    found = analyze(rules, host=host, namespace=namespace)
+    found = analyze(rules, host=host, namespace=namespace, istio_version=istio_version)
     problems = [f for f in found if f.severity in (ERROR, WARNING)]
     return problems or found
 
@@ -210,7 +232,7 @@ def _normalised(weights: Mapping[str, float]) -> dict[str, float]:
     return {k: (max(w, 0.0) / total if total > 0 else 0.0) for k, w in weights.items()}
 
 
-def _equal(fitter: _Fitter, short: str) -> CandidateFit | None:
+def _equal(fitter: _Fitter, short: str, causes: str) -> CandidateFit | None:
     answered = fitter.answered
     if len(answered) < 2:
         return None
@@ -218,21 +240,91 @@ def _equal(fitter: _Fitter, short: str) -> CandidateFit | None:
     return fitter.fit(
         "equal", f"an equal split across {len(answered)} versions", probs,
         f"Istio's route rules are probably not applied to {short} (Kubernetes' own balancing spreads requests "
-        "evenly over the pods, whatever the weights say)",
+        f"evenly over the pods, whatever the weights say). {causes}",
     )
 
 
 def _replica_ratio(fitter: _Fitter, short: str, destinations: Sequence[Outcome], host: str,
-                   rules: RuleSet | None, namespace: str) -> CandidateFit | None:
-    counts = destination_replicas(rules, host, destinations, namespace) if rules is not None else None
+                   rules: RuleSet | None, namespace: str, causes: str) -> CandidateFit | None:
+    counts = _ready_pods(destinations)
+    if counts is None and rules is not None:
+        counts = destination_replicas(rules, host, destinations, namespace)
     if counts is None or sum(counts.values()) == 0:
         return None
     ratio = ":".join(str(counts[d.name]) for d in destinations)
     return fitter.fit(
         "replicas", f"the replica ratio {ratio} of the workloads", {k: float(v) for k, v in counts.items()},
         f"traffic follows the number of pods per version, so Istio's route rules are probably not applied to "
-        f"{short} (Kubernetes balances over all pods of the Service)",
+        f"{short} (Kubernetes balances over all pods of the Service). {causes}",
     )
+
+
+def equal_split_causes(rules: RuleSet | None, expectation: Expectation, namespace: str,
+                       istio_version: IstioVersion | None, sidecar: bool | None) -> str:
+    """Why route rules may not apply, most likely first for the Istio version, with the evidence at hand.
+
+    Since Istio 1.3 an unnamed port is sniffed and HTTP on it is routed by the HTTP table, so the port name is
+    a cause only on 1.1/1.2 (first there: the tutorial's bug). Otherwise a client without a sidecar (IST0102
+    NamespaceNotInjected / IST0103 PodMissingProxy) bypasses every rule; then rules not visible to the client,
+    then a Host that names another host.
+    """
+    causes = [_no_sidecar(sidecar, rules, namespace), _not_visible(rules, expectation, namespace),
+              _host_mismatch(expectation)]
+    port = ("the Service port's name does not start with http- (nor appProtocol: http): before Istio 1.3 such a "
+            "port is plain TCP and http rules do not apply (IST0118)")
+    if istio_version is not None and not semantics.has(istio_version, semantics.SNIFFING):
+        causes.insert(0, port)
+    elif istio_version is None:
+        causes.append(port + "; only if the mesh runs Istio 1.1/1.2")
+    numbered = "; ".join(f"{i}) {c}" for i, c in enumerate(causes, 1))
+    return f"Likely causes for {semantics.version_text(istio_version)}" \
+           f"{'' if istio_version else ' (version unknown: give --istio-version)'}, most likely first: {numbered}"
+
+
+def _no_sidecar(sidecar: bool | None, rules: RuleSet | None, namespace: str) -> str:
+    text = ("the client has no sidecar (its pod is not injected: istio-injection=enabled on the namespace, or "
+            "sidecar.istio.io/inject; IST0102/IST0103), so requests go straight to the Service")
+    if sidecar is None and rules is not None and _not_injected(rules, namespace):
+        return text + f" (namespace {namespace} is given without istio-injection=enabled or istio.io/rev)"
+    if sidecar is False:
+        return text + " (no sidecar admin port at 127.0.0.1:15000 in this pod: that is the cause)"
+    if sidecar is True:
+        return text + " (a sidecar answered at 127.0.0.1:15000, so probably not this)"
+    return text
+
+
+def _not_injected(rules: RuleSet, namespace: str) -> bool:
+    """IST0102 NamespaceNotInjected: the client's Namespace object is given and asks for no injection."""
+    for ns in rules.of_kind("Namespace"):
+        if ns.name == namespace:
+            labels = (ns.body.get("metadata") or {}).get("labels") or {}
+            return labels.get("istio-injection") != "enabled" and "istio.io/rev" not in labels
+    return False
+
+
+def _not_visible(rules: RuleSet | None, expectation: Expectation, namespace: str) -> str:
+    text = (f"the VirtualService is not visible to clients in namespace {namespace} (its exportTo, its "
+            "namespace, or a Sidecar's egress hosts)")
+    if rules is None:
+        return text
+    for sidecar in rules.of_kind("Sidecar"):
+        if sidecar.ns(namespace) != namespace:
+            continue
+        hosts = [h for e in sidecar.spec.get("egress") or [] for h in e.get("hosts") or []]
+        target_ns = semantics.host_namespace(expectation.host) or namespace
+        if hosts and not any(_egress_covers(h, target_ns, namespace) for h in hosts):
+            return text + f" ({sidecar.ref_in(namespace)} egress hosts {', '.join(hosts)} leave out {target_ns})"
+    return text
+
+
+def _egress_covers(entry: str, target_ns: str, own_ns: str) -> bool:
+    scope, _, _ = entry.partition("/")
+    return scope in ("*", "~") or (own_ns if scope == "." else scope) == target_ns
+
+
+def _host_mismatch(expectation: Expectation) -> str:
+    return (f"the Host the client sends is not a host of the rules ({short_host(expectation.host) or 'the host'} "
+            "or its FQDN): another name, or an IP, gets no virtual host from them")
 
 
 def _swapped(fitter: _Fitter, declared: Mapping[str, float]) -> CandidateFit | None:
@@ -301,6 +393,13 @@ def _dependent() -> CandidateFit:
         "(TCP routing, kube-proxy, or a port Istio does not treat as HTTP), so a per-request test cannot judge it; "
         "rerun with a fresh connection per request (--no-keepalive) and check the Service's port name.",
     )
+
+
+def _ready_pods(destinations: Sequence[Outcome]) -> dict[str, int] | None:
+    """Ready pods per destination, from the expansion the resolver made (``Outcome.endpoints``)."""
+    if not destinations or not all(d.endpoints for d in destinations):
+        return None
+    return {d.name: sum(count for _, count in d.endpoints) for d in destinations}
 
 
 def destination_replicas(rules: RuleSet, host: str, destinations: Sequence[Outcome],

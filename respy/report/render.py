@@ -173,6 +173,7 @@ def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
             "status": o.status,
             "identifiers": list(o.identifiers),
             "source": o.source,
+            **({"pods": list(o.pods), "endpoints": dict(o.endpoints)} if o.endpoints else {}),
         }
         for o in evaluation.expectation.outcomes
     ]

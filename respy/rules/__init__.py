@@ -1,6 +1,94 @@
-"""Routing rules -> expectation: read Istio / Gateway API YAML and work out the declared split."""
+"""Routing rules -> expectation: read Istio / Gateway API YAML and work out the declared split.
 
+This package is the only door other stages use: the resolver (``resolve``), the objects read (``load_*``,
+``RuleSet``) and the one copy of the routing semantics (``semantics``: hosts, exportTo, DestinationRule
+lookup, catch-alls, port protocols, Istio versions; ``workloads``: destinations -> pods) that ``analyze``
+and the diagnosis share with the resolver.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from respy.rules import semantics
+from respy.rules.expectation import Expectation, Outcome
 from respy.rules.load import K8sObject, RuleSet, load_bytes, load_inputs, load_text, parse_weights
 from respy.rules.resolve import resolve
+from respy.rules.semantics import (
+    L4_PROTOCOLS,
+    SNIFFING,
+    IstioVersion,
+    backend_weight,
+    binds_mesh,
+    has,
+    hosts_overlap,
+    is_catch_all_block,
+    is_partial_service_name,
+    parse_istio_version,
+    port_protocol,
+    request_names,
+    rule_host,
+    service_exports,
+    service_fqdn,
+    short_host,
+    unknown_fields,
+    visible,
+)
+from respy.rules.workloads import (
+    WORKLOAD_KINDS,
+    Workload,
+    expand_destination,
+    pod_labels,
+    replicas,
+    selects,
+    workloads_of,
+)
 
-__all__ = ["K8sObject", "RuleSet", "load_bytes", "load_inputs", "load_text", "parse_weights", "resolve"]
+if TYPE_CHECKING:
+    from respy.rules.cluster import load_cluster
+
+__all__ = [
+    "L4_PROTOCOLS",
+    "SNIFFING",
+    "WORKLOAD_KINDS",
+    "Expectation",
+    "IstioVersion",
+    "K8sObject",
+    "Outcome",
+    "RuleSet",
+    "Workload",
+    "backend_weight",
+    "binds_mesh",
+    "expand_destination",
+    "has",
+    "hosts_overlap",
+    "is_catch_all_block",
+    "is_partial_service_name",
+    "load_bytes",
+    "load_cluster",
+    "load_inputs",
+    "load_text",
+    "parse_istio_version",
+    "parse_weights",
+    "pod_labels",
+    "port_protocol",
+    "replicas",
+    "request_names",
+    "resolve",
+    "rule_host",
+    "selects",
+    "semantics",
+    "service_exports",
+    "service_fqdn",
+    "short_host",
+    "unknown_fields",
+    "visible",
+    "workloads_of",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # the Kubernetes API reader is imported only when --expect cluster asks for it
+    if name == "load_cluster":
+        from respy.rules.cluster import load_cluster
+
+        return load_cluster
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

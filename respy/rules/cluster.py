@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from respy._errors import ClusterError, RulesError
+from respy._errors import ClusterError, RulesError, UsageError
 
 if TYPE_CHECKING:
     from respy.rules.load import K8sObject, RuleSet
@@ -59,8 +59,13 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("VirtualService", "virtualservices", "networking.istio.io", ("v1", "v1beta1")),
     Resource("DestinationRule", "destinationrules", "networking.istio.io", ("v1", "v1beta1")),
     Resource("HTTPRoute", "httproutes", "gateway.networking.k8s.io", ("v1", "v1beta1")),
+    Resource("Gateway", "gateways", "networking.istio.io", ("v1", "v1beta1")),
+    Resource("Sidecar", "sidecars", "networking.istio.io", ("v1", "v1beta1")),
+    Resource("ReferenceGrant", "referencegrants", "gateway.networking.k8s.io", ("v1beta1",)),
     Resource("Service", "services", "", ("v1",)),
+    # the workloads, so each destination is expanded to its pods (Service selector ∧ subset labels)
     Resource("Deployment", "deployments", "apps", ("v1",)),
+    Resource("StatefulSet", "statefulsets", "apps", ("v1",)),
 )
 
 
@@ -281,27 +286,10 @@ def source_name(namespace: str) -> str:
 
 
 def to_k8s_objects(documents: Sequence[Mapping[str, Any]], namespace: str) -> list[K8sObject]:
-    """The dicts as the rules loader's objects (shapes checked as for files)."""
-    from respy.rules.load import KEPT_KINDS, K8sObject
-    from respy.rules.shape import check_shape
+    """The dicts as the rules loader's objects: through ``load_documents``, so shapes are checked as for files."""
+    from respy.rules.load import load_documents
 
-    objects = []
-    for doc in documents:
-        if doc.get("kind") not in KEPT_KINDS:
-            continue
-        metadata = doc.get("metadata") or {}
-        obj = K8sObject(
-            kind=str(doc["kind"]),
-            api_version=str(doc.get("apiVersion", "")),
-            name=str(metadata.get("name", "")),
-            namespace=str(metadata.get("namespace") or namespace),
-            body=doc,
-            file=source_name(namespace),
-            line=None,
-        )
-        check_shape(obj)
-        objects.append(obj)
-    return objects
+    return load_documents(documents, source_name(namespace), namespace)
 
 
 def load_cluster(
@@ -337,7 +325,31 @@ def load_cluster(
         weights, warnings = given.weights, warnings + list(given.warnings)
     if require_routing and weights is None and not any(o.kind in ROUTING_KINDS for o in objects):
         raise RulesError(_no_routing(read))
-    return RuleSet(objects=tuple(objects), weights=weights, warnings=tuple(warnings))
+    return RuleSet(objects=tuple(objects), weights=weights, warnings=tuple(warnings),
+                   istio_version=istio_version_of(access))
+
+
+ISTIOD_PATH = "/apis/apps/v1/namespaces/istio-system/deployments/istiod"
+
+
+def istio_version_of(access: ClusterAccess, timeout: float = TIMEOUT_S) -> tuple[int, int] | None:
+    """The mesh's Istio version, from the tag of istiod's image (``docker.io/istio/pilot:1.22.3``).
+
+    ``None`` when it cannot be read (no istiod in istio-system, a revisioned install, or the service account
+    may not get it: k8s/rbac.yaml grants only its own namespace); the caller then says the version is unknown.
+    """
+    from respy.rules.semantics import parse_istio_version
+
+    try:
+        with open_client(access, timeout) as client:
+            response = client.get(ISTIOD_PATH)
+        if response.status_code != 200:
+            return None
+        containers = response.json()["spec"]["template"]["spec"]["containers"]
+        image = next(str(c.get("image", "")) for c in containers if c.get("name") == "discovery")
+        return parse_istio_version(image.rpartition(":")[2].split("-")[0])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, StopIteration, ClusterError, RulesError, UsageError):
+        return None
 
 
 def _best_effort(namespace: str, access: ClusterAccess, warnings: list[str]) -> list[K8sObject]:

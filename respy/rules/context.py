@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from respy.rules.load import K8sObject, RuleSet
-from respy.rules.request import Request, Vantage, host_rank, request_names, rule_host
+from respy.rules.request import Request, Vantage
+from respy.rules.semantics import IstioVersion, destination_rule, request_names, service_fqdn, subsets_of
+from respy.rules.workloads import Workload, workloads_of
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class Context:
     vantage: Vantage
     namespace: str  # the client's namespace, and the namespace of objects that set none
     warnings: list[str] = field(default_factory=list)
+    istio_version: IstioVersion | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -34,36 +39,34 @@ class Context:
         if message not in self.warnings:
             self.warnings.append(message)
 
+    def note(self, message: str) -> None:
+        """A fact the expectation rests on, or one that was not available (shown, never a warning)."""
+        if message not in self.notes:
+            self.notes.append(message)
+
     def source(self, obj: K8sObject) -> str:
         return obj.describe(self.namespace)
 
     def ref(self, obj: K8sObject) -> str:
         return obj.ref_in(self.namespace)
 
+    def destination_rule(self, host: str) -> K8sObject | None:
+        """The DestinationRule the client uses for ``host`` (semantics.destination_rule: Istio's lookup order)."""
+        return destination_rule(self.rules.of_kind("DestinationRule"), host, client_namespace=self.namespace,
+                                default_namespace=self.namespace)
+
     def subsets(self, host: str) -> dict[str, dict[str, str]] | None:
-        """Subset name -> labels over the DestinationRules for ``host``; ``None`` when no DR covers it.
+        """Subset name -> labels of the DestinationRule the client uses for ``host``; ``None`` when none."""
+        dr = self.destination_rule(host)
+        return subsets_of(dr) if dr is not None else None
 
-        routing-semantics §3: client namespace first, then the service's, then the rest; the first
-        definition of a subset name wins.
-        """
-        ranked = sorted(self._destination_rules(host), key=lambda dr: self._dr_order(dr, host))
-        if not ranked:
-            return None
-        subsets: dict[str, dict[str, str]] = {}
-        for dr in ranked:
-            for subset in dr.spec.get("subsets") or []:
-                labels = subset.get("labels") or {}
-                subsets.setdefault(subset["name"], {str(k): str(v) for k, v in labels.items()})
-        return subsets
+    @cached_property
+    def workloads(self) -> list[Workload]:
+        return workloads_of(self.rules, self.namespace)
 
-    def _destination_rules(self, host: str) -> list[K8sObject]:
-        return [
-            dr for dr in self.rules.of_kind("DestinationRule")
-            if host_rank(rule_host(dr.spec["host"], dr.ns(self.namespace)), (host,)) is not None
-        ]
-
-    def _dr_order(self, dr: K8sObject, host: str) -> int:
-        ns = dr.ns(self.namespace)
-        if ns == self.namespace:
-            return 0
-        return 1 if host.split(".")[1:2] == [ns] else 2
+    def service(self, *hosts: str) -> K8sObject | None:
+        """The Service whose FQDN is one of ``hosts``, when it was given."""
+        for svc in self.rules.of_kind("Service"):
+            if service_fqdn(svc.name, svc.ns(self.namespace)) in hosts:
+                return svc
+        return None

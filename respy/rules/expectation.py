@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from respy._errors import RulesError, UsageError
 
@@ -17,6 +17,9 @@ class Outcome:
     its label values such as ``v2``, the backend Service name). ``status`` is set for outcomes
     that are an HTTP status rather than a destination (fault abort, redirect, direct response,
     503 for a missing subset, 404 for no route). ``source`` names the manifest that declares it.
+    ``pods`` are regular expressions matching the hostnames of the pods behind the destination (known when
+    the workloads were given); ``endpoints`` are its workloads with their ready pods: the split the cluster's
+    load balancer gives inside the destination on average (shown, never judged).
     """
 
     name: str
@@ -24,6 +27,8 @@ class Outcome:
     identifiers: tuple[str, ...] = ()
     status: int | None = None
     source: str = ""
+    pods: tuple[str, ...] = ()
+    endpoints: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_destination(self) -> bool:
@@ -42,6 +47,7 @@ class Expectation:
     route: str = ""
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=(), compare=False)  # facts not available, secondary splits
 
     @classmethod
     def from_weights(cls, weights: Mapping[str, float]) -> Expectation:
@@ -69,11 +75,13 @@ class Expectation:
         method: str = "GET",
         namespace: str = "default",
         gateway: str | None = None,
+        istio_version: str | None = None,
     ) -> Expectation:
         """The split the routing YAML in ``paths`` (files or directories) declares for a request to ``url``.
 
         The same resolution as ``respy URL --expect PATH...``: ``headers`` (e.g. ``{"Host": "weather-backend"}``)
-        pick the rule, ``gateway`` names the Istio Gateway the request enters through (None: a sidecar).
+        pick the rule, ``gateway`` names the Istio Gateway the request enters through (None: a sidecar),
+        ``istio_version`` (``"1.2"``) judges behaviours that changed between Istio releases (None: today's).
         Raises ``RulesError`` (with file and line) or ``NotRoutedError`` when no rule routes the request.
         """
         from respy.rules import load_inputs, resolve  # rules/ resolves to an Expectation: this is the way back
@@ -82,7 +90,7 @@ class Expectation:
             raise UsageError("Expectation.from_files needs at least one file or directory")
         rules = load_inputs([os.fspath(path) for path in paths])
         return resolve(rules, url=url, headers=dict(headers or {}), method=method.upper(), namespace=namespace,
-                       gateway=gateway)
+                       gateway=gateway, istio_version=istio_version)
 
     @property
     def destinations(self) -> tuple[Outcome, ...]:

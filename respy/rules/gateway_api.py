@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from respy._errors import RulesError
 from respy.rules.context import Context, HostHit
 from respy.rules.load import K8sObject
 from respy.rules.outcomes import Candidate, Resolution, status_outcome
-from respy.rules.request import full_match, host_rank, resolved_host, service_fqdn
+from respy.rules.pods import pods_behind
+from respy.rules.request import full_match, resolved_host
+from respy.rules.semantics import (
+    GAMMA_CONSUMER,
+    INVALID_BACKEND_500,
+    PREFIX_SLASH_TIE,
+    backend_weight,
+    has,
+    host_rank,
+    reference_granted,
+    service_fqdn,
+    version_text,
+)
 
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -34,7 +46,37 @@ def route_hits(ctx: Context) -> list[HostHit]:
         attached = _attachment(ctx, route)
         if attached is not None:
             hits.append(HostHit(attached[0], route, attached[1]))
+    return _consumer_override(ctx, hits)
+
+
+def _consumer_override(ctx: Context, hits: list[HostHit]) -> list[HostHit]:
+    """GAMMA (GEP-1294): a route in the client's namespace attached to a Service of another namespace (a
+    consumer route) replaces that Service's producer routes, for clients of that namespace only. Istio puts
+    consumer routes first and drops the rest (``pilot/pkg/model/push_context.go`` ``VirtualServicesForGateway``,
+    "consumer override"); before Istio 1.19 consumer routes were not supported and only producer routes count.
+    """
+    if not ctx.vantage.is_mesh:
+        return hits
+    consumer = [h for h in hits if _is_consumer(ctx, h)]
+    if not has(ctx.istio_version, GAMMA_CONSUMER):
+        if consumer:
+            ctx.warn(f"{version_text(ctx.istio_version)} does not apply consumer routes (GAMMA, Istio >= 1.19): "
+                     + ", ".join(ctx.ref(h.obj) for h in consumer) + " ignored")
+        return [h for h in hits if h not in consumer]
+    if consumer:
+        producers = [h for h in hits if h not in consumer]
+        if producers:
+            ctx.warn("consumer route(s) " + ", ".join(ctx.ref(h.obj) for h in consumer) + f" in namespace "
+                     f"{ctx.namespace} replace the Service's own route(s) "
+                     + ", ".join(ctx.ref(h.obj) for h in producers) + " for clients of this namespace")
+        return consumer
     return hits
+
+
+def _is_consumer(ctx: Context, hit: HostHit) -> bool:
+    route_ns = hit.obj.ns(ctx.namespace)
+    service_ns = hit.pattern.split(".")[1] if hit.pattern.count(".") >= 2 else route_ns
+    return route_ns == ctx.namespace and service_ns != route_ns
 
 
 def covered_hosts(ctx: Context) -> list[str]:
@@ -59,7 +101,7 @@ def resolve_routes(ctx: Context, hits: Sequence[HostHit]) -> Resolution:
         if not route.spec.get("parentRefs"):
             ctx.warn(f"{ctx.ref(route)} has no parentRefs: attached to nothing in a real cluster; taken to apply here")
     host = resolved_host(next(h.pattern for h in hits if h.rank == best), ctx.names)
-    entry = _first_match(ctx, _entries(chosen))
+    entry = _first_match(ctx, _entries(chosen, has(ctx.istio_version, PREFIX_SLASH_TIE)))
     if entry is None:
         # routing-semantics §4.2: no matching rule -> 404
         refs = ", ".join(ctx.ref(r) for r in chosen)
@@ -90,7 +132,7 @@ def _parent_rank(ctx: Context, route: K8sObject, ref: Mapping[str, Any]) -> tupl
     parent_ns = str(ref.get("namespace") or ns)
     if _is_service_ref(ref):
         # routing-semantics §4.3: GAMMA, the route applies to mesh traffic addressed to that Service
-        port = ref.get("port")
+        port = ref.get("port") if has(ctx.istio_version, GAMMA_CONSUMER) else None  # parentRef ports: >= 1.19
         if not ctx.vantage.is_mesh or (port and ctx.request.explicit_port and port != ctx.request.port):
             return None
         fqdn = service_fqdn(str(ref.get("name")), parent_ns)
@@ -120,7 +162,7 @@ def _route_order(route: K8sObject) -> tuple[str, str]:
 # -- precedence and matching ----------------------------------------------------------------------------
 
 
-def _entries(routes: Sequence[K8sObject]) -> list[_Entry]:
+def _entries(routes: Sequence[K8sObject], trim_slash: bool = True) -> list[_Entry]:
     entries = [
         _Entry(route, i, _normalise(route, match), rule)
         for route in routes
@@ -128,7 +170,8 @@ def _entries(routes: Sequence[K8sObject]) -> list[_Entry]:
         for match in rule.get("matches") or [{}]  # no matches = a PathPrefix "/" match
     ]
     # routing-semantics §4.2: Exact > longer PathPrefix > method > more headers > more query params; stable
-    entries.sort(key=lambda e: _precedence(e.match))
+    # (conversion.go sortHTTPRoutes)
+    entries.sort(key=lambda e: _precedence(e.match, trim_slash))
     return entries
 
 
@@ -150,11 +193,17 @@ def _normalise(route: K8sObject, match: Mapping[str, Any]) -> Mapping[str, Any]:
     return {"path": path, "headers": match.get("headers") or []}
 
 
-def _precedence(match: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
+def _precedence(match: Mapping[str, Any], trim_slash: bool) -> tuple[int, int, int, int, int]:
+    """``conversion.go`` ``sortHTTPRoutes`` ranks the converted match: ``createURIMatch`` has already dropped a
+    PathPrefix's trailing ``/`` ("When specified, a trailing `/` is ignored"; Istio >= 1.18), so ``/shop/``
+    and ``/shop`` tie on length and the method match decides."""
     path = match["path"]
+    kind, value = path.get("type", "PathPrefix"), str(path.get("value", "/"))
+    if trim_slash and kind == "PathPrefix" and value != "/":
+        value = value.rstrip("/")
     return (
-        -PATH_RANK.get(path.get("type", "PathPrefix"), 0),
-        -len(str(path.get("value", "/"))),
+        -PATH_RANK.get(kind, 0),
+        -len(value),
         -int(match.get("method") is not None),
         -len(match.get("headers") or []),
         -len(match.get("queryParams") or []),
@@ -228,7 +277,7 @@ def _action(ctx: Context, entry: _Entry) -> list[Candidate]:
         status = (redirect.get("requestRedirect") or {}).get("statusCode") or 302
         return [status_outcome(int(status), "redirect", 1.0, source)]
     backends = rule.get("backendRefs") or []
-    weights = [1 if b.get("weight") is None else b["weight"] for b in backends]  # §4.1: omitted weight = 1
+    weights = [backend_weight(b) for b in backends]
     total = sum(weights)
     shares = [w / total if total else 0.0 for w in weights]
     candidates = [_backend(ctx, route, b, share) for b, share in zip(backends, shares, strict=True)]
@@ -246,12 +295,42 @@ def _backend(ctx: Context, route: K8sObject, ref: Mapping[str, Any], share: floa
     name = str(ref.get("name", ""))
     ns = str(ref.get("namespace") or route_ns)
     kind = ref.get("kind", "Service")
-    if ns != route_ns:
-        ctx.warn(f"{ctx.ref(route)}: backend {ns}/{name} is in another namespace and needs a ReferenceGrant there; "
-                 "without one its share answers 500")
-    ids = (name, *_selector_values(ctx, name, ns))
     key = (ref.get("group", ""), kind, ns, name, ref.get("port"))
-    return Candidate(key, name, f"{ns}/{name}", share, ids, source=ctx.source(route))
+    invalid = _invalid_backend(ctx, route, name, ns, kind, ref)
+    if invalid:
+        return replace(_invalid_outcome(ctx, route, f"{ns}/{name}", invalid, share), key=key)
+    ids = (name, *_selector_values(ctx, name, ns))
+    found = Candidate(key, name, f"{ns}/{name}", share, ids, source=ctx.source(route))
+    return pods_behind(ctx, found, service_fqdn(name, ns), None) if kind == "Service" else found
+
+
+def _invalid_backend(ctx: Context, route: K8sObject, name: str, ns: str, kind: str,
+                     ref: Mapping[str, Any]) -> str:
+    """Why Istio drops a backendRef (``conversion.go`` ``buildDestination``), or ``""``.
+
+    Across namespaces at a Gateway a ReferenceGrant in the backend's namespace must allow it
+    (InvalidDestinationPermit; mesh routes need none, GEP-1294); a Service that does not exist is
+    InvalidDestinationNotFound (decided only when Services were given).
+    """
+    route_ns = route.ns(ctx.namespace)
+    granted = reference_granted(ctx.rules.of_kind("ReferenceGrant"), route, target_namespace=ns, kind=kind,
+                                group=str(ref.get("group", "")), name=name, default_namespace=ctx.namespace)
+    if ns != route_ns and not ctx.vantage.is_mesh and not granted:
+        return f"backend {ns}/{name} is in another namespace and no ReferenceGrant there allows it"
+    services = ctx.rules.of_kind("Service")
+    if kind == "Service" and ref.get("group", "") in ("", "core") and services \
+            and not any(s.name == name and s.ns(ctx.namespace) == ns for s in services):
+        return f"backend Service {ns}/{name} is not among the Services given"
+    return ""
+
+
+def _invalid_outcome(ctx: Context, route: K8sObject, backend: str, why: str, share: float) -> Candidate:
+    """Istio >= 1.15 answers 500 for an invalid backend's share (``route.go`` ``applyHTTPRouteDestination`` sets
+    ``cluster_not_found_response_code: INTERNAL_SERVER_ERROR`` for Gateway API routes); before, Envoy's
+    default 503 for a cluster that does not exist."""
+    status = 500 if has(ctx.istio_version, INVALID_BACKEND_500) else 503
+    ctx.warn(f"{ctx.ref(route)}: {why}: its share answers {status}")
+    return status_outcome(status, f"invalid backend {backend}", share, ctx.source(route))
 
 
 def _selector_values(ctx: Context, name: str, namespace: str) -> tuple[str, ...]:

@@ -11,9 +11,27 @@ from respy.rules.context import Context, HostHit
 from respy.rules.load import K8sObject
 from respy.rules.match import is_presence, string_match
 from respy.rules.outcomes import Candidate, Resolution, scale, status_outcome
-from respy.rules.request import host_rank, resolved_host, rule_host, short_host
+from respy.rules.pods import pods_behind
+from respy.rules.request import resolved_host
+from respy.rules.semantics import (
+    host_intersection,
+    host_rank,
+    is_catch_all_rule,
+    is_partial_service_name,
+    rule_host,
+    service_fqdn,
+    short_host,
+    subsets_of,
+    top_gateways,
+    unknown_fields,
+    version_text,
+    visible,
+)
 
 IGNORED_HEADER_KEYS = frozenset({"uri", "scheme", "method", "authority"})
+# pilot/pkg/model/virtualservice.go mergeHTTPRoute: what a delegate's rule takes from its root rule when unset
+INHERITED_FROM_ROOT = ("rewrite", "timeout", "retries", "fault", "mirror", "mirrorPercentage", "corsPolicy",
+                       "mirrors", "headers")
 
 
 @dataclass(frozen=True)
@@ -32,12 +50,90 @@ def host_hits(ctx: Context) -> list[HostHit]:
     for vs in ctx.rules.of_kind("VirtualService"):
         if not vs.group.startswith("networking.istio.io") or not _applies_here(ctx, vs):
             continue
-        ns = vs.ns(ctx.namespace)
-        ranked = [(host_rank(rule_host(h, ns), ctx.names), rule_host(h, ns)) for h in vs.spec.get("hosts") or []]
+        ranked = [(host_rank(key, ctx.names), key) for key in _vhost_keys(ctx, vs)]
         best = max(((r, p) for r, p in ranked if r is not None), default=None)
         if best is not None:
             hits.append(HostHit(best[0], vs, best[1]))
     return hits
+
+
+def _vhost_keys(ctx: Context, vs: K8sObject) -> list[str]:
+    """The virtual-host names a VirtualService's hosts give at this vantage point.
+
+    Mesh: each host as istiod reads it; ``*`` is refused by validation (``pkg/config/validation/validation.go``
+    ``ValidateVirtualService``: "wildcard host * is not allowed for virtual services bound to the mesh
+    gateway"); a dotted partial name (``reviews.default``) is not a Service, and on ports other than 80 a host
+    that names no Service is dropped (``pilot/pkg/networking/core/httproute.go`` ``selectVirtualServices``).
+    Gateway: the intersection of a server's hosts with the VirtualService's (``pilot/pkg/networking/core/
+    gateway.go``; ``pkg/config/host/names.go`` ``Intersection``); a host outside every server gets no route.
+    """
+    ns = vs.ns(ctx.namespace)
+    hosts = [rule_host(h, ns) for h in vs.spec.get("hosts") or []]
+    if ctx.vantage.is_mesh:
+        if "*" in hosts:
+            ctx.warn(f"{ctx.ref(vs)}: host '*' is not allowed for VirtualServices bound to the mesh: Istio refuses "
+                     "the VirtualService (\"wildcard host * is not allowed ...\"), so it is not used")
+            return []
+        keys = []
+        for host in hosts:
+            if is_partial_service_name(host):
+                ctx.warn(f"{ctx.ref(vs)}: host {host!r} has a dot, so istiod does not expand it: it is not the "
+                         f"Service {host.split('.')[0]}.{host.split('.')[1]}.svc.cluster.local (use the full name)")
+                if ctx.request.port != 80:
+                    continue
+            keys.append(host)
+        return keys
+    servers = _gateway_server_hosts(ctx, vs)
+    if servers is None:
+        return hosts
+    keys = [k for h in hosts for s in servers if (k := host_intersection(s, h)) is not None]
+    if hosts and not keys:
+        ctx.warn(f"{ctx.ref(vs)}: none of its hosts ({', '.join(hosts)}) is among the hosts of the servers of "
+                 f"gateway {ctx.vantage.gateway}: the gateway gives it no route (IST0132)")
+    return list(dict.fromkeys(keys))
+
+
+def _gateway_server_hosts(ctx: Context, vs: K8sObject) -> list[str] | None:
+    """The server hosts of the Gateway this vantage names, as seen by ``vs``; ``None`` when it was not given."""
+    gateway = _gateway_object(ctx, vs)
+    if gateway is None:
+        return None
+    vs_ns, gw_ns = vs.ns(ctx.namespace), gateway.ns(ctx.namespace)
+    out = []
+    for server in gateway.spec.get("servers") or []:
+        for entry in (server.get("hosts") or []) if isinstance(server, Mapping) else []:
+            scope, _, pattern = str(entry).rpartition("/")
+            # "ns/host": the server takes VirtualServices of that namespace only ("." = the Gateway's own)
+            if scope in ("", "*") or (gw_ns if scope == "." else scope) == vs_ns:
+                out.append(pattern.lower())
+    return out
+
+
+def gateway_takes_host(ctx: Context) -> bool:
+    """Whether a server of the Gateway named by the vantage (when given) takes the request's host: then a host
+    without a VirtualService route is answered 404 (NR) by the gateway's Envoy."""
+    want_ns, _, want_name = (ctx.vantage.gateway or "").rpartition("/")
+    for gateway in ctx.rules.of_kind("Gateway"):
+        if gateway.name != want_name or (want_ns and gateway.ns(ctx.namespace) != want_ns):
+            continue
+        hosts = [str(h).rpartition("/")[2].lower() for server in gateway.spec.get("servers") or []
+                 if isinstance(server, Mapping) for h in server.get("hosts") or []]
+        if any(host_rank(h, ctx.names) is not None for h in hosts):
+            return True
+    return False
+
+
+def _gateway_object(ctx: Context, vs: K8sObject) -> K8sObject | None:
+    want_ns, _, want_name = (ctx.vantage.gateway or "").rpartition("/")
+    for ref in top_gateways(vs):
+        ns, _, name = ref.rpartition("/")
+        if name != want_name or (want_ns and want_ns != (ns or vs.ns(ctx.namespace))):
+            continue
+        for gateway in ctx.rules.of_kind("Gateway"):
+            if gateway.group.startswith("networking.istio.io") and gateway.name == name \
+                    and gateway.ns(ctx.namespace) == (ns or vs.ns(ctx.namespace)):
+                return gateway
+    return None
 
 
 def covered_hosts(ctx: Context) -> list[str]:
@@ -45,7 +141,7 @@ def covered_hosts(ctx: Context) -> list[str]:
     out = []
     for vs in ctx.rules.of_kind("VirtualService"):
         ns = vs.ns(ctx.namespace)
-        where = ", ".join(_top_gateways(vs))
+        where = ", ".join(top_gateways(vs))
         out += [f"{rule_host(h, ns)} ({ctx.ref(vs)}, gateways: {where})" for h in vs.spec.get("hosts") or []]
     return out
 
@@ -59,13 +155,11 @@ def resolve_virtual_services(ctx: Context, hits: Sequence[HostHit]) -> Resolutio
         raise RulesError(f"{len(chosen)} VirtualServices claim host {chosen[0].pattern} for mesh traffic: {refs}. "
                          "Which one sidecars use is undefined (IST0109); keep one")
     for hit in chosen:
-        _validate_weights(hit.obj)
-    if chosen[0].pattern == "*" and ctx.vantage.is_mesh:
-        ctx.warn(f"{ctx.ref(chosen[0].obj)}: host '*' is not allowed for VirtualServices bound to the mesh")
+        validate(ctx, hit.obj)
     host = resolved_host(chosen[0].pattern, ctx.names)
     rules = _rule_list(ctx, [h.obj for h in chosen])
     if not rules:
-        raise _tcp_only(chosen[0].obj)
+        return _tcp_routes(ctx, chosen[0].obj, host)
     used = [h.obj for h in chosen]
     found = _first_match(ctx, rules)
     if found is None:
@@ -80,34 +174,83 @@ def resolve_virtual_services(ctx: Context, hits: Sequence[HostHit]) -> Resolutio
     return Resolution(candidates, found.chain, host, used, ctx.warnings)
 
 
+def resolve_tcp(ctx: Context, service: K8sObject, port: Mapping[str, Any], hits: Sequence[HostHit]) -> Resolution:
+    """A TCP port: ``http`` rules do not apply; ``tcp`` rules (or the Service itself) pick a destination per
+    connection (``tcp_proxy`` weighted clusters; routing-semantics §6.3), so the split is over connections."""
+    name = port.get("appProtocol") or port.get("name") or "(no name)"
+    why = (f"port {port.get('port')} of {ctx.ref(service)} is TCP for {version_text(ctx.istio_version)} "
+           f"({name!r}): http rules do not apply and the destination is picked per connection, not per request")
+    ctx.warn(f"{why}; rerun with --no-keepalive so each request opens its own connection")
+    host = service_fqdn(service.name, service.ns(ctx.namespace))
+    vs_list = [h.obj for h in hits]
+    rule = next((r for vs in vs_list for r in _tcp_rules(vs, ctx.request.port)), None)
+    if rule is None:
+        whole = Candidate((host, None, None), service.name, host, 1.0, source=ctx.source(service))
+        return Resolution([pods_behind(ctx, whole, host, None)], f"{ctx.ref(service)} (TCP, every pod)", host,
+                          [service], ctx.warnings)
+    vs, index, tcp_rule = rule
+    validate(ctx, vs)
+    used = [vs]
+    candidates = _destinations(ctx, vs, tcp_rule["route"], ("spec", "tcp", index, "route"), used)
+    return Resolution(candidates, f"{ctx.ref(vs)}, tcp[{index}] (per connection)", host, used, ctx.warnings)
+
+
+def _tcp_rules(vs: K8sObject, port: int) -> Iterator[tuple[K8sObject, int, Mapping[str, Any]]]:
+    for i, rule in enumerate(vs.spec.get("tcp") or []):
+        matches = rule.get("match") or [{}]
+        if rule.get("route") and any(m.get("port") in (None, port) for m in matches):
+            yield vs, i, rule
+
+
 # -- which VirtualServices apply -------------------------------------------------------------------
 
 
-def _top_gateways(vs: K8sObject) -> list[str]:
-    # routing-semantics §2.2: omitted gateways == [mesh]
-    return list(vs.spec.get("gateways") or ["mesh"])
-
-
 def _applies_here(ctx: Context, vs: K8sObject) -> bool:
+    """Top-level ``gateways`` decide which proxies get a VirtualService (``push_context.go`` ``getGatewayNames``);
+    ``match.gateways`` only filters within those, it cannot add ``mesh``. ``exportTo`` counts at sidecars (the
+    client's namespace) and at gateways (the gateway's namespace: ``VirtualServicesForGateway``)."""
     ns = vs.ns(ctx.namespace)
-    names = _top_gateways(vs) + [g for m in _all_matches(vs) for g in m.get("gateways") or []]
-    if not ctx.vantage.bound_by(names, ns):
+    if not ctx.vantage.bound_by(top_gateways(vs), ns):
         return False
-    return not ctx.vantage.is_mesh or _exported_to(vs, ns, ctx.namespace)
+    return visible(_exports(vs), ns, _proxy_namespace(ctx, vs))
 
 
-def _all_matches(vs: K8sObject) -> Iterator[Mapping[str, Any]]:
-    for rule in vs.spec.get("http") or []:
-        yield from rule.get("match") or []
+def _exports(vs: K8sObject) -> list[str]:
+    return [e for e in vs.spec.get("exportTo") or [] if isinstance(e, str)]
 
 
-def _exported_to(vs: K8sObject, ns: str, client_ns: str) -> bool:
-    # routing-semantics §2.3: no exportTo = everywhere; "." = own namespace
-    export = vs.spec.get("exportTo") or ["*"]
-    return "*" in export or client_ns in export or ("." in export and ns == client_ns)
+def _proxy_namespace(ctx: Context, vs: K8sObject) -> str:
+    """The namespace of the proxy that routes: the client's, or the named Gateway's (its pods run there)."""
+    if ctx.vantage.is_mesh:
+        return ctx.namespace
+    want_ns, _, want_name = (ctx.vantage.gateway or "").rpartition("/")
+    for ref in top_gateways(vs):
+        ns, _, name = ref.rpartition("/")
+        if name == want_name:
+            return want_ns or ns or vs.ns(ctx.namespace)
+    return want_ns or vs.ns(ctx.namespace)
 
 
 # -- validation done when a VS is used --------------------------------------------------------------
+
+
+def validate(ctx: Context, vs: K8sObject) -> None:
+    """What Istio's validation refuses (a ``RulesError``) or ignores (a warning naming the field)."""
+    _validate_weights(vs)
+    _validate_faults(vs)
+    for message in unknown_fields(vs):
+        ctx.warn(f"{ctx.ref(vs)}: {message}")
+
+
+def _validate_faults(vs: K8sObject) -> None:
+    """``pkg/config/validation/validation.go`` ``validateHTTPFaultInjectionAbort``: an ``http2Error`` abort is
+    refused ("HTTP/2 abort fault injection not supported yet"), so the whole VirtualService is invalid."""
+    for i, rule in enumerate(vs.spec.get("http") or []):
+        abort = (rule.get("fault") or {}).get("abort")
+        if isinstance(abort, Mapping) and "http2Error" in abort:
+            raise vs.error(f"http[{i}].fault.abort.http2Error: Istio refuses this VirtualService (\"HTTP/2 abort "
+                           "fault injection not supported yet\"), so none of its routing applies",
+                           ("spec", "http", i, "fault", "abort"))
 
 
 def _validate_weights(vs: K8sObject) -> None:
@@ -121,9 +264,19 @@ def _validate_weights(vs: K8sObject) -> None:
                                ("spec", section, i, "route"))
 
 
-def _tcp_only(vs: K8sObject) -> RulesError:
-    return vs.error("has no http rules, only tcp/tls ones: Envoy picks their destination per TCP connection, "
-                    "not per request (routing-semantics §2.9), so respy cannot predict a per-request split")
+def _tcp_routes(ctx: Context, vs: K8sObject, host: str) -> Resolution:
+    """A VirtualService with only tcp/tls rules: its tcp route's weights, per connection (routing-semantics §2.9)."""
+    found = next(_tcp_rules(vs, ctx.request.port), None)
+    if found is None:
+        raise vs.error("has no http rules and no tcp rule for this port (tls rules route by SNI, which respy does "
+                       "not predict)")
+    ctx.warn(f"{ctx.ref(vs)} routes this port with tcp rules only: Envoy picks the destination per TCP "
+             "connection, not per request; rerun with --no-keepalive so each request opens its own connection")
+    _, index, rule = found
+    validate(ctx, vs)
+    used = [vs]
+    candidates = _destinations(ctx, vs, rule["route"], ("spec", "tcp", index, "route"), used)
+    return Resolution(candidates, f"{ctx.ref(vs)}, tcp[{index}] (per connection)", host, used, ctx.warnings)
 
 
 # -- walking the rules --------------------------------------------------------------------------------
@@ -135,21 +288,8 @@ def _rule_list(ctx: Context, vss: Sequence[K8sObject]) -> list[tuple[K8sObject, 
         # routing-semantics §2.4: at a gateway VSs are merged, order across them undefined, catch-alls last
         ctx.warn("several VirtualServices cover this host at the gateway: their relative order is undefined ("
                  + ", ".join(ctx.ref(vs) for vs in vss) + ")")
-        rules.sort(key=lambda item: _is_catch_all(item[2]))
+        rules.sort(key=lambda item: is_catch_all_rule(item[2]))  # route.go SortVHostRoutes
     return rules
-
-
-def _is_catch_all(rule: Mapping[str, Any]) -> bool:
-    matches = rule.get("match")
-    if not matches:
-        return True
-    return any(_block_is_catch_all(m) for m in matches)
-
-
-def _block_is_catch_all(block: Mapping[str, Any]) -> bool:
-    rest = {k: v for k, v in block.items() if k not in ("name", "uri")}
-    uri = block.get("uri")
-    return not rest and (uri is None or uri in ({"prefix": "/"}, {"regex": ".*"}))
 
 
 def _first_match(ctx: Context, rules: Sequence[tuple[K8sObject, int, Mapping[str, Any]]]) -> RuleHit | None:
@@ -168,18 +308,27 @@ def _first_match(ctx: Context, rules: Sequence[tuple[K8sObject, int, Mapping[str
 
 
 def _delegate_match(ctx: Context, root: K8sObject, rule: Mapping[str, Any], chain: str) -> RuleHit | None:
-    """routing-semantics §2.6: the delegate's rules replace the root rule in place (one level only)."""
+    """routing-semantics §2.6: the delegate's rules replace the root rule in place (one level only).
+
+    Each delegate rule inherits the root rule's fault, retries, rewrite, mirror... when it sets none of its own
+    (``pilot/pkg/model/virtualservice.go`` ``mergeHTTPRoute``).
+    """
     ref = rule["delegate"]
     name, ns = ref.get("name"), ref.get("namespace") or root.ns(ctx.namespace)
     for vs in ctx.rules.of_kind("VirtualService"):
         if vs.name == name and vs.ns(ctx.namespace) == ns:
-            _validate_weights(vs)
+            validate(ctx, vs)
             for i, sub in enumerate(vs.spec.get("http") or []):
                 blocks = sub.get("match") or [None]
                 if any(_block_matches(ctx, vs, b, ("spec", "http", i, "match", j)) for j, b in enumerate(blocks)):
-                    return RuleHit(vs, i, sub, f"{chain} -> {ctx.ref(vs)}, http[{i}]")
+                    return RuleHit(vs, i, _merged(rule, sub), f"{chain} -> {ctx.ref(vs)}, http[{i}]")
             return None
     raise root.error(f"delegate VirtualService {ns}/{name} is not among the inputs")
+
+
+def _merged(root: Mapping[str, Any], delegate: Mapping[str, Any]) -> Mapping[str, Any]:
+    inherited = {k: root[k] for k in INHERITED_FROM_ROOT if root.get(k) is not None and delegate.get(k) is None}
+    return {**inherited, **delegate}
 
 
 def _block_matches(ctx: Context, vs: K8sObject, block: Mapping[str, Any] | None, path: tuple[str | int, ...]) -> bool:
@@ -196,7 +345,7 @@ def _block_matches(ctx: Context, vs: K8sObject, block: Mapping[str, Any] | None,
 def _applies_to_vantage(ctx: Context, vs: K8sObject, block: Mapping[str, Any]) -> bool:
     """Config-time filters (routing-semantics §2.5): gateways, port, sourceNamespace, sourceLabels."""
     ns = vs.ns(ctx.namespace)
-    if not ctx.vantage.bound_by(list(block.get("gateways") or _top_gateways(vs)), ns):
+    if not ctx.vantage.bound_by(list(block.get("gateways") or top_gateways(vs)), ns):
         return False
     port = block.get("port")
     if port is not None and port != ctx.request.port:
@@ -308,31 +457,31 @@ def _destination(ctx: Context, vs: K8sObject, host: str, target: Mapping[str, An
     source = ctx.source(vs)
     host_ids = (short,) if several_hosts else ()
     if not subset:
-        # the whole Service is the destination: its name names it (an answer "productpage: v1" is productpage's)
-        return Candidate((host, None, port), short, host, share, (short,), source=source)
+        # route.go GetDestinationCluster: outbound|<port>||<fqdn>, every ready endpoint of the Service
+        found = Candidate((host, None, port), short, host, share, host_ids, source=source)
+        return pods_behind(ctx, found, host, None)
     subset = str(subset)
     labels = _subset_labels(ctx, vs, host, subset, used)
     if labels is None:
         # routing-semantics §2.7: undefined subset -> that share gets 503 (NC, cluster not found)
-        ctx.warn(f"{ctx.ref(vs)}: subset {subset!r} of {host} is not defined by any DestinationRule given (IST0101): "
-                 "its share answers 503")
+        ctx.warn(f"{ctx.ref(vs)}: subset {subset!r} of {host} is not defined by the DestinationRule this client "
+                 "uses (IST0101): its share answers 503")
         return status_outcome(503, f"subset {subset} of {short} not defined", share, source)
     ids = (subset, *labels.values(), *host_ids)
-    return Candidate((host, subset, port), subset, f"{short}/{subset}", share, ids, source=source)
+    found = Candidate((host, subset, port), subset, f"{short}/{subset}", share, ids, source=source)
+    return pods_behind(ctx, found, host, (subset, labels))
 
 
 def _subset_labels(ctx: Context, vs: K8sObject, host: str, subset: str,
                    used: list[K8sObject]) -> dict[str, str] | None:
-    subsets = ctx.subsets(host)
-    if subsets is None:
-        ctx.warn(f"no DestinationRule for {host} among the inputs: subset names are taken on trust "
-                 "(a subset no DestinationRule defines answers 503)")
+    dr = ctx.destination_rule(host)
+    if dr is None:
+        ctx.warn(f"no DestinationRule for {host} visible from namespace {ctx.namespace} among the inputs: subset "
+                 "names are taken on trust (a subset no DestinationRule defines answers 503)")
         return {}
-    for dr in ctx.rules.of_kind("DestinationRule"):
-        if dr not in used and any(s.get("name") == subset for s in dr.spec.get("subsets") or []) \
-                and host_rank(rule_host(dr.spec["host"], dr.ns(ctx.namespace)), (host,)):
-            used.append(dr)
-    return subsets.get(subset)
+    if dr not in used:
+        used.append(dr)
+    return subsets_of(dr).get(subset)
 
 
 def _apply_abort(ctx: Context, vs: K8sObject, rule: Mapping[str, Any], destinations: list[Candidate],
@@ -354,9 +503,8 @@ def _abort_fraction(ctx: Context, vs: K8sObject, abort: Mapping[str, Any], path:
     percentage = abort.get("percentage")
     if isinstance(percentage, Mapping) and percentage.get("value") is not None:
         value = percentage["value"]
-    elif abort.get("percent") is not None:  # the deprecated int field of v1alpha3
-        value = abort["percent"]
     else:
+        # abort.percent was removed from the API (reserved): istiod reads only percentage (route.go TranslateFault)
         ctx.warn(f"{ctx.ref(vs)}: fault.abort without percentage.value: no request is aborted (taken as 0%)")
         return 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:

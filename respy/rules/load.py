@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -86,6 +86,7 @@ class RuleSet:
     objects: tuple[K8sObject, ...]
     weights: dict[str, float] | None = None
     warnings: tuple[str, ...] = ()
+    istio_version: tuple[int, int] | None = None  # the mesh's, when read from the cluster
 
     def of_kind(self, *kinds: str) -> list[K8sObject]:
         return [o for o in self.objects if o.kind in kinds]
@@ -132,6 +133,19 @@ def _load_stream(text: str, file: str) -> tuple[list[K8sObject], int]:
         count += doc.value is not None
         objects.extend(_objects_of(doc, file))
     return objects, count
+
+
+def load_documents(documents: Iterable[Mapping[str, Any]], file: str,
+                   default_namespace: str | None = None) -> list[K8sObject]:
+    """Objects from already-parsed documents (e.g. read from the Kubernetes API), checked as files are.
+
+    ``default_namespace`` is given to objects whose metadata sets none.
+    """
+    objects = []
+    for document in documents:
+        for obj in _objects_of(Document(document, 0, {}), file):
+            objects.append(replace(obj, namespace=obj.namespace or default_namespace, line=None))
+    return objects
 
 
 def load_bytes(data: bytes, file: str) -> list[K8sObject]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from respy.rules.expectation import Outcome
 from respy.rules.load import K8sObject
@@ -24,6 +24,8 @@ class Candidate:
     identifiers: tuple[str, ...] = ()
     status: int | None = None
     source: str = ""
+    pods: tuple[str, ...] = ()
+    endpoints: tuple[tuple[str, int], ...] = ()
 
 
 def status_outcome(status: int, reason: str, probability: float, source: str) -> Candidate:
@@ -48,6 +50,8 @@ def finish(candidates: Sequence[Candidate]) -> tuple[Outcome, ...]:
             identifiers=tuple(x for x in dict.fromkeys(c.identifiers) if x and x not in shared),
             status=c.status,
             source=c.source,
+            pods=c.pods,
+            endpoints=c.endpoints,
         )
         for i, c in enumerate(merged)
     )
@@ -94,3 +98,4 @@ class Resolution:
     host: str
     used: list[K8sObject]  # the objects whose files and bodies back the answer
     warnings: list[str]
+    notes: list[str] = field(default_factory=list)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from respy._errors import RulesError, UsageError
+import re2
 
-CLUSTER_DOMAIN = "cluster.local"
+from respy._errors import RulesError, UsageError
+from respy.rules.semantics import CLUSTER_DOMAIN
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
 class Request:
-    """What the routing proxy sees: ``authority`` is the Host as sent (with ``:port`` when given)."""
+    """What the routing proxy sees: ``authority`` is the Host as sent (with ``:port`` when given).
+
+    ``port`` is the port dialled (the URL's, or the scheme's default), never the Host header's: the proxy
+    picks the listener, and so the route table, by the destination port of the connection.
+    """
 
     scheme: str
     authority: str
@@ -26,6 +32,7 @@ class Request:
     query: tuple[tuple[str, str], ...]
     method: str
     headers: Mapping[str, str]
+    port_given: bool = False
 
     @classmethod
     def build(cls, url: str, headers: Mapping[str, str] | None, method: str) -> Request:
@@ -34,7 +41,9 @@ class Request:
             raise UsageError(f"not an http(s) URL with a host: {url!r}")
         lowered = {k.lower(): v for k, v in (headers or {}).items()}
         authority = lowered.get("host") or parts.netloc.rpartition("@")[2]
-        host, port = _split_authority(authority, DEFAULT_PORTS[parts.scheme])
+        host, _ = _split_authority(authority, DEFAULT_PORTS[parts.scheme])
+        netloc = parts.netloc.rpartition("@")[2]
+        port = _dialled_port(netloc, DEFAULT_PORTS[parts.scheme])
         return cls(
             scheme=parts.scheme,
             authority=authority,
@@ -44,11 +53,13 @@ class Request:
             query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
             method=method.upper(),
             headers=lowered,
+            port_given=_split_port(netloc)[1] is not None,
         )
 
     @property
     def explicit_port(self) -> bool:
-        return _split_port(self.authority)[1] is not None
+        """Whether the URL names its port (else the port is the scheme's default)."""
+        return self.port_given
 
     def query_param(self, key: str) -> str | None:
         # routing-semantics §2.5: repeated query parameters -> only the first value is considered
@@ -66,6 +77,11 @@ def _split_port(authority: str) -> tuple[str, str | None]:
     return (host, port) if sep and port.isdigit() else (authority, None)
 
 
+def _dialled_port(netloc: str, default_port: int) -> int:
+    port = _split_port(netloc)[1]
+    return int(port) if port else default_port
+
+
 def _split_authority(authority: str, default_port: int) -> tuple[str, int]:
     host, port = _split_port(authority)
     if not host:
@@ -73,75 +89,29 @@ def _split_authority(authority: str, default_port: int) -> tuple[str, int]:
     return host.lower().rstrip("."), int(port) if port else default_port
 
 
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def rule_host(host: str, namespace: str) -> str:
-    """How istiod reads a host in a rule (routing-semantics §2.1).
-
-    ``*`` and IPs stay; a name with a dot is taken as already qualified; a short name becomes
-    ``<name>.<rule namespace>.svc.cluster.local``.
-    """
-    host = host.lower().rstrip(".")
-    if host == "*" or "." in host or is_ip(host):
-        return host
-    return f"{host}.{namespace}.svc.{CLUSTER_DOMAIN}"
-
-
-def request_names(host: str, client_namespace: str) -> tuple[str, ...]:
-    """The names a client's DNS lookup of ``host`` can reach (Kubernetes search path, routing-semantics §7).
-
-    ``weather-backend``, ``weather-backend.default``, ``weather-backend.default.svc`` and the FQDN all
-    reach ``weather-backend.default.svc.cluster.local``.
-    """
-    if is_ip(host):
-        return (host,)
-    names = [host]
-    if not host.endswith("." + CLUSTER_DOMAIN):
-        names += [f"{host}.{client_namespace}.svc.{CLUSTER_DOMAIN}", f"{host}.svc.{CLUSTER_DOMAIN}",
-                  f"{host}.{CLUSTER_DOMAIN}"]
-    return tuple(dict.fromkeys(names))
-
-
-def host_rank(pattern: str, names: tuple[str, ...]) -> tuple[int, int] | None:
-    """How well a (possibly wildcard) host pattern matches any of ``names``; ``None`` when it does not.
-
-    Envoy picks the virtual host by exact > suffix wildcard > ``*``, longest first (routing-semantics §7).
-    """
-    if pattern == "*":
-        return (1, 0)
-    if pattern.startswith("*."):
-        suffix = pattern[1:]
-        return (2, len(pattern)) if any(n.endswith(suffix) and len(n) > len(suffix) for n in names) else None
-    if pattern.startswith("*"):
-        suffix = pattern[1:]
-        return (2, len(pattern)) if any(n.endswith(suffix) for n in names) else None
-    return (3, len(pattern)) if pattern in names else None
-
-
-def service_fqdn(name: str, namespace: str) -> str:
-    return f"{name}.{namespace}.svc.{CLUSTER_DOMAIN}"
-
-
-def short_host(host: str) -> str:
-    """``reviews.default.svc.cluster.local`` -> ``reviews``; other names unchanged."""
-    suffix = f".svc.{CLUSTER_DOMAIN}"
-    if host.endswith(suffix):
-        return host[: -len(suffix)].partition(".")[0]
-    return host
-
-
 def full_match(pattern: str, value: str, where: str = "") -> bool:
-    """RE2-style full match (Python ``re`` is close enough for the patterns routing rules use)."""
+    """An RE2 full match, as Envoy matches (``safe_regex``) and Istio validates (Go ``regexp``, RE2 syntax).
+
+    google-re2 refuses what RE2 refuses (``(?!...)``, backreferences) and accepts RE2's inline flags (``(?i)``).
+    """
     try:
-        return re.fullmatch(pattern, value) is not None
-    except re.error as exc:
-        raise RulesError(f"{where}invalid regular expression {pattern!r}: {exc}") from None
+        compiled = _compiled(pattern)
+    except re2.error as exc:
+        raise RulesError(f"{where}invalid regular expression {pattern!r} (RE2, as Envoy and Istio use): "
+                         f"{_re2_message(exc)}") from None
+    return compiled.fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> Any:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print each refused pattern on stderr
+    return re2.compile(pattern, options)
+
+
+def _re2_message(exc: Exception) -> str:
+    message = exc.args[0] if exc.args else str(exc)
+    return message.decode(errors="replace") if isinstance(message, bytes) else str(message)
 
 
 @dataclass(frozen=True)

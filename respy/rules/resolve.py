@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from respy._errors import NotRoutedError
 from respy.rules import gateway_api, istio
 from respy.rules.context import Context
 from respy.rules.expectation import Expectation
-from respy.rules.load import RuleSet
-from respy.rules.outcomes import Resolution, finish
+from respy.rules.load import K8sObject, RuleSet
+from respy.rules.outcomes import Resolution, finish, status_outcome
 from respy.rules.request import Request, Vantage
+from respy.rules.semantics import (
+    L4_PROTOCOLS,
+    IstioVersion,
+    http_routed,
+    parse_istio_version,
+    port_protocol,
+    service_port,
+    version_text,
+)
 
 
 def resolve(
@@ -22,16 +32,20 @@ def resolve(
     method: str = "GET",
     namespace: str = "default",
     gateway: str | None = None,
+    istio_version: str | IstioVersion | None = None,
 ) -> Expectation:
     """The declared split for one request, seen from the mesh (``gateway=None``) or from a named gateway.
 
+    ``namespace`` is the client's (its DestinationRules and exports come first); ``istio_version``
+    (``"1.2"``) selects the behaviour of that release where it changed, else today's Istio.
     Raises ``RulesError`` for rules Istio would reject and ``NotRoutedError`` when no rule covers the host.
     """
     if rules.weights is not None:
         return _from_weights(rules)
+    version = parse_istio_version(istio_version) if isinstance(istio_version, str) else istio_version
     ctx = Context(rules, Request.build(url, headers, method), Vantage.of(gateway), namespace,
-                  warnings=list(rules.warnings))
-    return _expectation(_resolution(ctx))
+                  warnings=list(rules.warnings), istio_version=version)
+    return _expectation(_resolution(ctx), ctx)
 
 
 def _from_weights(rules: RuleSet) -> Expectation:
@@ -45,8 +59,17 @@ def _from_weights(rules: RuleSet) -> Expectation:
 
 def _resolution(ctx: Context) -> Resolution:
     vs_hits = istio.host_hits(ctx)
+    tcp = _tcp_port(ctx)
+    if tcp is not None:
+        return istio.resolve_tcp(ctx, tcp[0], tcp[1], vs_hits)
     route_hits = gateway_api.route_hits(ctx)
     if not vs_hits and not route_hits:
+        if not ctx.vantage.is_mesh and istio.gateway_takes_host(ctx):
+            # the gateway's listener takes the host but no VirtualService gives it a virtual host: Envoy 404 (NR)
+            gateway = ctx.vantage.gateway or ""
+            return Resolution([status_outcome(404, "no virtual host at the gateway", 1.0, gateway)],
+                              f"gateway {gateway}: no VirtualService route for {ctx.request.host}", ctx.request.host,
+                              [], ctx.warnings)
         raise _not_routed(ctx)
     if vs_hits and route_hits:
         vs_best, route_best = max(h.rank for h in vs_hits), max(h.rank for h in route_hits)
@@ -59,13 +82,40 @@ def _resolution(ctx: Context) -> Resolution:
     return gateway_api.resolve_routes(ctx, route_hits) if route_hits else istio.resolve_virtual_services(ctx, vs_hits)
 
 
-def _expectation(found: Resolution) -> Expectation:
+def _tcp_port(ctx: Context) -> tuple[K8sObject, Mapping[str, Any]] | None:
+    """The Service and port when the port dialled is declared TCP (``None`` otherwise).
+
+    A port named ``tcp-*`` (or ``appProtocol: tcp``) is TCP: its traffic never reaches the HTTP route table
+    (``pilot/pkg/networking/core/listener.go`` ``buildSidecarOutboundTCPListenerOpts``: a tcp_proxy filter
+    chain), so the expectation is the per-connection split over all pods. A port whose name names no protocol
+    was TCP too before Istio 1.3 (no sniffing); there the declared split stays the expectation, so the check
+    FAILs as the mesh does, and a warning says why (the tutorial's story).
+    """
+    if not ctx.vantage.is_mesh:
+        return None
+    service = ctx.service(*ctx.names)
+    port = service_port(service, ctx.request.port) if service is not None else None
+    if service is None or port is None:
+        return None
+    protocol = port_protocol(port)
+    if protocol in L4_PROTOCOLS:
+        return service, port
+    if not http_routed(protocol, ctx.istio_version):
+        ctx.warn(f"port {port.get('port')} of {ctx.ref(service)} is named {port.get('name')!r}, which names no "
+                 f"protocol: on {version_text(ctx.istio_version)} (no protocol sniffing before 1.3) it is plain TCP, "
+                 "so these http rules are not applied and Kubernetes spreads connections over all pods; name it "
+                 "http-… or set appProtocol: http")
+    return None
+
+
+def _expectation(found: Resolution, ctx: Context) -> Expectation:
     return Expectation(
         outcomes=finish(found.candidates),
         host=found.host,
         route=found.route,
         sources=tuple(dict.fromkeys(o.file for o in found.used)),
         warnings=tuple(found.warnings),
+        notes=tuple(ctx.notes),
     )
 
 

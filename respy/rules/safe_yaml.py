@@ -108,6 +108,7 @@ def parse_documents(text: str, file: str) -> Iterator[Document]:
             if node is None:
                 continue
             _check_expansion(node, file)
+            _check_duplicate_keys(node, file)
             yield Document(_construct(loader, node, file), node.start_mark.line + 1, _line_map(node))
     finally:
         loader.dispose()
@@ -179,6 +180,31 @@ def _check_expansion(root: Node, file: str) -> None:
             f"YAML expands to more than {MAX_EXPANDED_NODES:,} values (alias bomb?)", file=file,
             line=root.start_mark.line + 1,
         )
+
+
+def _check_duplicate_keys(root: Node, file: str) -> None:
+    """A key twice in one mapping is an error (kubectl refuses it; PyYAML would keep the last silently).
+
+    Two manifests concatenated without ``---`` give exactly this, and their merge gives false findings.
+    """
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            first: dict[str, int] = {}
+            for key, _ in node.value:
+                if not isinstance(key, ScalarNode) or key.value == "<<":
+                    continue
+                line = key.start_mark.line + 1
+                if key.value in first:
+                    raise RulesError(f"duplicate key {key.value!r} in a mapping (first at line {first[key.value]}): "
+                                     "kubectl refuses this; two manifests joined without '---'?", file=file, line=line)
+                first[key.value] = line
+        stack.extend(_children(node))
 
 
 def _children(node: Node) -> list[Node]:

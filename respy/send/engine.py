@@ -27,6 +27,7 @@ import httpx
 import sniffio
 
 from respy.send.classify import By, label_error, label_response
+from respy.send.connect_to import ConnectTo, connect_request
 from respy.send.transport import HTTP11Transport
 from respy.tally import Kind, Tally
 
@@ -49,6 +50,7 @@ class Target:
     keepalive: bool = True
     body_cap: int = 64 * 1024
     by: By = field(default_factory=lambda: By("body"))
+    connect_to: ConnectTo | None = None  # --connect-to: dial elsewhere, keep the URL's Host and TLS name
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ def build_request(target: Target) -> httpx.Request:
     headers.extend(target.headers)
     if not target.keepalive and "connection" not in given:
         headers.append(("Connection", "close"))
-    return httpx.Request(target.method, target.url, headers=headers, content=target.data)
+    request = httpx.Request(target.method, target.url, headers=headers, content=target.data)
+    return connect_request(request, target.connect_to)
 
 
 def make_transport(target: Target, context: ssl.SSLContext) -> httpx.AsyncBaseTransport:
