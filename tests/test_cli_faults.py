@@ -46,7 +46,7 @@ def test_expect_dash_reads_the_commands_stdin(serve) -> None:
     server = serve(weighted_handler({"v1": 1}, seed=1))
     rules = ("apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata: {name: vs}\n"
              "spec:\n  hosts: [svc]\n  http:\n  - route:\n    - destination: {host: v1}\n      weight: 100\n")
-    result = run_cli(server.url, "-n", "200", "-c", "2", "-H", "Host: svc", "-o", "json", "--expect", "-", stdin=rules)
+    result = run_cli(server.url, "-n", "20", "-c", "2", "-H", "Host: svc", "-o", "json", "--expect", "-", stdin=rules)
     assert result.code in (0, 1) and not result.err, result.err  # decided: the rules were read
     expected = result.json()["expected"]
     assert len(expected) == 1 and expected[0]["probability"] == 1.0 and "<stdin>" in expected[0]["source"]

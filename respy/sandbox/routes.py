@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import re2
+
 Json = dict[str, Any]
 FAULT_FILTER = "envoy.filters.http.fault"  # wellknown.Fault
 FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
@@ -228,14 +230,7 @@ def query_matcher(name: str, spec: Any, ctx: RouteContext) -> Json:
 
 
 def _checked_regex(regex: str, ctx: RouteContext) -> str | None:
-    """Envoy compiles safe_regex with RE2 and refuses the whole configuration on an error: check it first.
-
-    google-re2 comes with respy[sandbox]; without it Envoy's own refusal (exit 2, its reason) says the same.
-    """
-    try:
-        import re2
-    except ImportError:
-        return regex
+    """Envoy compiles safe_regex with RE2 and refuses the whole configuration on an error: check it first."""
     options = re2.Options()
     options.log_errors = False  # RE2 would print its own line on stderr; the note says it
     try:
