@@ -50,14 +50,16 @@ def running(rules: RuleSet, shape: Shape) -> Iterator[Sandbox]:
 
 
 def send(mesh: Sandbox, shape: Shape, count: int) -> Counter[tuple[int, str]]:
-    """``count`` requests through Envoy: (status, body) counts. Redirects are answers, not followed."""
+    """``count`` requests through Envoy: (status, body) counts. Redirects are answers, not followed. Where a
+    tcp_proxy picks per connection, each request gets its own connection (one draw each)."""
     parts = urlsplit(shape.url)
     ports = sorted(mesh.programmed.http_ports) if mesh.programmed else []
     port = shape.port if shape.port in ports else (ports[0] if len(ports) == 1 else shape.port)
     target = mesh.listener_url(port) + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = {"Host": parts.netloc.rpartition("@")[2], **shape.headers}
-    with httpx.Client(timeout=30, follow_redirects=False, trust_env=False,
-                      limits=httpx.Limits(max_connections=WORKERS)) as client:
+    per_connection = mesh.programmed is not None and port in mesh.programmed.tcp_ports
+    limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=0 if per_connection else None)
+    with httpx.Client(timeout=30, follow_redirects=False, trust_env=False, limits=limits) as client:
         def one(_: int) -> tuple[int, str]:
             answer = client.request(shape.method, target, headers=headers)
             return answer.status_code, answer.text

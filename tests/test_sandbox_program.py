@@ -198,3 +198,22 @@ def test_rules_istio_rejects_or_drops_are_listed(fixtures_dir: Path) -> None:
 
     assert "no weight > 0: Istio's validation rejects this VirtualService" in notes(no_weights, "default")
     assert "already claimed by an older VirtualService" in notes(conflict, "foo")
+
+
+def test_tcp_rules_are_a_weighted_tcp_proxy_per_connection() -> None:
+    """tcp.go / networkfilter.go: a TCP port's VirtualService tcp rule becomes a tcp_proxy's weighted_clusters."""
+    require_envoy()
+    text = RULES.replace("{name: http, port: 9080}", "{name: tcp, port: 9080}") + (
+        "  tcp:\n  - match: [{port: 9080}]\n    route:\n"
+        "    - {destination: {host: reviews, subset: v1}, weight: 80}\n"
+        "    - {destination: {host: reviews, subset: v2}, weight: 20}\n")
+    with Sandbox(rules_of(text)) as mesh, httpx.Client(trust_env=False, limits=httpx.Limits(
+            max_keepalive_connections=0)) as client:
+        (listener,) = mesh.config["static_resources"]["listeners"]
+        proxy = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        url = mesh.url("reviews", 9080)
+        answers = {client.get(url).text for _ in range(40)}
+    assert [(c["name"], c["weight"]) for c in proxy["weighted_clusters"]["clusters"]] == [
+        ("outbound|9080|v1|reviews.default.svc.cluster.local", 80),
+        ("outbound|9080|v2|reviews.default.svc.cluster.local", 20)]
+    assert answers <= {"reviews: v1", "reviews: v2"} and "reviews: v1" in answers

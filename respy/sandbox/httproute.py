@@ -33,6 +33,7 @@ class GeneratedVirtualService:
     created: str = ""
     export_to: list[str] = field(default_factory=lambda: ["*"])
     origin: str = ""  # where it was read, for messages
+    tcp: list[Mapping[str, Any]] = field(default_factory=list)  # tcp rules (a VirtualService's own)
 
 
 def from_http_routes(routes: Sequence[K8sObject], namespace: str, notes: list[str]) -> list[GeneratedVirtualService]:

@@ -116,7 +116,7 @@ class Sandbox:
         if self.gateway is not None:
             number = port if port is not None else min(programmed.http_ports)
             url = self.listener_url(number)
-            return Endpoint(host, number, host, url, url if host == "*" else None, True)
+            return Endpoint(host, number, host, url, url if host == "*" else None, number not in programmed.tcp_ports)
         service = self._service(host)
         number = self._port_of(service, port)
         if (service.fqdn, number) in programmed.tcp_listeners:

@@ -48,6 +48,7 @@ class Programmed:
     http_ports: dict[int, str] = field(default_factory=dict)  # Service (or Gateway server) port -> listener name
     tcp_listeners: dict[tuple[str, int], str] = field(default_factory=dict)  # (FQDN, port) -> listener name
     notes: list[str] = field(default_factory=list)  # what the rules ask for and the sandbox does not program
+    tcp_ports: set[int] = field(default_factory=set)  # of http_ports: gateway ports served by a tcp_proxy
 
 
 def program(rules: RuleSet, inventory: Inventory, *, namespace: str, backend: BackendAddress,
@@ -69,7 +70,7 @@ def program(rules: RuleSet, inventory: Inventory, *, namespace: str, backend: Ba
     # Istio 1.1/1.2's default load balancer was ROUND_ROBIN (LEAST_REQUEST is today's, cluster_traffic_policy.go)
     clusters = _clusters(rules, inventory, namespace, backend, "ROUND_ROBIN" if istio_1_2 else "LEAST_REQUEST")
     bootstrap = {"static_resources": {"listeners": listeners, "clusters": clusters}}
-    return Programmed(bootstrap, mode, builder.http_ports, builder.tcp_listeners, notes)
+    return Programmed(bootstrap, mode, builder.http_ports, builder.tcp_listeners, notes, builder.tcp_ports)
 
 
 # -- VirtualServices as istiod holds them -------------------------------------------------------------------------
@@ -87,14 +88,14 @@ def _virtual_services(rules: RuleSet, namespace: str, notes: list[str]) -> list[
             continue  # a delegate: merged into its root below (no hosts of its own)
         gateways = [_gateway_ref(str(g), ns) for g in vs.spec.get("gateways") or ["mesh"]]
         http = _merge_delegates(vs, ns, by_name, notes)
-        for section in ("tcp", "tls"):
-            if vs.spec.get(section):
-                notes.append(f"{vs.ref_in(namespace)}: {section} rules are not programmed in the sandbox (they pick a "
-                             "destination per connection)")
+        if vs.spec.get("tls"):
+            notes.append(f"{vs.ref_in(namespace)}: tls rules are not programmed in the sandbox (it serves no TLS)")
         export = [str(e) for e in vs.spec.get("exportTo") or ["*"]]
         created = str((vs.body.get("metadata") or {}).get("creationTimestamp") or "")
-        out.append(GeneratedVirtualService(RuleSource("virtual-service", ns, vs.name), hosts, gateways, http, created,
-                                           export, vs.describe(namespace)))
+        generated = GeneratedVirtualService(RuleSource("virtual-service", ns, vs.name), hosts, gateways, http, created,
+                                            export, vs.describe(namespace))
+        generated.tcp = [_resolve_hosts(rule, ns) for rule in vs.spec.get("tcp") or []]
+        out.append(generated)
     routes = rules.of_kind("HTTPRoute", "GRPCRoute")
     out += from_http_routes(routes, namespace, notes)
     # push_context.go sortConfigByCreationTime: oldest first, then namespace/name
@@ -180,6 +181,7 @@ class _Builder:
         self.bind_vips = bind_vips
         self.http_ports: dict[int, str] = {}
         self.tcp_listeners: dict[tuple[str, int], str] = {}
+        self.tcp_ports: set[int] = set()  # gateway ports that are TCP (a tcp_proxy picks per connection)
 
     # sidecar ---------------------------------------------------------------------------------------------------
 
@@ -213,12 +215,29 @@ class _Builder:
             self.notes.append(f"Istio 1.1/1.2: port {number} of {service.namespace}/{service.name} has no protocol "
                               "prefix in its name, so it is TCP (protocol sniffing came in 1.3): a tcp_proxy over all "
                               "endpoints, and the http rules of its VirtualService do not apply")
-        return {
-            "name": name,
-            "address": _address(address),
-            "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
-                "@type": TCP_PROXY_TYPE, "stat_prefix": cluster, "cluster": cluster}}]}],
-        }
+        rule = None if self.istio_1_2 else self._tcp_rule(service.fqdn, number, frozenset({"mesh"}))
+        return _tcp_proxy_listener(name, address, self._tcp_proxy(rule, number) if rule else {"cluster": cluster})
+
+    def _tcp_rule(self, host: str | None, port: int, gateways: frozenset[str]) -> Mapping[str, Any] | None:
+        """tcp.go / gateway.go buildGatewayNetworkFiltersFromTCPRoutes: the first tcp rule of a VirtualService for
+        the host whose match (port, gateways) holds here."""
+        for vs in self.virtual_services:
+            if not (gateways & set(vs.gateways)) or (host is not None and not any(_covers(h, host) for h in vs.hosts)):
+                continue
+            for rule in vs.tcp:
+                matches = rule.get("match") or [{}]
+                if rule.get("route") and any(_l4_match(m, port, gateways, vs.source.namespace) for m in matches):
+                    return rule
+        return None
+
+    def _tcp_proxy(self, rule: Mapping[str, Any], port: int) -> Json:
+        """networkfilter.go buildOutboundNetworkFilters: one cluster, or weighted_clusters without weight-0 ones."""
+        routes = list(rule["route"])
+        if len(routes) == 1:
+            return {"cluster": self._cluster_for(routes[0].get("destination") or {}, port)}
+        return {"weighted_clusters": {"clusters": [
+            {"name": self._cluster_for(r.get("destination") or {}, port), "weight": int(r["weight"])}
+            for r in routes if r.get("weight")]}}
 
     def sidecar_route_config(self, port: int) -> Json:
         registry = {s.fqdn: s for s in self.inventory.services.values()
@@ -304,6 +323,20 @@ class _Builder:
 
     def gateway_listeners(self, rules: RuleSet, key: str) -> list[Json]:
         listeners = []
+        tcp_ports = _gateway_tcp_ports(rules, key, self.namespace)
+        if tcp_ports and not any(g.name == key.rpartition("/")[2] for g in rules.of_kind("Gateway")):
+            self._note(f"Gateway {key} is not among the inputs: assumed TCP server port(s) "
+                       f"{', '.join(map(str, tcp_ports))} (the ports its VirtualServices' tcp rules match)")
+        for port in sorted(tcp_ports):
+            rule = self._tcp_rule(None, port, frozenset({key}))
+            name = f"0.0.0.0_{port}"
+            if rule is None:
+                self._note(f"gateway {key}: no tcp rule of a VirtualService bound to it matches port {port}: not "
+                           "programmed")
+                continue
+            listeners.append(_tcp_proxy_listener(name, "127.0.0.1", self._tcp_proxy(rule, port)))
+            self.http_ports[port] = name
+            self.tcp_ports.add(port)
         for port, server_hosts in sorted(_gateway_servers(rules, key, self.namespace, self.notes).items()):
             name = f"0.0.0.0_{port}"
             route_config = self.gateway_route_config(key, port, server_hosts)
@@ -358,6 +391,24 @@ class _Builder:
     def _note(self, message: str) -> None:
         if message not in self.notes:
             self.notes.append(message)
+
+
+def _tcp_proxy_listener(name: str, address: str, target: Json) -> Json:
+    stat = target.get("cluster") or name
+    return {
+        "name": name,
+        "address": _address(address),
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+            "@type": TCP_PROXY_TYPE, "stat_prefix": stat, **target}}]}],
+    }
+
+
+def _l4_match(match: Mapping[str, Any], port: int, gateways: frozenset[str], namespace: str) -> bool:
+    """gateway.go l4SingleMatch: the match's port (if any) and gateways (if any) hold."""
+    if match.get("port") and int(match["port"]) != port:
+        return False
+    names = [_gateway_ref(str(g), namespace) for g in match.get("gateways") or []]
+    return not names or bool(gateways & set(names))
 
 
 def _http_listener(name: str, route_config: Json, stat_prefix: str) -> Json:
@@ -461,6 +512,8 @@ def _gateway_servers(rules: RuleSet, key: str, namespace: str, notes: list[str])
         found = True
         for server in gw.spec.get("servers") or []:
             port = server.get("port") or {}
+            if str(port.get("protocol", "")).upper() in ("TCP", "MONGO", "MYSQL", "REDIS"):
+                continue  # a tcp_proxy listener (_gateway_tcp_ports)
             if str(port.get("protocol", "")).upper() not in ("HTTP", "HTTP2", "GRPC"):
                 notes.append(f"{gw.ref_in(namespace)}: server on port {port.get('number')} ({port.get('protocol')}) "
                              "is not programmed: the sandbox serves plain HTTP only")
@@ -474,10 +527,27 @@ def _gateway_servers(rules: RuleSet, key: str, namespace: str, notes: list[str])
                              "is not programmed: the sandbox serves plain HTTP only")
                 continue
             ports.setdefault(int(listener["port"]), []).append(str(listener.get("hostname") or "*").lower())
-    if not found:
+    if not found and not _gateway_tcp_ports(rules, key, namespace):
         notes.append(f"Gateway {key} is not among the inputs: assumed one plain-HTTP server on port 80 for all hosts")
         ports[80] = ["*"]
     return ports
+
+
+def _gateway_tcp_ports(rules: RuleSet, key: str, namespace: str) -> list[int]:
+    """The named Gateway's TCP server ports; when the Gateway is not among the inputs, the ports the tcp rules of
+    VirtualServices bound to it match (it is assumed to serve them)."""
+    want_ns, _, want_name = key.rpartition("/")
+    gateways = [gw for gw in rules.of_kind("Gateway") if gw.name == want_name and gw.ns(namespace) == want_ns]
+    if gateways:
+        return [int((s.get("port") or {})["number"]) for gw in gateways for s in gw.spec.get("servers") or []
+                if str((s.get("port") or {}).get("protocol", "")).upper() in ("TCP", "MONGO", "MYSQL", "REDIS")]
+    ports = []
+    for vs in rules.of_kind("VirtualService"):
+        ns = vs.ns(namespace)
+        if key in [_gateway_ref(str(g), ns) for g in vs.spec.get("gateways") or []]:
+            ports += [int(m["port"]) for rule in vs.spec.get("tcp") or [] for m in rule.get("match") or []
+                      if isinstance(m.get("port"), int)]
+    return sorted(set(ports))
 
 
 # -- clusters ------------------------------------------------------------------------------------------------------
