@@ -92,7 +92,7 @@ def test_gateway_printed_command_passes(fixtures_dir: Path) -> None:
         result = respy(*shlex.split(command)[1:], "-n", "300", "-o", "json")
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
-    assert "/productpage -H 'Host: example.com:8080'" in command
+    assert command.startswith("respy http://example.com:8080/productpage --connect-to example.com:8080:127.0.0.1:")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["verdict"]["outcome"] == "PASS"
 

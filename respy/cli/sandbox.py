@@ -108,10 +108,13 @@ def describe(mesh: Any, options: argparse.Namespace) -> Iterator[str]:
         f" --gateway {options.gateway}" if options.gateway else "")
     path = _gateway_path(mesh) if mesh.gateway else "/"
     for endpoint, headers in _examples(mesh, endpoints):
+        # the URL as a client in the mesh writes it; --connect-to sends it to the sandbox's listener
         host = endpoint.host if endpoint.host != "*" else "example.com"
         port = f":{endpoint.port}" if endpoint.port != 80 else ""
+        listener = endpoint.listener_url.removeprefix("http://")
         flags = "".join(f" -H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
-        yield f"    respy {endpoint.listener_url}{path} -H 'Host: {host}{port}'{flags} {expect}{extra}"
+        yield (f"    respy http://{host}{port}{path} --connect-to {host}:{endpoint.port}:{listener}{flags} "
+               f"{expect}{extra}")
     yield "running: Ctrl-C stops Envoy and the backends"
 
 
