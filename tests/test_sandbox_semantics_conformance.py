@@ -89,7 +89,7 @@ CASES: dict[str, Case] = {
 # case id -> why Envoy (as istiod programs it) and respy's resolver differ
 DISAGREEMENTS: dict[str, str] = {
     "per-match-gateway-at-gateway": (
-        "resolver (rules/request.py request_names): at a gateway it expands the short Host 'reviews' with the client "
+        "resolver (rules/semantics.py request_names): at a gateway it expands the short Host 'reviews' with the client "
         "namespace's search path; a gateway's virtual host holds only the VirtualService's FQDN (gateway.go "
         "buildGatewayHTTPRouteConfig: Domains: []string{hostname}), so Envoy answers 404"),
     "httproute-port-80": (
