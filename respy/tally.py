@@ -7,7 +7,7 @@ Nothing here keeps a list of responses: memory stays bounded however many reques
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -154,14 +154,55 @@ class Batches:
             self._halve()
 
 
-class Tally:
-    """Streaming counts per label, bounded to ``max_labels`` distinct labels."""
+class Connections:
+    """Counts per label for each connection answers came on, for the per-connection independence check.
 
-    def __init__(self, max_labels: int = MAX_LABELS) -> None:
+    If the split is made per connection (an L4 balancer, a TCP-proxied port), the answers of one kept-alive
+    connection share one draw: their labels differ far more between connections than between requests.
+    Bounded: at most ``max_connections`` rows (connection numbers wrap) of ``max_labels`` labels each.
+    """
+
+    def __init__(self, max_connections: int = 256, max_labels: int = 64) -> None:
+        self.max_connections = max_connections
+        self.max_labels = max_labels
+        self._rows: dict[int, dict[str, int]] = {}
+
+    def add(self, label: str, connection: int) -> None:
+        row = self._rows.setdefault(connection % self.max_connections, {})
+        if label not in row and len(row) >= self.max_labels:
+            label = OVERFLOW_LABEL
+        row[label] = row.get(label, 0) + 1
+
+    def extend(self, other: Connections) -> None:
+        """Add another run's connections as connections of their own (merging worker processes)."""
+        offset = max(self._rows, default=-1) + 1
+        for index, row in sorted(other._rows.items()):
+            mine = self._rows.setdefault((offset + index) % self.max_connections, {})
+            for label, count in row.items():
+                mine[label] = mine.get(label, 0) + count
+
+    def table(self) -> list[dict[str, int]]:
+        """Label counts per connection, in connection order."""
+        return [dict(self._rows[c]) for c in sorted(self._rows)]
+
+
+Observer = Callable[[str, Kind, "int | None", "int | None", "int | None"], None]
+
+
+class Tally:
+    """Streaming counts per label, bounded to ``max_labels`` distinct labels.
+
+    ``observer`` (a sequential check's look) is told of every answer as it is counted: its label, kind,
+    status, ticket (send order) and connection.
+    """
+
+    def __init__(self, max_labels: int = MAX_LABELS, observer: Observer | None = None) -> None:
         self.max_labels = max_labels
         self._rows: dict[tuple[Kind, str], list[int]] = {}  # (kind, label) -> [count, first status]
         self.latency = LatencyHistogram()
         self.batches = Batches()
+        self.connections = Connections()
+        self.observer = observer
         self.total = 0
 
     def add(
@@ -171,6 +212,7 @@ class Tally:
         status: int | None = None,
         latency_s: float | None = None,
         ticket: int | None = None,
+        connection: int | None = None,
     ) -> None:
         key = (kind, label)
         slot = self._rows.get(key)
@@ -183,8 +225,12 @@ class Tally:
         slot[0] += 1
         self.total += 1
         self.batches.add(key[1], ticket)
+        if connection is not None:
+            self.connections.add(key[1], connection)
         if latency_s is not None:
             self.latency.record(latency_s)
+        if self.observer is not None:
+            self.observer(key[1], kind, status, ticket, connection)
 
     def rows(self) -> list[Row]:
         """Every row, most frequent first (ties by label, for stable output)."""
@@ -223,3 +269,4 @@ class Tally:
         self.total += other.total
         self.latency.merge(other.latency)
         self.batches.extend(other.batches.complete())
+        self.connections.extend(other.connections)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from respy._errors import MappingError
-from respy.check.assign import assign, distinguishing_identifiers, match_destination, token_pattern
+from respy.check.assign import assign, attribute_errors, distinguishing_identifiers, match_destination, token_pattern
 from respy.rules.expectation import Expectation, Outcome
 from respy.tally import Kind, Row
 
@@ -114,10 +114,18 @@ def test_status_is_read_from_the_label_when_the_row_has_none() -> None:
     assert result.counts["abort"] == 4
 
 
-def test_error_bodies_never_claim_a_destination() -> None:
-    result = assign([Row("500 single is broken", 4, Kind.HTTP_ERROR, 500)], WEATHER)
-    assert result.counts == {"single": 0, "multiple": 0}
-    assert result.unknown == 4
+def test_an_error_naming_its_destination_is_attributed_to_it_apart_from_the_answers() -> None:
+    result = assign([Row("500 single is broken", 4, Kind.HTTP_ERROR, 500), Row("503 no upstream", 2, Kind.HTTP_ERROR,
+                                                                               503)], WEATHER)
+    assert result.counts == {"single": 0, "multiple": 0}  # answers: errors are not answers of the version
+    assert result.errors == {"single": 4}  # but the request was routed to it
+    assert result.unknown == 2 and result.unknown_labels == {"503 no upstream": 2}
+
+
+def test_envoy_counters_can_attribute_the_remaining_errors() -> None:
+    result = assign([Row("503 no upstream", 5, Kind.HTTP_ERROR, 503)], WEATHER)
+    moved = attribute_errors(result, {"multiple": 3, "nowhere": 9})
+    assert moved.errors == {"multiple": 3} and moved.unknown == 2
 
 
 def test_weight_zero_destinations_are_counted_so_they_can_be_named() -> None:

@@ -109,11 +109,13 @@ def test_a_second_sigint_does_not_leave_half_written_json() -> None:
 def test_a_signal_during_a_sequential_check_reports_and_exits_with_the_signal_code(signum: int, code: int,
                                                                                   tmp_path) -> None:  # type: ignore[no-untyped-def]
     """With --expect and no -n the run is sequential (in-process); a signal still ends it cleanly. The server
-    alternates exactly 50/50, so after 30 answers the sequential test is far from a decision."""
+    alternates exactly 50/50, so after 30 answers the sequential test is far from a decision. One connection
+    (-c 1): over two, lock-step workers would each see one version, which the per-connection check rightly
+    calls dependent (and stops on)."""
     with slow_server(b"weather-backend: single", b"weather-backend: multiple") as server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "respy", server.url, "-c", "2", "-o", "json", "--expect", "single=50,multiple=50",
+            [sys.executable, "-m", "respy", server.url, "-c", "1", "-o", "json", "--expect", "single=50,multiple=50",
              "--max-requests", str(PLANNED)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )

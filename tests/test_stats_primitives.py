@@ -1,4 +1,4 @@
-"""Statistical primitives: Wilson intervals, sample sizes, the chi-square p-value, the dispersion check."""
+"""Statistical primitives: exact bounds, sample sizes, the chi-square p-value, the dispersion check."""
 
 from __future__ import annotations
 
@@ -11,36 +11,46 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from respy.check.stats import (
+    band_outcomes,
     chi_square,
+    clopper_pearson,
     comparisons,
     default_tolerance,
     dispersion_check,
+    error_ceiling,
     interval_level,
     requests_to_confirm,
     smallest_tolerance,
-    wilson_interval,
+    unknown_limit,
 )
 from respy.tally import Batches
 
 
 @pytest.mark.parametrize(("count", "n"), [(0, 10), (1, 10), (5, 10), (10, 10), (87, 1000), (999, 1000), (3, 7)])
 @pytest.mark.parametrize("level", [0.9, 0.98, 0.995])
-def test_wilson_matches_scipy(count: int, n: int, level: float) -> None:
-    ours = wilson_interval(count, n, level)
-    theirs = stats.binomtest(count, n).proportion_ci(confidence_level=level, method="wilson")
+def test_clopper_pearson_matches_scipy(count: int, n: int, level: float) -> None:
+    ours = clopper_pearson(count, n, level)
+    theirs = stats.binomtest(count, n).proportion_ci(confidence_level=level, method="exact")
     assert ours.low == pytest.approx(theirs.low, abs=1e-12)
     assert ours.high == pytest.approx(theirs.high, abs=1e-12)
 
 
-def test_wilson_with_no_data_says_nothing() -> None:
-    assert wilson_interval(0, 0, 0.98) == wilson_interval(0, 0, 0.5)
-    assert (wilson_interval(0, 0, 0.98).low, wilson_interval(0, 0, 0.98).high) == (0.0, 1.0)
+def test_clopper_pearson_with_no_data_says_nothing() -> None:
+    assert (clopper_pearson(0, 0, 0.98).low, clopper_pearson(0, 0, 0.98).high) == (0.0, 1.0)
 
 
-def test_bonferroni_only_from_three_shares() -> None:
+def test_bonferroni_only_on_the_fail_side_from_three_shares() -> None:
     assert [comparisons(k) for k in (1, 2, 3, 5)] == [1, 1, 3, 5]
-    assert interval_level(0.01, 2) == pytest.approx(0.98)
-    assert interval_level(0.01, 4) == pytest.approx(1 - 0.02 / 4)
+    assert interval_level(0.01) == pytest.approx(0.98)  # PASS intervals: no Bonferroni whatever K
+
+
+def test_unknown_limit_is_where_a_pass_stops_being_possible() -> None:
+    assert unknown_limit([0.9, 0.1], 0.05) == pytest.approx(0.1)  # 2 delta
+    assert unknown_limit([1 / 3] * 3, 0.05) == pytest.approx(0.075)  # (sum of upper edges - 1) / (K - 1)
+    assert unknown_limit([1.0], 0.05) == pytest.approx(0.05)
+    # Below the limit a PASS is possible: 86/6 identified and 8 % errors fit 90/10 ± 5 pp however they split
+    assert band_outcomes(np.array([[86_000, 6_000]]), np.array([8_000]), [0.9, 0.1], 0.05, 0.01)[0] == 1
+    assert error_ceiling([0.9, 0.1], 0.05) == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize(
@@ -49,11 +59,11 @@ def test_bonferroni_only_from_three_shares() -> None:
 )
 def test_requests_to_confirm_matches_the_notes(p: float, delta: float, expected: int) -> None:
     # statistics.md: "90/10 ±2 pp: 5,408; 50/50 ±2 pp: 15,020; 99/1 ±0.5 pp: 9,517; 90/10 ±5 pp: about 866"
-    assert abs(requests_to_confirm(p, delta, alpha=0.01, k=2) - expected) <= 1
+    assert abs(requests_to_confirm(p, delta, alpha=0.01) - expected) <= 1
 
 
 def test_smallest_tolerance_matches_the_notes() -> None:
-    assert smallest_tolerance(1000, 0.1, alpha=0.01, k=2) == pytest.approx(0.0465, abs=5e-5)
+    assert smallest_tolerance(1000, 0.1, alpha=0.01) == pytest.approx(0.0465, abs=5e-5)
 
 
 def test_default_tolerance_is_capped_at_half_the_smallest_share() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from respy._errors import MappingError
 from respy.rules import Expectation, Outcome
@@ -37,6 +37,9 @@ class Assignment:
     unknown: int = 0
     unknown_labels: dict[str, int] = field(default_factory=dict)
     total: int = 0
+    # Error answers (not 2xx, no declared status) that name the destination they came from, e.g. a 503 whose
+    # body or --by header says "v2": the request was routed there, so they count for its share (not in counts).
+    errors: dict[str, int] = field(default_factory=dict)
 
 
 def token_pattern(identifier: str) -> re.Pattern[str]:
@@ -126,6 +129,7 @@ def assign(rows: Sequence[Row], expectation: Expectation, mapping: Mapping[str, 
     claimed: dict[str, str] = {}
     undeclared: dict[str, int] = {}
     unknown_labels: dict[str, int] = {}
+    errors: dict[str, int] = {}
     for row in rows:
         owner = explicit.get(row.label)
         if owner is None and row.kind is Kind.OK:
@@ -137,6 +141,9 @@ def assign(rows: Sequence[Row], expectation: Expectation, mapping: Mapping[str, 
             claimed[row.label] = owner
         elif row.kind is Kind.OK:
             undeclared[row.label] = undeclared.get(row.label, 0) + row.count
+        elif (source := _error_source(row, identifiers)) is not None:
+            errors[source] = errors.get(source, 0) + row.count
+            claimed[row.label] = source
         else:
             unknown_labels[row.label] = unknown_labels.get(row.label, 0) + row.count
     return Assignment(
@@ -146,4 +153,31 @@ def assign(rows: Sequence[Row], expectation: Expectation, mapping: Mapping[str, 
         unknown=sum(unknown_labels.values()),
         unknown_labels=unknown_labels,
         total=sum(row.count for row in rows),
+        errors=errors,
     )
+
+
+def _error_source(row: Row, identifiers: Mapping[str, tuple[str, ...]]) -> str | None:
+    """The destination an HTTP error answer names (its body, or the --by header), if exactly one."""
+    if row.kind is not Kind.HTTP_ERROR:
+        return None
+    try:
+        return match_destination(row.label, identifiers)
+    except MappingError:  # names several: leave it unattributed
+        return None
+
+
+def attribute_errors(assignment: Assignment, by_destination: Mapping[str, int]) -> Assignment:
+    """Move errors known by other means to have come from a destination (the hook for Envoy's per-cluster
+    ``upstream_rq_5xx`` counters read through the sidecar's admin port) from unknown to that destination.
+
+    At most ``assignment.unknown`` errors move; a destination the expectation does not declare is ignored.
+    """
+    errors = dict(assignment.errors)
+    left = assignment.unknown
+    for name, count in by_destination.items():
+        moved = min(max(int(count), 0), left)
+        if name in assignment.counts and moved:
+            errors[name] = errors.get(name, 0) + moved
+            left -= moved
+    return replace(assignment, errors=errors, unknown=left)

@@ -19,6 +19,7 @@ from respy.rules import RuleSet
 from respy.rules.expectation import Expectation
 
 if TYPE_CHECKING:
+    from respy.check.look import Look
     from respy.check.sequential import SequentialTest
 
 
@@ -43,10 +44,12 @@ class CheckSettings:
 
 @dataclass(frozen=True)
 class Sequential:
-    """A run that stopped once the verdict was clear: its test and its request budget."""
+    """A run that stops once the verdict is clear: its test, its request budget, and the look that feeds the
+    test every answer and keeps the decision made at the stopping look (None: decide on the final counts)."""
 
     test: SequentialTest
     budget: int
+    look: Look | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,10 @@ def _decide(measurement: Measurement, expectation: Expectation, assignment: Assi
     batches = measurement.tally.batches.complete()
     if sequential is None:
         return decide(assignment, expectation, alpha=settings.alpha, tolerance=settings.tolerance,
-                      strict=settings.strict, grace=settings.grace, batches=batches)
+                      strict=settings.strict, grace=settings.grace, batches=batches,
+                      connections=measurement.tally.connections.table())
+    if sequential.look is not None:  # the decision made at the stopping look is the verdict
+        return sequential.look.verdict(assignment, batches, measurement.requests)
     from respy.check.sequential import decide_sequential  # numpy and scipy load with it: only when sequential
 
     return decide_sequential(sequential.test, assignment, expectation, grace=settings.grace, budget=sequential.budget,

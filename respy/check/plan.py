@@ -13,15 +13,13 @@ from pathlib import Path
 from typing import TextIO
 
 from respy._options import check_mapping
-from respy.check.assign import assign
 from respy.check.evaluate import CheckSettings, Evaluation, Sequential, evaluate
-from respy.check.verdict import categories, hard_check, pre_run_warning
+from respy.check.verdict import pre_run_warning
 from respy.measurement import Measurement
 from respy.rules import RuleSet, load_cluster, load_inputs, resolve
 from respy.rules.expectation import Expectation
 from respy.tally import Tally
 
-FIRST_CHECKS_EVERY = 10
 CLUSTER = "cluster"
 
 
@@ -61,27 +59,24 @@ class CheckPlan:
     settings: CheckSettings
     sequential: Sequential | None = None
     warnings: list[str] = field(default_factory=list)
-    _last_check: int = 0
 
     @property
     def sequential_budget(self) -> int | None:
         return self.sequential.budget if self.sequential is not None else None
 
+    def tally(self) -> Tally:
+        """The run's tally: in a sequential run it shows every answer to the look as it is counted."""
+        look = self.sequential.look if self.sequential is not None else None
+        tally = Tally(observer=look.observe if look is not None else None)
+        if look is not None:
+            look.tally = tally
+        return tally
+
     def stop_check(self, tally: Tally) -> str | None:
-        """Called by the engine every few requests in a sequential run: a reason to stop, or None."""
-        if self.sequential is None:
-            return None
-        total = tally.total
-        if total - self._last_check < max(FIRST_CHECKS_EVERY, total // 100):
-            return None  # every 10 requests at first, then every 1 %: the test stays valid however often it looks
-        self._last_check = total
-        assignment = assign(tally.rows(), self.expectation, dict(self.settings.mapping))
-        if hard_check(assignment, self.expectation, self.settings.grace).failed:
-            return "an answer came from a destination the rules do not allow"
-        cats = categories(assignment, self.expectation)
-        test = self.sequential.test
-        state = test.update([assignment.counts.get(name, 0) for name in test.names], unknown=cats.unknown)
-        return f"verdict clear after {state.requests} requests" if state.decided else None
+        """Called by the engine after answers in a sequential run: a reason to stop, or None. O(1): the look
+        has already seen every answer, in send order, as the tally counted it."""
+        look = self.sequential.look if self.sequential is not None else None
+        return None if look is None else look.stop_check()
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
         return evaluate(measurement, self.expectation, self.settings, rules=self.rules, sequential=self.sequential,
@@ -109,8 +104,11 @@ def plan_check(expect: Sequence[str], settings: CheckSettings, request: RequestS
 
 
 def _sequential(expectation: Expectation, settings: CheckSettings, max_requests: int | None) -> Sequential:
-    from respy.check.sequential import SequentialTest, budget  # numpy and scipy load with it: only when sequential
+    from respy.check.look import Look  # numpy and scipy load with it: only when sequential
+    from respy.check.sequential import SequentialTest, budget
 
     probs = expectation.probabilities
     test = SequentialTest(probs, alpha=settings.alpha, tolerance=settings.tolerance)
-    return Sequential(test, max_requests or budget(list(probs.values()), settings.alpha, settings.tolerance))
+    limit = max_requests or budget(list(probs.values()), settings.alpha, settings.tolerance)
+    look = Look(test, expectation, dict(settings.mapping), grace=settings.grace, budget=limit)
+    return Sequential(test, limit, look)

@@ -10,28 +10,31 @@ Formulas: shared/notes/statistics.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, gammaln, log_expit, xlogy
 
 from respy.check.assign import Assignment
-from respy.check.stats import DEFAULT_SEED, DispersionResult, Interval, requests_to_confirm
+from respy.check.stats import DEFAULT_SEED, Interval, comparisons, error_ceiling, requests_to_confirm
 from respy.check.verdict import (
     DEFAULT_ALPHA,
+    Band,
     Categories,
-    HardCheck,
+    Conclusion,
     ShareEstimate,
     Verdict,
     VerdictOutcome,
-    _Band,
-    _dispersion,
-    _unknown_reason,
     categories,
+    common_extra,
+    conclude,
+    errors_first_reason,
     format_p,
     hard_check,
+    independence,
     requests_to_decide,
     resolve_tolerance,
 )
@@ -46,8 +49,9 @@ DEFAULT_K = 100.0
 DEFAULT_HEDGE = 0.1
 BUDGET_FACTOR = 1.7
 MAX_BUDGET = 100_000
-PASS, CONTINUE, FAIL = 1, 0, -1
+PASS, CONTINUE, FAIL, BLOCKED = 1, 0, -1, 2
 _FAR = 27.6  # logit(1 - 1e-12)
+_REBOUND = 32  # a look recomputes the bounds that end within this many answers, and keeps the others
 _NEWTON_STEPS = 14
 
 
@@ -175,7 +179,7 @@ def _newton_end(
 @dataclass(frozen=True)
 class SequentialState:
     decided: bool
-    outcome: VerdictOutcome | None  # "PASS" or "FAIL" once decided
+    outcome: VerdictOutcome | None  # "PASS" or "FAIL" once decided ("INCONCLUSIVE" when errors forbid a PASS)
     p_value: float
     reason: str
     intervals: tuple[Interval, ...]
@@ -183,11 +187,48 @@ class SequentialState:
     log_bf: float = 0.0
 
 
-class SequentialTest:
-    """Feed it the running counts (aligned with ``probs``) as often as you like; it says when to stop.
+def _xlogx(x: float) -> float:
+    return x * math.log(x) if x > 0 else 0.0
 
-    ``update`` takes the cumulative counts so far, not increments. Unknown answers (errors, unattributed)
-    bracket each share: its lower end counts them for another share, its upper end for this one.
+
+def _safe_window(step: Callable[[int], float], gap: float, cap: int, refine: int = 8) -> int:
+    """A window s <= cap with s x step(s) < gap, where step(s) (the largest one-answer drop over the next s
+    answers) grows with s. s0 = gap / step(1) bounds every safe window; s1 = gap / step(s0) is safe, as
+    s1 <= s0 makes step(s1) <= step(s0); a few halvings between them get close to the largest. 1 when none."""
+    first = step(1)
+    if first <= 0:
+        return cap
+    high = min(cap, math.ceil(gap / first) - 1)
+    if high < 1:
+        return 1
+    if high * step(high) < gap:
+        return high
+    at_high = step(high)
+    low = max(1, min(high, math.ceil(gap / at_high) - 1))
+    for _ in range(refine):
+        if high - low <= 1:
+            break
+        mid = (low + high) // 2
+        if mid * step(mid) < gap:
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def _lbeta_half(a: float, b: float) -> float:
+    """ln B(a + 1/2, b + 1/2) - ln B(1/2, 1/2): the Jeffreys Beta mixture of a Bernoulli sequence."""
+    return math.lgamma(a + 0.5) + math.lgamma(b + 0.5) - math.lgamma(a + b + 1.0) - math.log(math.pi)
+
+
+class SequentialTest:
+    """The anytime-valid test, updated one answer at a time in O(K) (O(K^2) while there are unknown answers).
+
+    ``add(category)`` counts one answer (the index of its share among the positive-weight outcomes, or None for
+    an error or an answer attributed to no outcome) and ``look()`` decides: PASS, FAIL, CONTINUE, or BLOCKED
+    when the errors alone make a PASS impossible. Weight-0 outcomes are no category here: answers from them
+    are the hard check's business (``--grace``), done by the caller. Unknown answers bracket each share: its
+    lower end counts them for another share, its upper end for this one.
     """
 
     def __init__(
@@ -198,96 +239,322 @@ class SequentialTest:
         k: float = DEFAULT_K,
         hedge: float = DEFAULT_HEDGE,
     ) -> None:
-        values = list(probs.values()) if isinstance(probs, Mapping) else list(probs)
+        values = [float(v) for v in (probs.values() if isinstance(probs, Mapping) else probs)]
         self.names = list(probs) if isinstance(probs, Mapping) else [str(i) for i in range(len(values))]
         self.all_probs = np.asarray(values, dtype=np.float64)
         self.positive = self.all_probs > 0
-        self.probs = self.all_probs[self.positive] / self.all_probs[self.positive].sum()
+        total = float(self.all_probs[self.positive].sum())
+        self.probs = self.all_probs[self.positive] / total
+        self.positive_names = [name for name, keep in zip(self.names, self.positive.tolist(), strict=True) if keep]
+        self.index = {name: i for i, name in enumerate(self.positive_names)}
         self.alpha = alpha
         self.k = k
         self.hedge = hedge
         self.delta, self.notes = resolve_tolerance(self.probs.tolist(), tolerance)
+        self.error_ceiling = error_ceiling(self.probs.tolist(), self.delta)
+        self._p = self.probs.tolist()
+        self._a = [k * p for p in self._p]
+        self._lnp = [math.log(p) for p in self._p]
+        self._tops = [p + self.delta for p in self._p]
+        self._bottoms = [p - self.delta for p in self._p]
+        self._ln_top = [(math.log(t), math.log1p(-t)) if t < 1 else (0.0, -math.inf) for t in self._tops]
+        self._ln_bottom = [(math.log(b), math.log1p(-b)) if b > 0 else (-math.inf, 0.0) for b in self._bottoms]
+        self._ln_alpha = math.log(alpha)
+        self._ln_weights = (math.log1p(-hedge), math.log(hedge)) if hedge > 0 else (0.0, -math.inf)
+        self._set([0] * len(self._p), 0)
         self.max_log_bf = 0.0
         self.state: SequentialState | None = None
-        self.first_decision: SequentialState | None = None  # where the run was told to stop
 
-    def _allocations(self, counts: NDArray[np.float64], unknown: int) -> NDArray[np.float64]:
-        """Row j: the counts with every unknown answer given to share j (one row when there are none)."""
-        if unknown <= 0:
-            return counts[None, :]
-        return counts[None, :] + unknown * np.eye(len(counts))
+    # ---- counting ------------------------------------------------------------------------------------------
+    def _set(self, counts: Sequence[int], unknown: int) -> None:
+        self.counts = [int(c) for c in counts]
+        self.unknown = int(unknown)
+        self.n = sum(self.counts) + self.unknown
+        self.next_look = 0  # the answer count from which a look can change the decision (see ``look``)
+        self._expiry: dict[object, int] = {}  # per compared quantity: the answer count its last bound reaches
 
-    def update(self, counts: Sequence[int], unknown: int = 0) -> SequentialState:
-        c_all = np.asarray(counts, dtype=np.float64)
-        n = int(c_all.sum()) + unknown
-        leaked = [self.names[i] for i in np.flatnonzero(~self.positive & (c_all > 0))]
-        if leaked:
-            reason = f"answers came from {', '.join(leaked)}, declared with weight 0"
-            self.state = SequentialState(True, "FAIL", 0.0, reason, (), n, math.inf)
-            return self.state
-        allocations = self._allocations(c_all[self.positive], unknown)
-        log_bf = float(np.min(log_bayes_factor(allocations, self.probs, self.k, self.hedge)))
+    def add(self, category: int | None) -> None:
+        """One more answer: from positive-weight share ``category``, or unknown (None). O(1): the sums the
+        decision needs are rebuilt in O(K) only at a look that can change the decision (see ``look``)."""
+        self.n += 1
+        if category is None:
+            self.unknown += 1
+        else:
+            self.counts[category] += 1
+
+    # ---- deciding ------------------------------------------------------------------------------------------
+    def _log_marginal(self, counts: Sequence[int]) -> float:
+        """log M_n of the hedged Dirichlet-multinomial mixture for ``counts`` (one allocation)."""
+        n, kk = float(self.n), len(counts)
+        g_main = sum(math.lgamma(a + c) - math.lgamma(a) for a, c in zip(self._a, counts, strict=True))
+        g_unif = sum(math.lgamma(1.0 + c) for c in counts)
+        main = g_main + math.lgamma(self.k) - math.lgamma(self.k + n)
+        if self._ln_weights[1] == -math.inf:
+            return main
+        unif = g_unif + math.lgamma(kk) - math.lgamma(kk + n)
+        first, second = self._ln_weights[0] + main, self._ln_weights[1] + unif
+        top = max(first, second)
+        return top + math.log(math.exp(first - top) + math.exp(second - top))
+
+    def _allocations(self) -> list[list[int]]:
+        """The counts with every unknown answer given to share j, for each j (one row when there are none)."""
+        if not self.unknown:
+            return [self.counts]
+        rows = []
+        for j in range(len(self.counts)):
+            row = list(self.counts)
+            row[j] += self.unknown
+            rows.append(row)
+        return rows
+
+    def look(self) -> int:
+        """PASS, FAIL, CONTINUE, or BLOCKED (the errors alone make a PASS impossible) for the counts so far.
+
+        Exactly the decision at every answer, at a fraction of the cost: a look that finds no decision also
+        works out how many more answers cannot possibly change that (each answer moves every quantity the
+        decision compares by a bounded step: ``_skip``), and the looks until then return CONTINUE at once.
+        """
+        if self.n < self.next_look or self.n == 0:
+            return CONTINUE
+        code, margins = self._decide()
+        self.next_look = self.n + (self._skip(margins) if code == CONTINUE else 1)
+        return code
+
+    def _decide(self) -> tuple[int, list[tuple[Any, ...]]]:
+        """The decision, and per quantity it compares its distance to flipping (for ``_skip``)."""
+        margins: list[tuple[Any, ...]] = []
+        blocked, margin = self._errors_block_pass()
+        margins.append(("errors", *margin))
+        if blocked:
+            return BLOCKED, margins
+        if len(self._p) == 1:
+            passed, margin = self._look_single()
+            margins.append(("single", *margin))
+            return (PASS if passed else CONTINUE), margins
+        allocations = self._allocations()
+        log_bf = math.inf
+        flags = []  # per allocation: (low_inside, high_inside, above, below) per share
+        for j, counts in enumerate(allocations):
+            log_m = self._log_marginal(counts)
+            log_bf = min(log_bf, log_m - sum(c * lp for c, lp in zip(counts, self._lnp, strict=True)))
+            flags.append(self._flags(counts, log_m + self._ln_alpha, margins, j if self.unknown else None))
         self.max_log_bf = max(self.max_log_bf, log_bf)
+        self._last_log_bf = log_bf
+        kk = len(self._p)
+        failed, passed = False, True
+        for i in range(kk):
+            own = flags[i if self.unknown else 0][i]
+            others = [flags[j][i] for j in range(kk) if j != i] if self.unknown else [own]
+            if all(f[2] for f in others) or own[3]:
+                failed = True
+            if not (own[1] and all(f[0] for f in others)):
+                passed = False
+        return (FAIL if failed else PASS if passed else CONTINUE), margins
+
+    def _flags(
+        self, counts: Sequence[int], threshold: float, margins: list[tuple[Any, ...]], allocation: int | None = None
+    ) -> list[tuple[bool, bool, bool, bool]]:
+        """Per share: (lower end inside the band, upper end inside, wholly above, wholly below); appends to
+        ``margins`` what ``_skip`` needs: (gap, share count, counts, edge) per band edge."""
+        n = float(self.n)
+        s = sum(_xlogx(c) for c in counts)
+        result = []
+        mirrored = len(counts) == 2  # share 1's edges are share 0's mirrored: same gaps, already in margins
+        for i, c in enumerate(counts):
+            rest = n - c
+            base = s - _xlogx(c) - _xlogx(rest) - threshold
+            estimate = c / n
+            top, bottom = self._tops[i], self._bottoms[i]
+            out_top = out_bottom = True
+            if top < 1:
+                ln_t, ln_1t = self._ln_top[i]
+                gap = (c * ln_t if c else 0.0) + (rest * ln_1t if rest else 0.0) + base
+                out_top = gap <= 0
+                if not (mirrored and i == 1):
+                    margins.append(((allocation, i, "top"), gap, i, counts, top))
+            if bottom > 0:
+                ln_b, ln_1b = self._ln_bottom[i]
+                gap = (c * ln_b if c else 0.0) + (rest * ln_1b if rest else 0.0) + base
+                out_bottom = gap <= 0
+                if not (mirrored and i == 1):
+                    margins.append(((allocation, i, "bottom"), gap, i, counts, bottom))
+            result.append((
+                bottom <= 0 or (estimate >= bottom and out_bottom),
+                top >= 1 or (estimate <= top and out_top),
+                top < 1 and estimate > top and out_top,
+                bottom > 0 and estimate < bottom and out_bottom,
+            ))
+        return result
+
+    def _look_single(self) -> tuple[bool, tuple[Any, ...]]:
+        """One positive-weight destination: PASS once the share of answers that are its own is surely >= 1 - delta
+        (a Jeffreys-mixture confidence sequence); unknown answers can only forbid a PASS, never make a FAIL."""
+        x, u = self.counts[0], self.unknown
+        self._last_log_bf = 0.0
+        bottom = 1.0 - self.delta
+        gap = x * math.log(bottom) + (u * math.log1p(-bottom) if u else 0.0) - _lbeta_half(x, u) - self._ln_alpha
+        return x / self.n >= bottom and gap <= 0, (gap, x, u, bottom)
+
+    def _errors_block_pass(self) -> tuple[bool, tuple[Any, ...]]:
+        """The error share is surely (anytime-valid, Jeffreys mixture) above ``stats.error_ceiling``."""
+        u, rest, limit = self.unknown, self.n - self.unknown, self.error_ceiling
+        if limit <= 0:
+            return u > 0, (math.inf, u, rest, limit)
+        gap = u * math.log(limit) + (rest * math.log1p(-limit) if rest else 0.0) - _lbeta_half(u, rest) - self._ln_alpha
+        return u / self.n > limit and gap <= 0, (gap, u, rest, limit)
+
+    # ---- how many answers cannot change a CONTINUE ---------------------------------------------------------
+    def _skip(self, margins: list[tuple[Any, ...]], cap: int = 4096) -> int:
+        """The number of answers from now within which no decision is possible (>= 1: the next answer is
+        looked at when 1).
+
+        A decision needs some band edge to leave the confidence sequence (its gap to fall to <= 0) or, for an
+        edge already outside, the share's estimate to cross it. One answer of category l changes a gap by
+        ln(theta*_l) - ln(pred_l) at least: the profile likelihood gains at least ln theta*_l (its old best
+        split scored on the new answer), the mixture exactly ln(pred_l), its predictive probability. Over the
+        next s answers both are bounded using counts that grow by at most s; s is cut until s x (largest
+        step) < gap. The binary checks (errors, one destination) are bounded the same way. Checked against
+        the look at every answer in tests/test_sequential_test.py.
+        """
+        n = self.n
+        best = cap
+        for key, *margin in margins:
+            left = self._expiry.get(key, 0) - n  # a bound from an earlier look still holds until its end
+            if left < _REBOUND:  # short: a bound from the counts now may reach further
+                if key in ("errors", "single"):
+                    left = self._binary_skip(tuple(margin), cap)
+                else:
+                    gap, i, counts, edge = margin
+                    left = self._edge_skip(float(gap), int(i), counts, float(edge), n, cap)
+                self._expiry[key] = n + left
+            best = min(best, left)
+        return max(1, best)
+
+    def _edge_skip(self, gap: float, i: int, counts: Sequence[int], t: float, n: int, cap: int) -> int:
+        c = counts[i]
+        if gap <= 0:  # the edge is outside: the decision waits for the estimate c / n to cross it
+            if c > t * n:
+                return max(1, min(cap, math.ceil(c / t - n) - 1))
+            return max(1, min(cap, math.ceil((t * n - c) / (1.0 - t)) - 1)) if c < t * n else 1
+        return _safe_window(lambda s: self._largest_step(i, counts, t, n, s), gap, cap)
+
+    def _largest_step(self, i: int, counts: Sequence[int], t: float, n: int, s: int) -> float:
+        """The most one answer can lower edge t's gap for share i during the next s answers."""
+        kk = len(counts)
+        m_top = n + s - counts[i] + 1.0  # n' - c'_i + 1 can grow at most to this
+        drops = []
+        for cat, c in enumerate(counts):
+            pred = max((self._a[cat] + c + s) / (self.k + n), (1.0 + c + s) / (kk + n))
+            if cat == i:
+                drops.append(math.log(pred / t))
+            else:
+                drops.append(math.log(pred) - math.log1p(-t) - math.log(max(c, 1 / math.e)) + math.log(m_top))
+        return max(drops)
+
+    def _binary_skip(self, margin: tuple[Any, ...], cap: int) -> int:
+        """``_skip`` for a two-outcome check: (gap, hits, misses, edge) with gap = hits ln L + misses ln(1 - L) -
+        log Jeffreys mixture - ln alpha; it fires once hits / n is past L and gap <= 0."""
+        gap, hits, misses, edge = margin
+        n = hits + misses
+        if edge <= 0 or edge >= 1 or not math.isfinite(gap):
+            return 1
+        if gap <= 0:
+            if hits > edge * n:
+                return max(1, min(cap, math.ceil(hits / edge - n) - 1))
+            return max(1, min(cap, math.ceil((edge * n - hits) / (1.0 - edge)) - 1)) if hits < edge * n else 1
+        def step(s: int) -> float:
+            return max(math.log((hits + s + 0.5) / ((n + 1.0) * edge)),
+                       math.log((misses + s + 0.5) / ((n + 1.0) * (1.0 - edge))))
+
+        return _safe_window(step, gap, cap)
+
+    # ---- the full state (intervals, texts): built when a decision is reported ------------------------------
+    def update(self, counts: Sequence[int] | Mapping[str, int], unknown: int = 0) -> SequentialState:
+        """Set the cumulative counts (a mapping by name, or a sequence aligned with ``names`` or with the
+        positive-weight names; weight-0 counts are ignored) and look."""
+        self._set(self._aligned(counts), unknown)
+        return self.current(self.look())
+
+    def _aligned(self, counts: Sequence[int] | Mapping[str, int]) -> list[int]:
+        if isinstance(counts, Mapping):
+            return [int(counts.get(name, 0)) for name in self.positive_names]
+        values = [int(c) for c in counts]
+        if len(values) == len(self.names):
+            return [c for c, keep in zip(values, self.positive.tolist(), strict=True) if keep]
+        if len(values) == len(self.positive_names):
+            return values
+        positive = len(self.positive_names)
+        raise ValueError(f"{len(values)} counts for {len(self.names)} outcomes ({positive} with weight > 0)")
+
+    def current(self, code: int | None = None) -> SequentialState:
+        """The state for the counts so far: decision, anytime p-value, intervals, and the reason in words."""
+        if code is None:
+            self.next_look = 0
+            self._expiry.clear()
+            code = self.look()
+        n = self.n
+        c = np.asarray(self.counts, dtype=np.float64)
+        allocations = c[None, :] if not self.unknown else c[None, :] + self.unknown * np.eye(len(c))
+        intervals = self._intervals(allocations) if n else tuple(Interval(0.0, 1.0) for _ in self.counts)
+        log_bf = getattr(self, "_last_log_bf", 0.0)
         p_value = min(1.0, math.exp(-self.max_log_bf))
-        intervals = self._intervals(allocations)
-        outcome, reason = self._decide(allocations, intervals, n)
+        band = f"±{self.delta * 100:g} pp"
+        outcome: VerdictOutcome | None = None
+        reason = "not decided yet"
+        if code == FAIL:
+            outside = [j for j, iv in enumerate(intervals) if iv.high < self._bottoms[j] or iv.low > self._tops[j]]
+            texts = "; ".join(self._outside_text(j, intervals[j]) for j in outside)
+            outcome, reason = "FAIL", f"after {n:,} answers the traffic split does not match the routing rules: {texts}"
+        elif code == PASS:
+            outcome, reason = "PASS", f"after {n:,} answers every share is within {band} of the declared split"
+        elif code == BLOCKED:
+            outcome, reason = "INCONCLUSIVE", "the errors alone make a PASS impossible"
         self.state = SequentialState(outcome is not None, outcome, p_value, reason, intervals, n, log_bf)
-        if self.state.decided and self.first_decision is None:
-            self.first_decision = self.state
         return self.state
 
-    def _pick(self, per_allocation: NDArray, own: bool) -> NDArray:
-        """Per share j: the value from allocation j (own) or the least favourable other allocation."""
-        if per_allocation.shape[0] == 1:
-            return per_allocation[0]
-        k = per_allocation.shape[1]
-        if own:
-            return per_allocation[np.arange(k), np.arange(k)]
-        others = ~np.eye(k, dtype=bool)
-        return np.array([per_allocation[others[:, j], j] for j in range(k)])
-
     def _intervals(self, allocations: NDArray[np.float64]) -> tuple[Interval, ...]:
+        if len(self._p) == 1:
+            return (Interval(self._single_low(), 1.0),)
         low, high = share_intervals(allocations, self.probs, self.alpha, self.k, self.hedge)
-        lows = self._pick(low, own=False)
-        lows = lows.min(axis=-1) if lows.ndim > 1 else lows
-        highs = self._pick(high, own=True)
+        kk = len(self._p)
+        if allocations.shape[0] == 1:
+            lows, highs = low[0], high[0]
+        else:
+            lows = np.array([min(low[j, i] for j in range(kk) if j != i) for i in range(kk)])
+            highs = high[np.arange(kk), np.arange(kk)]
         return tuple(Interval(float(lo), float(hi)) for lo, hi in zip(lows, highs, strict=True))
 
-    def _decide(
-        self, allocations: NDArray[np.float64], intervals: Sequence[Interval], n: int
-    ) -> tuple[VerdictOutcome | None, str]:
-        flags = band_flags(allocations, self.probs, self.delta, self.alpha, self.k, self.hedge)
-        low_inside = self._pick(flags.low_inside, own=False)
-        above = self._pick(flags.above, own=False)
-        if low_inside.ndim > 1:
-            low_inside, above = np.all(low_inside, axis=-1, keepdims=False), np.all(above, axis=-1)
-        high_inside = self._pick(flags.high_inside, own=True)
-        below = self._pick(flags.below, own=True)
-        band = f"±{self.delta * 100:g} pp"
-        if np.any(above | below):
-            texts = "; ".join(self._outside_text(j, intervals[j]) for j in np.flatnonzero(above | below).tolist())
-            return "FAIL", f"after {n:,} requests the traffic split does not match the routing rules: {texts}"
-        if np.all(low_inside & high_inside):
-            return "PASS", f"after {n:,} requests every share is within {band} of the declared split"
-        return None, "not decided yet"
+    def _single_low(self) -> float:
+        x, u = self.counts[0], self.unknown
+        if not u:
+            return math.exp((_lbeta_half(x, 0) + self._ln_alpha) / x) if x else 0.0
+        low, high = 0.0, x / self.n
+        threshold = _lbeta_half(x, u) + self._ln_alpha
+        for _ in range(60):
+            mid = (low + high) / 2
+            if x * math.log(mid) + u * math.log1p(-mid) > threshold:
+                high = mid
+            else:
+                low = mid
+        return high
 
     def _outside_text(self, j: int, interval: Interval) -> str:
         return (
-            f"{self._names()[j]}: anytime-valid interval {interval.low:.1%}–{interval.high:.1%}, "
+            f"{self.positive_names[j]}: anytime-valid interval {interval.low:.1%}–{interval.high:.1%}, "
             f"declared {self.probs[j] * 100:.4g}% ± {self.delta * 100:.4g} pp"
         )
 
-    def _names(self) -> list[str]:
-        return [name for name, keep in zip(self.names, self.positive, strict=True) if keep]
-
 
 def budget(probs: Sequence[float], alpha: float = DEFAULT_ALPHA, tolerance: float | None = None) -> int:
-    """Most requests to spend: 1.7 x the fixed-N requests to confirm the split (P(PASS | right) ~ 0.99)."""
+    """Most requests to spend: 1.7 x the fixed-N requests to confirm the split (P(PASS | right) ~ 0.99).
+
+    Sized as if each share's bound were at alpha / K for K >= 3: the confidence sequence covers all shares at
+    once, so it does not gain what the fixed-N PASS gains from needing no Bonferroni."""
     positive = [p for p in probs if p > 0]
     if len(positive) < 2:
         return MAX_BUDGET if not positive else 100
     delta, _ = resolve_tolerance(positive, tolerance)
-    fixed = max(requests_to_confirm(p, delta, alpha, len(positive)) for p in positive)
+    fixed = max(requests_to_confirm(p, delta, alpha / comparisons(len(positive))) for p in positive)
     return min(MAX_BUDGET, math.ceil(BUDGET_FACTOR * fixed))
 
 
@@ -299,39 +566,27 @@ def decide_sequential(
     grace: int = 0,
     budget: int | None = None,
     batches: Sequence[Mapping[str, int]] | None = None,
+    connection_p: float | None = None,
+    connection_counts: Sequence[Sequence[int]] | None = None,
     seed: int = DEFAULT_SEED,
 ) -> Verdict:
-    """The verdict at the end of a sequential run (``test`` built on ``expectation``'s probabilities)."""
+    """The verdict of the sequential test on ``assignment``'s counts (``test`` built on ``expectation``).
+
+    Called at the stopping look with the counts of that look: the decision made there is the verdict.
+    ``connection_p`` is the anytime-valid p-value of the per-connection check (``ConnectionCheck``) and
+    ``connection_counts`` its counts per connection and share.
+    """
     hard = hard_check(assignment, expectation, grace)
     cats = categories(assignment, expectation)
-    stopped_at = test.first_decision
-    state = test.update(list(cats.counts), unknown=cats.unknown) if cats.total else None
+    state = test.update(dict(zip(cats.names, cats.counts, strict=True)), unknown=cats.unknown) if cats.total else None
     shares = _shares(cats.names, cats.probs, cats.counts, state)
-    outcome: VerdictOutcome = "INCONCLUSIVE"
-    needed: int | None = None
-    reasons = list(test.notes)
-    # The decision that stopped the run stands: it is valid at that stopping time, and the answers still in
-    # flight then (they arrive after it) may move the intervals back over a band edge without undoing it.
-    decided = stopped_at if stopped_at is not None and stopped_at.outcome is not None else state
-    if decided is not None and decided.decided and decided.outcome is not None:
-        outcome = decided.outcome
-        reasons.append(f"{decided.reason[0].upper()}{decided.reason[1:]} (exact match: {format_p(decided.p_value)}).")
-    else:
-        bands = [_Band(share, test.delta) for share in shares]
-        needed = requests_to_decide(bands, test.alpha, test.delta, cats.total) if cats.total else None
-        spent = budget is not None and assignment.total >= budget
-        why = f"the budget of {budget:,} requests ran out" if spent else "the run ended"
-        reasons.append(f"{why.capitalize()} before the split was clearly inside or outside ±{test.delta * 100:g} pp.")
-    dispersion = _dispersion(batches, assignment, cats, seed)
-    if dispersion is not None and dispersion.fired and not hard.failed:
-        outcome, needed = "INCONCLUSIVE", None
-        reasons.insert(0, "Answers are not independent: the split may be per connection; try --no-keepalive.")
-    if hard.failed:
-        outcome, needed = "FAIL", None
-        reasons = hard.reasons() + reasons
-    reasons += _unknown_reason(cats, assignment) if cats.total else []
+    checks = independence(assignment, cats, batches=batches, seed=seed, connection_p=connection_p,
+                          connection_counts=connection_counts, delta=test.delta, alpha=test.alpha)
+    end = conclude(_decision(test, state, shares, cats, assignment, budget), hard=hard, checks=checks, cats=cats,
+                   assignment=assignment, notes=test.notes)
+    extra = {"k": test.k, "hedge": test.hedge, "max_log_bf": test.max_log_bf, **common_extra(hard, cats, checks)}
     return Verdict(
-        outcome,
+        end.outcome,
         TEST_NAME,
         state.log_bf if state else None,
         None,
@@ -339,30 +594,33 @@ def decide_sequential(
         test.alpha,
         test.delta,
         assignment.total,
-        requests_needed=needed,
-        reasons=tuple(reasons),
+        requests_needed=end.needed,
+        reasons=tuple(end.reasons),
         shares=shares,
-        extra=_extra(test, hard, cats, dispersion),
-        dispersion=dispersion,
+        extra=extra,
+        independence=checks,
     )
 
 
-def _extra(
-    test: SequentialTest, hard: HardCheck, cats: Categories, dispersion: DispersionResult | None
-) -> dict[str, object]:
-    extra: dict[str, object] = {
-        "k": test.k,
-        "hedge": test.hedge,
-        "max_log_bf": test.max_log_bf,
-        "unknown": cats.unknown,
-        "unknown_rate": cats.unknown / cats.total if cats.total else 0.0,
-        "leaks": dict(hard.leaks),
-        "undeclared": dict(hard.undeclared),
-    }
-    if dispersion is not None:
-        extra["dispersion_p"] = dispersion.p_value
-        extra["dispersion_batches"] = dispersion.batches
-    return extra
+def _decision(
+    test: SequentialTest,
+    state: SequentialState | None,
+    shares: Sequence[ShareEstimate],
+    cats: Categories,
+    assignment: Assignment,
+    budget: int | None,
+) -> Conclusion:
+    if state is not None and state.outcome in ("PASS", "FAIL"):
+        return Conclusion(state.outcome, [f"{state.reason[0].upper()}{state.reason[1:]} (exact match: "
+                                          f"{format_p(state.p_value)})."])
+    if state is not None and state.outcome == "INCONCLUSIVE":
+        return Conclusion("INCONCLUSIVE", [errors_first_reason(cats, test.delta)])
+    bands = [Band(share, test.delta) for share in shares]
+    needed = requests_to_decide(bands, test.alpha, test.delta, cats.total) if cats.total else None
+    spent = budget is not None and assignment.total >= budget
+    why = f"the budget of {budget:,} requests ran out" if spent else "the run ended"
+    return Conclusion("INCONCLUSIVE", [f"{why.capitalize()} before the split was clearly inside or outside "
+                                       f"±{test.delta * 100:g} pp."], needed)
 
 
 def _shares(
@@ -374,3 +632,51 @@ def _shares(
         ShareEstimate(name, p, x / identified if identified else 0.0, x, interval.low, interval.high)
         for name, p, x, interval in zip(names, probs, counts, intervals, strict=True)
     )
+
+
+class ConnectionCheck:
+    """Anytime-valid check that answers do not depend on the connection they came on.
+
+    log E = sum over connections of log DirMult(counts | Jeffreys) - max over a common split of the log
+    likelihood (stats.log_homogeneity_evalue). The connections' term is kept up to date with one logarithm per
+    answer; the common split's in O(K) whenever ``check`` is called (a subset of answers keeps Ville's bound).
+    A split made per connection (an L4 balancer) makes it grow fast once each connection has carried a few
+    answers.
+    """
+
+    PRIOR = 0.5
+
+    def __init__(self, categories: int, alpha: float = DEFAULT_ALPHA) -> None:
+        self.k = categories
+        self.rows: dict[int, list[int]] = {}
+        self.totals = [0] * categories
+        self.n = 0
+        self.max_log_e = 0.0
+        self._rows_log_m = 0.0
+        self._fire_at = math.log(1.0 / alpha)
+
+    def add(self, connection: int, category: int) -> None:
+        """Count one answer of share ``category`` that came on ``connection``."""
+        row = self.rows.get(connection)
+        if row is None:
+            row = self.rows[connection] = [0] * (self.k + 1)  # the last cell: the row's total
+        x = row[category]
+        self._rows_log_m += math.log((self.PRIOR + x) / (self.k * self.PRIOR + row[-1]))
+        row[category] = x + 1
+        row[-1] += 1
+        self.totals[category] += 1
+        self.n += 1
+
+    def check(self) -> bool:
+        """True once the answers surely (at the check's alpha) depend on the connection."""
+        pooled = sum(_xlogx(x) for x in self.totals) - _xlogx(self.n)
+        self.max_log_e = max(self.max_log_e, self._rows_log_m - pooled)
+        return self.max_log_e >= self._fire_at
+
+    @property
+    def p_value(self) -> float:
+        """Anytime-valid p-value: 1 / the largest e-value seen at a check."""
+        return min(1.0, math.exp(-self.max_log_e))
+
+    def table(self) -> list[list[int]]:
+        return [row[:-1] for row in self.rows.values()]

@@ -1,4 +1,4 @@
-"""Statistical primitives for the verdict: chi-square with an exact-enough p-value, Wilson intervals,
+"""Statistical primitives for the verdict: chi-square with an exact-enough p-value, exact (Clopper-Pearson) bounds,
 sample sizes, and a check that answers are independent. Figures and choices: shared/notes/statistics.md.
 """
 
@@ -115,42 +115,104 @@ def _z(q: float) -> float:
 
 
 def comparisons(k: int) -> int:
-    """Bonferroni multiplicity for K shares: K when K >= 3; for two shares one determines the other."""
+    """Bonferroni multiplicity of the FAIL side for K shares: K when K >= 3; for two shares one determines the
+    other. The PASS side needs none: PASS requires every share inside its band (an intersection-union test,
+    Berger 1982), so each share's one-sided bounds at alpha already keep a wrong PASS <= alpha."""
     return k if k >= 3 else 1
 
 
-def interval_level(alpha: float, k: int) -> float:
-    """Confidence level of each share's interval in the equivalence (TOST) decision: 1 - 2 alpha / m."""
-    return 1.0 - 2.0 * alpha / comparisons(k)
+def interval_level(alpha: float) -> float:
+    """Level of each share's displayed (and PASS-deciding) interval: 1 - 2 alpha, whatever K (see comparisons)."""
+    return 1.0 - 2.0 * alpha
 
 
-def wilson_interval(count: float, n: float, level: float) -> Interval:
-    """Wilson score interval for a binomial proportion (two-sided, ``level`` coverage)."""
-    if n <= 0:
-        return Interval(0.0, 1.0)
-    z = _z(0.5 + level / 2.0)
-    z2 = z * z
-    center = (count + z2 / 2.0) / (n + z2)
-    half = z / (n + z2) * math.sqrt(max(count * (n - count) / n, 0.0) + z2 / 4.0)
-    low = 0.0 if count <= 0 else max(0.0, center - half)
-    high = 1.0 if count >= n else min(1.0, center + half)
-    return Interval(low, high)
+def clopper_pearson_bounds(
+    count: ArrayLike, n: ArrayLike, side_alpha: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Exact (Clopper-Pearson) one-sided bounds, each missing the true share with chance <= ``side_alpha``
+    for every share and every n (vectorised). Wilson bounds are anti-conservative for small shares: the
+    band's wrong PASS reached 1.43 % and wrong FAIL 3.24 % at alpha = 1 % (issue 17); these never exceed it."""
+    x = np.asarray(count, dtype=np.float64)
+    size = np.asarray(n, dtype=np.float64)
+    x, size = np.broadcast_arrays(x, size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(x > 0, special.betaincinv(np.maximum(x, 1e-300), size - x + 1.0, side_alpha), 0.0)
+        high = np.where(x < size, special.betaincinv(x + 1.0, np.maximum(size - x, 1e-300), 1.0 - side_alpha), 1.0)
+    empty = size <= 0
+    return np.where(empty, 0.0, low), np.where(empty, 1.0, high)
 
 
-def confirm_factor(alpha: float, k: int, beta: float) -> float:
-    return _z(1.0 - alpha / comparisons(k)) + _z(1.0 - beta / 2.0)
+def clopper_pearson(count: float, n: float, level: float) -> Interval:
+    """The two-sided exact interval at ``level`` (each side (1 - level) / 2)."""
+    low, high = clopper_pearson_bounds(count, n, (1.0 - level) / 2.0)
+    return Interval(float(low), float(high))
 
 
-def requests_to_confirm(p: float, delta: float, alpha: float, k: int, beta: float = DEFAULT_BETA) -> int:
+PASS_CODE, UNDECIDED_CODE, FAIL_CODE = 1, 0, -1
+
+
+def band_outcomes(
+    counts: ArrayLike, unknown: ArrayLike, probs: Sequence[float], delta: float, alpha: float
+) -> NDArray[np.int64]:
+    """The fixed-N equivalence decision for stacks of count vectors (last axis = shares): 1 PASS, -1 FAIL, 0.
+
+    A share's lower bounds count none of the ``unknown`` answers as its own, its upper bounds all of them.
+    PASS: every share's one-sided bounds at alpha lie inside p0 +- delta. FAIL: some share's one-sided bound
+    at alpha / m (m = comparisons(K)) lies wholly outside. Both error rates are <= alpha at every band edge
+    (tests/test_band_exact.py enumerates them exactly).
+    """
+    x = np.asarray(counts, dtype=np.float64)
+    u = np.asarray(unknown, dtype=np.float64)[..., None]
+    p = np.asarray(probs, dtype=np.float64)
+    n = x.sum(axis=-1, keepdims=True) + u
+    pass_low, _ = clopper_pearson_bounds(x, n, alpha)
+    _, pass_high = clopper_pearson_bounds(x + u, n, alpha)
+    side = alpha / comparisons(p.shape[-1])
+    fail_low, _ = clopper_pearson_bounds(x, n, side)
+    _, fail_high = clopper_pearson_bounds(x + u, n, side)
+    inside = np.all((pass_low >= p - delta) & (pass_high <= p + delta), axis=-1)
+    outside = np.any((fail_low > p + delta) | (fail_high < p - delta), axis=-1)
+    return np.where(outside, FAIL_CODE, np.where(inside, PASS_CODE, UNDECIDED_CODE)).astype(np.int64)
+
+
+def unknown_limit(probs: Sequence[float], delta: float) -> float:
+    """The largest share of unattributed answers (errors) with which a PASS is still possible at all.
+
+    PASS needs every share's bracket [x_j / N, (x_j + u) / N] inside [p_j - delta, p_j + delta] (clipped to
+    [0, 1]) with sum_j x_j = N - u: feasible exactly when e = u / N is at most each band's width, at most
+    1 - sum of the lower edges, and at most (sum of the upper edges - 1) / (K - 1).
+    """
+    p = [q for q in probs if q > 0]
+    lows = [max(0.0, q - delta) for q in p]
+    highs = [min(1.0, q + delta) for q in p]
+    limits = [h - lo for h, lo in zip(highs, lows, strict=True)] + [1.0 - sum(lows)]
+    if len(p) > 1:
+        limits.append((sum(highs) - 1.0) / (len(p) - 1))
+    return max(0.0, min(limits))
+
+
+def error_ceiling(probs: Sequence[float], delta: float) -> float:
+    """The error share above which respy says "fix the errors first": half of ``unknown_limit``. Beyond it the
+    errors eat more than half the band, and the intervals must shrink below half the tolerance: more than
+    4 x the requests a clean split needs, past the sequential budget (1.7 x). For two shares this is delta."""
+    return unknown_limit(probs, delta) / 2.0
+
+
+def confirm_factor(alpha: float, beta: float = DEFAULT_BETA) -> float:
+    """z_{1-alpha} + z_{1-beta/2}: PASS needs each share's one-sided bounds at alpha (no Bonferroni)."""
+    return _z(1.0 - alpha) + _z(1.0 - beta / 2.0)
+
+
+def requests_to_confirm(p: float, delta: float, alpha: float, beta: float = DEFAULT_BETA) -> int:
     """Requests needed for a share truly equal to ``p`` to PASS within ±``delta`` with chance 1 - beta."""
-    return math.ceil(p * (1.0 - p) * confirm_factor(alpha, k, beta) ** 2 / delta**2)
+    return math.ceil(p * (1.0 - p) * confirm_factor(alpha, beta) ** 2 / delta**2)
 
 
-def smallest_tolerance(n: int, p: float, alpha: float, k: int, beta: float = DEFAULT_BETA) -> float:
+def smallest_tolerance(n: int, p: float, alpha: float, beta: float = DEFAULT_BETA) -> float:
     """The narrowest tolerance that ``n`` requests confirm for a share truly equal to ``p`` (chance 1 - beta)."""
     if n <= 0:
         return math.inf
-    return confirm_factor(alpha, k, beta) * math.sqrt(p * (1.0 - p) / n)
+    return confirm_factor(alpha, beta) * math.sqrt(p * (1.0 - p) / n)
 
 
 def default_tolerance(probs: Sequence[float]) -> float:
@@ -162,6 +224,27 @@ def default_tolerance(probs: Sequence[float]) -> float:
 def max_tolerance(probs: Sequence[float]) -> float:
     positive = [p for p in probs if p > 0 and p < 1]
     return min(positive) / 2.0 if positive else 0.5
+
+
+def log_homogeneity_evalue(table: ArrayLike, prior: float = 0.5) -> float:
+    """log of an anytime-valid e-value against "every row (connection) has the same split".
+
+    Numerator: each row its own split, drawn from Dirichlet(prior, ...) (a Dirichlet-multinomial mixture per
+    row); denominator: the best common split (maximum likelihood). For the true common split p the ratio
+    with L(p) in the denominator is a product of martingales; the maximum likelihood only lowers it, so
+    P(ever >= 1/alpha) <= alpha however often it is checked (universal inference, Wasserman et al. 2020).
+    """
+    x = np.asarray(table, dtype=np.float64)
+    x = x[x.sum(axis=1) > 0]
+    if x.size == 0:
+        return 0.0
+    k = x.shape[1]
+    rows = x.sum(axis=1)
+    numerator = np.sum(special.gammaln(x + prior)) - x.size * special.gammaln(prior)
+    numerator += np.sum(special.gammaln(k * prior) - special.gammaln(k * prior + rows))
+    totals = x.sum(axis=0)
+    pooled = float(np.sum(special.xlogy(totals, totals)) - special.xlogy(totals.sum(), totals.sum()))
+    return float(numerator - pooled)
 
 
 def _homogeneity(table: NDArray[np.float64]) -> NDArray[np.float64]:

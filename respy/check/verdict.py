@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from respy._errors import UsageError
@@ -45,7 +45,8 @@ class Verdict:
     reasons: tuple[str, ...] = ()
     shares: tuple[ShareEstimate, ...] = ()
     extra: dict[str, object] = field(default_factory=dict, compare=False)
-    dispersion: DispersionResult | None = field(default=None, compare=False)  # the independence check, if run
+    independence: Independence | None = field(default=None, compare=False)  # the independence checks, if run
+    decided_after: int | None = None  # sequential: the answers the stopping look decided on (requests - in flight)
     report: str = field(default="", compare=False, repr=False)  # the CLI's table and verdict line, when known
 
     def __str__(self) -> str:
@@ -53,6 +54,11 @@ class Verdict:
         if self.report:
             return self.report
         return "\n".join([f"{self.outcome}  ({self.test}, {self.requests} requests)", *self.reasons])
+
+    @property
+    def in_flight(self) -> int | None:
+        """Answers that came back after the stopping look: counted, never used to re-decide."""
+        return None if self.decided_after is None else self.requests - self.decided_after
 
     @property
     def passed(self) -> bool:
@@ -76,6 +82,8 @@ class Verdict:
             "requests_needed": self.requests_needed,
             "reasons": list(self.reasons),
             "shares": [asdict(share) for share in self.shares],
+            "decided_after": self.decided_after,
+            "in_flight": self.in_flight,
             "extra": dict(self.extra),
         }
 
@@ -97,8 +105,9 @@ class Categories:
 
     names: tuple[str, ...]
     probs: tuple[float, ...]
-    counts: tuple[int, ...]
+    counts: tuple[int, ...]  # answers routed to each destination: its 2xx answers and the errors naming it
     unknown: int
+    errors: dict[str, int] = field(default_factory=dict)  # of the counts, errors that named their destination
 
     @property
     def identified(self) -> int:
@@ -158,7 +167,8 @@ def _answers(count: int) -> str:
 
 
 def hard_check(assignment: Assignment, expectation: Expectation, grace: int = 0) -> HardCheck:
-    leaks = {o.name: assignment.counts.get(o.name, 0) for o in expectation.outcomes if o.probability <= 0}
+    leaks = {o.name: assignment.counts.get(o.name, 0) + assignment.errors.get(o.name, 0)
+             for o in expectation.outcomes if o.probability <= 0}
     leaks = {name: count for name, count in leaks.items() if count > 0}
     named = sum(assignment.counts.get(o.name, 0) for o in expectation.destinations)
     return HardCheck(leaks=leaks, undeclared=dict(assignment.undeclared), grace=grace, named=named)
@@ -170,8 +180,9 @@ def categories(assignment: Assignment, expectation: Expectation) -> Categories:
     return Categories(
         names=tuple(o.name for o in positive),
         probs=tuple(o.probability / total_p for o in positive),
-        counts=tuple(assignment.counts.get(o.name, 0) for o in positive),
+        counts=tuple(assignment.counts.get(o.name, 0) + assignment.errors.get(o.name, 0) for o in positive),
         unknown=assignment.unknown,
+        errors={name: count for name, count in assignment.errors.items() if count},
     )
 
 
@@ -219,11 +230,17 @@ def favourable_counts(counts: Sequence[float], probs: Sequence[float], unknown: 
 
 
 @dataclass(frozen=True)
-class _Band:
-    """A share's bracketed interval against its declared value ± tolerance."""
+class Band:
+    """A share's bracketed interval against its declared value ± tolerance.
+
+    ``share.low``/``share.high`` decide PASS; ``fail_low``/``fail_high`` (one-sided at alpha / m in the fixed-N
+    test, the same simultaneous interval in the sequential one) decide FAIL.
+    """
 
     share: ShareEstimate
     delta: float
+    fail_low: float | None = None
+    fail_high: float | None = None
 
     @property
     def within(self) -> bool:
@@ -233,36 +250,49 @@ class _Band:
     @property
     def outside(self) -> bool:
         low, high = self.share.expected - self.delta, self.share.expected + self.delta
-        return self.share.high < low or self.share.low > high
+        fail_low = self.share.low if self.fail_low is None else self.fail_low
+        fail_high = self.share.high if self.fail_high is None else self.fail_high
+        return fail_high < low or fail_low > high
+
+
+def share_bands(cats: Categories, alpha: float, delta: float) -> tuple[Band, ...]:
+    """Observed shares among identified answers, with exact (Clopper-Pearson) bounds bracketed over where the
+    unknown answers belong: PASS bounds one-sided at alpha, FAIL bounds at alpha / m (stats.comparisons)."""
+    from respy.check.stats import clopper_pearson_bounds, comparisons
+
+    n_all, identified = cats.total, cats.identified
+    side = alpha / comparisons(len(cats.probs))
+    bands = []
+    for name, p, x in zip(cats.names, cats.probs, cats.counts, strict=True):
+        low, _ = clopper_pearson_bounds(x, n_all, alpha)
+        _, high = clopper_pearson_bounds(x + cats.unknown, n_all, alpha)
+        fail_low, _ = clopper_pearson_bounds(x, n_all, side)
+        _, fail_high = clopper_pearson_bounds(x + cats.unknown, n_all, side)
+        observed = x / identified if identified else 0.0
+        share = ShareEstimate(name=name, expected=p, observed=observed, count=x, low=float(low), high=float(high))
+        bands.append(Band(share, delta, float(fail_low), float(fail_high)))
+    return tuple(bands)
 
 
 def share_estimates(cats: Categories, level: float) -> tuple[ShareEstimate, ...]:
-    """Observed shares among identified answers; intervals bracketed over where the unknown answers belong."""
-    from respy.check.stats import wilson_interval
-
-    n_all, identified = cats.total, cats.identified
-    shares = []
-    for name, p, x in zip(cats.names, cats.probs, cats.counts, strict=True):
-        low = wilson_interval(x, n_all, level).low
-        high = wilson_interval(x + cats.unknown, n_all, level).high
-        observed = x / identified if identified else 0.0
-        shares.append(ShareEstimate(name=name, expected=p, observed=observed, count=x, low=low, high=high))
-    return tuple(shares)
+    """Observed shares with two-sided exact intervals at ``level`` (for display when no verdict has them)."""
+    alpha = (1.0 - level) / 2.0
+    return tuple(band.share for band in share_bands(cats, alpha, 0.0))
 
 
-def requests_to_decide(bands: Sequence[_Band], alpha: float, delta: float, n: int) -> int:
+def requests_to_decide(bands: Sequence[Band], alpha: float, delta: float, n: int) -> int:
     """About how many requests in all would settle the undecided shares.
 
     First the fixed-N figure for a split that is exactly as declared (requests_to_confirm for the hardest
     share); once that many have been sent without a decision, the observed shares' distance to the band edge.
     """
-    from respy.check.stats import DEFAULT_BETA, confirm_factor, requests_to_confirm
+    from respy.check.stats import confirm_factor, requests_to_confirm
 
     undecided = [band for band in bands if not (band.within or band.outside)]
-    declared = max((requests_to_confirm(b.share.expected, delta, alpha, len(bands)) for b in undecided), default=0)
+    declared = max((requests_to_confirm(b.share.expected, delta, alpha) for b in undecided), default=0)
     if declared > n:
         return declared
-    factor = confirm_factor(alpha, len(bands), DEFAULT_BETA) ** 2
+    factor = confirm_factor(alpha) ** 2
     needed = [n + 1]
     for band in undecided:
         p = min(max(band.share.observed, 1.0 / (n + 1)), 1.0 - 1.0 / (n + 1))
@@ -305,21 +335,50 @@ def _share_text(share: ShareEstimate, level: float, delta: float) -> str:
     )
 
 
-def _unknown_reason(cats: Categories, assignment: Assignment) -> list[str]:
-    if not cats.unknown:
-        return []
+def unknown_reason(cats: Categories, assignment: Assignment) -> list[str]:
+    """Say how many answers were errors or unattributed, and which destinations named errors came from."""
+    found = []
+    if assignment.errors:
+        named = ", ".join(f"{_answers(c)} from {name!r}" for name, c in sorted(assignment.errors.items()))
+        found.append(
+            f"Errors that name the destination they came from: {named}. They count as routed there, and the "
+            "version that produced them is the one to fix."
+        )
+    if not cats.unknown or not cats.total:
+        return found
     labels = sorted(assignment.unknown_labels.items(), key=lambda item: -item[1])
     listed = ", ".join(f"{label} ({count:,})" for label, count in labels[:5])
     more = f" and {len(labels) - 5} more" if len(labels) > 5 else ""
     return [
+        *found,
         f"{cats.unknown:,} of {cats.total:,} answers ({_pct(cats.unknown / cats.total)}) were errors or could not "
         f"be attributed: {listed}{more}. They are not dropped: each share is bracketed between counting none "
-        "and all of them as its own."
+        "and all of them as its own.",
     ]
 
 
+def errors_first_reason(cats: Categories, delta: float) -> str:
+    """The INCONCLUSIVE reason when the errors leave too little of the band for a PASS."""
+    from respy.check.stats import error_ceiling
+
+    ceiling = error_ceiling(cats.probs, delta)
+    return (
+        f"Too many answers were errors or could not be attributed ({_pct(cats.unknown / cats.total)}) to confirm the "
+        f"split within ±{_pp(delta)} whichever version they came from (a PASS needs fewer than {_pct(ceiling)}): "
+        "fix the errors first."
+    )
+
+
+def errors_block_pass(cats: Categories, delta: float) -> bool:
+    """Fixed-N: the observed error share is at or above ``stats.error_ceiling`` (only the INCONCLUSIVE text
+    depends on it)."""
+    from respy.check.stats import error_ceiling
+
+    return bool(cats.unknown) and cats.unknown / cats.total >= error_ceiling(cats.probs, delta)
+
+
 def _tost(
-    bands: Sequence[_Band], cats: Categories, alpha: float, delta: float, level: float
+    bands: Sequence[Band], cats: Categories, alpha: float, delta: float, level: float
 ) -> tuple[VerdictOutcome, list[str], int | None]:
     """The equivalence decision: PASS inside the band, FAIL wholly outside, INCONCLUSIVE in between."""
     failing = [b for b in bands if b.outside]
@@ -329,17 +388,10 @@ def _tost(
     if all(b.within for b in bands):
         return "PASS", [f"Every share is within ±{_pp(delta)} of the declared split."], None
     undecided = "; ".join(_share_text(b.share, level, delta) for b in bands if not b.within)
+    if errors_block_pass(cats, delta):
+        return "INCONCLUSIVE", [f"{errors_first_reason(cats, delta)} {undecided}."], None
     unknown_share = cats.unknown / cats.total
-    if unknown_share >= delta:
-        return (
-            "INCONCLUSIVE",
-            [
-                f"Too many answers could not be attributed ({_pct(unknown_share)}) to confirm the split within "
-                f"±{_pp(delta)}, whichever version they came from; fix the errors first. {undecided}."
-            ],
-            None,
-        )
-    needed = requests_to_decide(bands, alpha, delta - unknown_share, cats.total)
+    needed = requests_to_decide(bands, alpha, max(delta - unknown_share, delta / 4), cats.total)
     return (
         "INCONCLUSIVE",
         [f"Not enough evidence either way: {undecided}. About {needed:,} requests are needed to decide."],
@@ -355,7 +407,7 @@ def _strict(exact: ChiSquareResult, alpha: float, n: int, cats: Categories) -> t
             f"The observed split differs from the declared one (chi-square {_num(exact.statistic, 1)}, df {exact.df}, "
             f"{format_p(exact.p_value)} < alpha = {alpha:g})."
         ]
-    detectable = max(smallest_tolerance(n, p, alpha, len(cats.probs)) for p in cats.probs)
+    detectable = max(smallest_tolerance(n, p, alpha) for p in cats.probs)
     return "CONSISTENT", [
         f"No evidence that the split differs from the declared one ({format_p(exact.p_value)} ≥ alpha = {alpha:g}). "
         f"That does not prove it matches: {n:,} requests reliably detect only deviations larger than about "
@@ -363,23 +415,173 @@ def _strict(exact: ChiSquareResult, alpha: float, n: int, cats: Categories) -> t
     ]
 
 
-def _dispersion(
-    batches: Sequence[Mapping[str, int]] | None, assignment: Assignment, cats: Categories, seed: int
-) -> DispersionResult | None:
-    from respy.check.stats import dispersion_check
+CONNECTION_DEPENDENCE = (
+    "Answers depend on the connection: the split is made per connection; run with --no-keepalive"
+)
 
-    if not batches:
-        return None
+
+@dataclass(frozen=True)
+class Independence:
+    """Are answers independent draws? Over time (batches in send order) and across connections.
+
+    ``batches``: the homogeneity chi-square of consecutive batches (a split drifting during the run).
+    ``connections``: answers grouped by the connection they came on; a chi-square in the fixed-N test, the
+    anytime-valid e-value in the sequential one (``connection_p`` = 1 / max e-value).
+    """
+
+    batches: DispersionResult | None = None
+    connections: DispersionResult | None = None
+    connection_p: float | None = None
+    per_connection_fail: str | None = None  # the split is wrong even counting each connection once
+
+    @property
+    def per_connection(self) -> bool:
+        from respy.check.stats import DISPERSION_ALPHA
+
+        if self.connection_p is not None:
+            return self.connection_p < DISPERSION_ALPHA
+        return self.connections is not None and self.connections.fired
+
+    @property
+    def drifted(self) -> bool:
+        return self.batches is not None and self.batches.fired
+
+    @property
+    def fired(self) -> bool:
+        return self.per_connection or self.drifted
+
+    def reasons(self) -> list[str]:
+        found = []
+        if self.per_connection:
+            p = self.connection_p if self.connection_p is not None else self.connections.p_value  # type: ignore[union-attr]
+            found.append(f"{CONNECTION_DEPENDENCE} (connection-to-connection variation {format_p(p)}).")
+        if self.drifted:
+            assert self.batches is not None
+            found.append(
+                "Answers are not independent: the split changed during the run (batch-to-batch variation "
+                f"{format_p(self.batches.p_value)}); if the rules were just applied, run again once they have "
+                "propagated; if it is made per connection, try --no-keepalive."
+            )
+        return found
+
+    def extra(self) -> dict[str, object]:
+        extra: dict[str, object] = {}
+        if self.batches is not None:
+            extra["dispersion_p"] = self.batches.p_value
+            extra["dispersion_batches"] = self.batches.batches
+        p = self.connection_p if self.connection_p is not None else (
+            self.connections.p_value if self.connections is not None else None
+        )
+        if p is not None:
+            extra["connection_p"] = p
+        return extra
+
+
+def category_table(
+    groups: Sequence[Mapping[str, int]] | None, assignment: Assignment, cats: Categories
+) -> list[list[int]]:
+    """Label counts per group (batch or connection) as counts per positive-weight category."""
     wanted = set(cats.names)
     table = []
-    for batch in batches:
+    for group in groups or ():
         row = dict.fromkeys(cats.names, 0)
-        for label, count in batch.items():
+        for label, count in group.items():
             owner = assignment.claimed.get(label)
             if owner in wanted:
                 row[owner] += count
         table.append([row[name] for name in cats.names])
-    return dispersion_check(table, seed=seed)
+    return table
+
+
+def independence(
+    assignment: Assignment,
+    cats: Categories,
+    *,
+    batches: Sequence[Mapping[str, int]] | None,
+    connections: Sequence[Mapping[str, int]] | None = None,
+    seed: int,
+    connection_p: float | None = None,
+    connection_counts: Sequence[Sequence[int]] | None = None,
+    delta: float | None = None,
+    alpha: float = DEFAULT_ALPHA,
+) -> Independence:
+    """Both independence checks: on label counts per batch and per connection (fixed-N: chi-squares), or
+    with the sequential test's anytime ``connection_p`` and its per-connection ``connection_counts``."""
+    from respy.check.stats import dispersion_check
+
+    over_time = dispersion_check(category_table(batches, assignment, cats), seed=seed) if batches else None
+    table = list(connection_counts) if connection_counts is not None else category_table(connections, assignment,
+                                                                                         cats)
+    by_connection = dispersion_check(table, seed=seed) if table and connection_p is None else None
+    checks = Independence(over_time, by_connection, connection_p)
+    if checks.per_connection and delta is not None:
+        checks = replace(checks, per_connection_fail=_per_connection_fail(table, cats, delta, alpha))
+    return checks
+
+
+def _per_connection_fail(table: Sequence[Sequence[int]], cats: Categories, delta: float, alpha: float) -> str | None:
+    """When the split is made per connection, each connection is one draw: count each once (its shares of the
+    answers it carried) and run the band test on those. A sum of independent shares in [0, 1] is never
+    more spread than the binomial with the same mean (Hoeffding 1956), so its FAIL keeps its error rate."""
+    from respy.check.stats import FAIL_CODE, band_outcomes
+
+    rows = [row for row in table if sum(row)]
+    if len(rows) < 2:
+        return None
+    shares = [sum(row[j] / sum(row) for row in rows) for j in range(len(cats.names))]
+    if band_outcomes([shares], [0], cats.probs, delta, alpha)[0] != FAIL_CODE:
+        return None
+    observed = " / ".join(f"{name} {_pct(x / len(rows))}" for name, x in zip(cats.names, shares, strict=True))
+    declared = " / ".join(f"{_num(p * 100)}%" for p in cats.probs)
+    return (
+        f"Counting each of the {len(rows)} connections once, as a split made per connection must be counted, the "
+        f"split still does not match the routing rules: {observed} of the connections, declared {declared} "
+        f"± {_pp(delta)}."
+    )
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """What both tests hand to ``conclude``: the statistical outcome, its reasons, requests still needed."""
+
+    outcome: VerdictOutcome
+    reasons: list[str]
+    needed: int | None = None
+
+
+def conclude(
+    decision: Conclusion,
+    *,
+    hard: HardCheck,
+    checks: Independence,
+    cats: Categories,
+    assignment: Assignment,
+    notes: Sequence[str] = (),
+) -> Conclusion:
+    """The end every verdict shares: the hard checks win (FAIL), dependent answers make it INCONCLUSIVE,
+    then notes, the test's reasons and the account of errors and unattributed answers."""
+    outcome, reasons, needed = decision.outcome, list(decision.reasons), decision.needed
+    if checks.fired and not hard.failed:
+        # dependent answers void the per-answer test: FAIL only if it fails counting each connection once
+        outcome, needed = ("FAIL" if checks.per_connection_fail and not checks.drifted else "INCONCLUSIVE"), None
+        found = checks.reasons() + ([checks.per_connection_fail] if checks.per_connection_fail else [])
+        reasons = found + reasons
+    if hard.failed:
+        outcome, needed = "FAIL", None
+        reasons = hard.reasons() + reasons
+    return Conclusion(outcome, [*notes, *reasons, *unknown_reason(cats, assignment)], needed)
+
+
+def common_extra(hard: HardCheck, cats: Categories, checks: Independence) -> dict[str, object]:
+    """The ``extra`` fields both tests report (the JSON's ``verdict.extra``)."""
+    return {
+        "unknown": cats.unknown,
+        "unknown_rate": cats.unknown / cats.total if cats.total else 0.0,
+        "leaks": dict(hard.leaks),
+        "undeclared": dict(hard.undeclared),
+        "errors_by_destination": dict(cats.errors),
+        **checks.extra(),
+    }
 
 
 def decide(
@@ -391,12 +593,14 @@ def decide(
     strict: bool = False,
     grace: int = 0,
     batches: Sequence[Mapping[str, int]] | None = None,
+    connections: Sequence[Mapping[str, int]] | None = None,
     seed: int | None = None,
 ) -> Verdict:
     """The fixed-N verdict: hard checks, the exact-match chi-square, then the tolerance (TOST) decision.
 
     ``strict`` decides on the chi-square alone (FAIL when p < alpha, else CONSISTENT). ``batches`` are
-    per-batch label counts (``Tally.batches.complete()``) for the independence check.
+    per-batch label counts (``Tally.batches.complete()``) and ``connections`` per-connection label counts
+    (``Tally.connections.table()``) for the independence checks.
     """
     from respy.check.stats import DEFAULT_SEED, chi_square, interval_level
 
@@ -404,53 +608,31 @@ def decide(
     cats = categories(assignment, expectation)
     delta, notes = resolve_tolerance(cats.probs, tolerance)
     hard = hard_check(assignment, expectation, grace)
+    seed = DEFAULT_SEED if seed is None else seed
     if cats.total == 0:
-        reasons = hard.reasons() or ["No answer could be attributed to a declared outcome: nothing to test."]
-        return Verdict(
-            "FAIL" if hard.failed else "INCONCLUSIVE",
-            "none",
-            None,
-            None,
-            None,
-            alpha,
-            delta,
-            assignment.total,
-            reasons=tuple(reasons),
-            extra=_extra(hard, cats, None, None),
-        )
-    level = interval_level(alpha, len(cats.probs))
-    exact = chi_square(
-        favourable_counts(cats.counts, cats.probs, cats.unknown),
-        cats.probs,
-        alpha=alpha,
-        rng_seed=DEFAULT_SEED if seed is None else seed,
-    )
-    shares = share_estimates(cats, level)
-    bands = [_Band(share, delta) for share in shares]
-    needed: int | None = None
+        nothing = Conclusion("INCONCLUSIVE", ["No answer could be attributed to a declared outcome: nothing to test."])
+        end = conclude(nothing, hard=hard, checks=Independence(), cats=cats, assignment=assignment)
+        extra = {"p_method": "none", **common_extra(hard, cats, Independence())}
+        return Verdict(end.outcome, "none", None, None, None, alpha, delta, assignment.total,
+                       reasons=tuple(end.reasons), extra=extra)
+    level = interval_level(alpha)
+    exact = chi_square(favourable_counts(cats.counts, cats.probs, cats.unknown), cats.probs, alpha=alpha, rng_seed=seed)
+    bands = share_bands(cats, alpha, delta)
     if strict:
-        outcome, reasons = _strict(exact, alpha, cats.total, cats)
+        decision = Conclusion(*_strict(exact, alpha, cats.total, cats))
     else:
-        outcome, reasons, needed = _tost(bands, cats, alpha, delta, level)
-        if outcome == "PASS" and exact.p_value < alpha:
-            reasons.append(
+        decision = Conclusion(*_tost(bands, cats, alpha, delta, level))
+        if decision.outcome == "PASS" and exact.p_value < alpha:
+            decision.reasons.append(
                 f"The split differs measurably from the declared one ({format_p(exact.p_value)}), "
                 "but by less than the tolerance."
             )
-    dispersion = _dispersion(batches, assignment, cats, DEFAULT_SEED if seed is None else seed)
-    if dispersion is not None and dispersion.fired and not hard.failed:
-        outcome, needed = "INCONCLUSIVE", None
-        reasons.insert(
-            0,
-            "Answers are not independent: the split may be per connection; try --no-keepalive "
-            f"(batch-to-batch variation {format_p(dispersion.p_value)}).",
-        )
-    if hard.failed:
-        outcome, needed = "FAIL", None
-        reasons = hard.reasons() + reasons
-    reasons = notes + reasons + _unknown_reason(cats, assignment)
+    checks = independence(assignment, cats, batches=batches, connections=connections, seed=seed, delta=delta,
+                          alpha=alpha)
+    end = conclude(decision, hard=hard, checks=checks, cats=cats, assignment=assignment, notes=notes)
+    extra = {"p_method": exact.method, **common_extra(hard, cats, checks), "interval_level": level}
     return Verdict(
-        outcome,
+        end.outcome,
         "chi-square",
         exact.statistic,
         exact.df,
@@ -458,34 +640,12 @@ def decide(
         alpha,
         delta,
         assignment.total,
-        requests_needed=needed,
-        reasons=tuple(reasons),
-        shares=shares,
-        extra=_extra(hard, cats, exact, dispersion, level),
-        dispersion=dispersion,
+        requests_needed=end.needed,
+        reasons=tuple(end.reasons),
+        shares=tuple(band.share for band in bands),
+        extra=extra,
+        independence=checks,
     )
-
-
-def _extra(
-    hard: HardCheck,
-    cats: Categories,
-    exact: ChiSquareResult | None,
-    dispersion: DispersionResult | None,
-    level: float | None = None,
-) -> dict[str, object]:
-    extra: dict[str, object] = {
-        "p_method": exact.method if exact else "none",
-        "unknown": cats.unknown,
-        "unknown_rate": cats.unknown / cats.total if cats.total else 0.0,
-        "leaks": dict(hard.leaks),
-        "undeclared": dict(hard.undeclared),
-    }
-    if level is not None:
-        extra["interval_level"] = level
-    if dispersion is not None:
-        extra["dispersion_p"] = dispersion.p_value
-        extra["dispersion_batches"] = dispersion.batches
-    return extra
 
 
 def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignment) -> str:
@@ -507,6 +667,8 @@ def verdict_line(verdict: Verdict, expectation: Expectation, assignment: Assignm
         details.append(format_p(verdict.p_value))
     details.append(f"{verdict.requests} requests")
     line = f"{verdict.outcome}  {what}: observed {names}, declared {declared} ({', '.join(details)})"
+    if verdict.decided_after is not None:
+        line += f"; decided after {verdict.decided_after:,} answers; {verdict.in_flight:,} more were in flight"
     if verdict.requests_needed:
         line += f"; about {verdict.requests_needed:,} requests are needed to decide"
     return line
@@ -527,7 +689,7 @@ def pre_run_warning(
     if len(probs) < 2:
         return None
     delta, _ = resolve_tolerance(probs, tolerance)
-    needed = max(requests_to_confirm(p, delta, alpha, len(probs)) for p in probs)
+    needed = max(requests_to_confirm(p, delta, alpha) for p in probs)
     if needed <= n:
         return None
     return f"{n} requests cannot confirm {split_text(probs)} within ±{_pp(delta)}; about {needed:,} would"

@@ -134,7 +134,8 @@ class Progress:
 
 
 def execute(  # type: ignore[no-untyped-def]
-    target: Target, load: Load, streams: Streams, *, quiet: bool, stop_check=None, procs: int | None = None
+    target: Target, load: Load, streams: Streams, *, quiet: bool, stop_check=None, procs: int | None = None,
+    tally: Tally | None = None,
 ) -> RunResult:
     """Run the load: in worker processes when it is worth it (``procs``: --procs, None = automatic), in this
     process when there is a sequential ``stop_check`` (it must see one growing tally)."""
@@ -143,7 +144,8 @@ def execute(  # type: ignore[no-untyped-def]
     count = choose_procs(procs, load, sequential=stop_check is not None)
 
     async def go() -> RunResult:
-        return await run(target, load, progress=progress, stop_check=stop_check, handle_signals=True)
+        return await run(target, load, tally=tally, progress=progress, stop_check=stop_check, check_every=1,
+                         handle_signals=True)
 
     try:
         if count > 1:
@@ -174,7 +176,9 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
         streams.out.write(header_line(shown, load.requests, load.duration, streams.out, sequential=sequential) + "\n")
         streams.out.flush()
     stop_check = plan.stop_check if plan is not None else None
-    result = execute(target, load, streams, quiet=request.quiet, stop_check=stop_check, procs=request.procs)
+    tally = plan.tally() if plan is not None else None
+    result = execute(target, load, streams, quiet=request.quiet, stop_check=stop_check, procs=request.procs,
+                     tally=tally)
     measurement = Measurement.from_run(result, target, load)
     with _signals_ignored(measurement.interrupted):
         try:

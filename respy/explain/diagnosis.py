@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from respy.check.assign import Assignment, distinguishing_identifiers, match_destination
+from respy.check.assign import Assignment
 from respy.check.stats import chi_square
 from respy.check.verdict import format_p
 from respy.explain.analyze import ERROR, WARNING, Finding, Inputs, analyze
@@ -151,13 +151,14 @@ def diagnose_verdict(verdict: Verdict | None, assignment: Assignment, expectatio
     """Diagnose a FAILed check of ``assignment`` against ``expectation``.
 
     Errors whose label names a destination (e.g. ``503 ... single``) count as that destination's failures;
-    the verdict's dispersion check marks answers as dependent.
+    the verdict's check over batches marks answers as dependent (a split made per connection that still
+    fails counting each connection once is diagnosed like any other split).
     """
-    dispersion = verdict.dispersion if verdict is not None else None
+    checks = verdict.independence if verdict is not None else None
     return diagnose(
         assignment.counts, expectation, rules=rules,
         errors_by_destination=errors_by_destination(assignment, expectation),
-        dependent=dispersion is not None and dispersion.fired,
+        dependent=checks is not None and checks.drifted,
         alpha=verdict.alpha if verdict is not None else 0.01,
         namespace=namespace,
         istio_version=istio_version,
@@ -180,14 +181,9 @@ def sidecar_seen() -> bool | None:
 
 
 def errors_by_destination(assignment: Assignment, expectation: Expectation) -> dict[str, int]:
-    """Error answers (not 2xx, not a declared status) whose label names one declared destination."""
-    identifiers = distinguishing_identifiers(expectation.destinations)
-    errors: dict[str, int] = {}
-    for label, count in assignment.unknown_labels.items():
-        owner = match_destination(label, identifiers)
-        if owner is not None:
-            errors[owner] = errors.get(owner, 0) + count
-    return errors
+    """Error answers (not 2xx, not a declared status) whose label names one declared destination
+    (``respy.check.assign.assign`` attributes them)."""
+    return {name: count for name, count in assignment.errors.items() if count}
 
 
 def _findings(rules: RuleSet | None, host: str, namespace: str, istio_version: IstioVersion | None) -> list[Finding]:

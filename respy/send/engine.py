@@ -215,6 +215,7 @@ async def _read_capped(chunks: AsyncIterable[bytes], cap: int) -> bytes:
 
 
 async def _worker(
+    connection: int,
     target: Target,
     state: RunState,
     tally: Tally,
@@ -223,6 +224,7 @@ async def _worker(
     check_every: int,
 ) -> None:
     request = build_request(target)
+    tag = connection if target.keepalive else None  # --no-keepalive: each request has a connection of its own
     async with make_transport(target, context) as transport:
         timed = not times_itself(transport, request)
         while (ticket := state.take_ticket()) is not None:
@@ -234,7 +236,7 @@ async def _worker(
                 label, kind, status = await send_once(transport, request, target, timed=timed)
             finally:
                 state.in_flight -= 1
-            tally.add(label, kind, status, time.perf_counter() - began, ticket)
+            tally.add(label, kind, status, time.perf_counter() - began, ticket, tag)
             state.completed += 1
             if stop_check is not None and state.completed % check_every == 0:
                 reason = stop_check(tally)
@@ -297,8 +299,8 @@ async def run(
         async with anyio.create_task_group() as pool:
             pool.start_soon(_cancel_after_grace, state, pool.cancel_scope, grace)
             async with anyio.create_task_group() as senders:
-                for _ in range(max(workers, 0)):
-                    senders.start_soon(_worker, target, state, tally, context, stop_check, check_every)
+                for connection in range(max(workers, 0)):  # each worker keeps its own connection
+                    senders.start_soon(_worker, connection, target, state, tally, context, stop_check, check_every)
             pool.cancel_scope.cancel()
         helpers.cancel_scope.cancel()
     state.stop("all requests sent" if load.requests is not None and state.completed >= load.requests else "done")
