@@ -24,7 +24,7 @@ from respy.check.evaluate import CheckSettings, evaluate
 from respy.check.verdict import DEFAULT_ALPHA, Verdict
 from respy.report.render import render_text
 from respy.rules.expectation import Expectation
-from respy.send.engine import Load, StopCheck, Target, build_request, event_loop_options, run
+from respy.send.engine import Load, StopCheck, Target, event_loop_options, run, validate_request
 from respy.tally import Tally
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def _plan(url: str, options: MeasureKwargs) -> _Plan:
                     timeout=given.timeout, http2=given.http2, verify=given.verify, cacert=given.cacert,
                     keepalive=given.keepalive, by=given.by)
     try:
-        build_request(target)  # the engine's own request builder: bad header names or values fail here
+        validate_request(target)  # the engine's own request builders: bad header names or values fail here
     except (ValueError, TypeError, UnicodeError) as exc:
         raise UsageError(f"cannot build a request from these arguments: {exc}") from None
     load = Load(requests=given.requests, concurrency=given.concurrency, rate=given.rate, duration=given.duration)

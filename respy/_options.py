@@ -139,6 +139,23 @@ def duration_text(text: str) -> float:
     return positive_text(text)
 
 
+SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+              "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
+
+
+def size_text(text: str) -> int:
+    """``65536``, ``64KiB``, ``64MiB``, ``1GB``... as bytes (at least 1)."""
+    stripped = text.strip().lower().replace(" ", "")
+    number = stripped.rstrip("bgikmt")
+    try:
+        value = float(number) * SIZE_UNITS[stripped[len(number):]]
+    except (ValueError, KeyError):
+        raise UsageError(f"{text!r} is not a size (e.g. 65536, 64KiB, 64MiB, 1GB)") from None
+    if not 1 <= value < math.inf:
+        raise UsageError(f"must be at least 1 byte, got {text}")
+    return int(value)
+
+
 def tolerance_text(text: str) -> float:
     """``0.05``, ``5%`` or ``5pp`` as a fraction."""
     stripped = text.strip().lower()

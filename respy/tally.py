@@ -41,12 +41,19 @@ def kind_of_status(status: int) -> Kind:
     return Kind.OK if 200 <= status < 300 else Kind.HTTP_ERROR
 
 
+_MIN_S = 1e-5
+_GROWTH = 1.01
+_LOG_GROWTH = math.log(_GROWTH)
+_BUCKETS = 2200
+_log = math.log
+
+
 class LatencyHistogram:
     """Log-bucketed latencies: 1% relative precision from 10 µs to ~1 day, fixed size."""
 
-    _MIN_S = 1e-5
-    _GROWTH = 1.01
-    _BUCKETS = 2200
+    _MIN_S = _MIN_S
+    _GROWTH = _GROWTH
+    _BUCKETS = _BUCKETS
 
     def __init__(self) -> None:
         self._counts = [0] * self._BUCKETS
@@ -56,9 +63,13 @@ class LatencyHistogram:
         self._log_growth = math.log(self._GROWTH)
 
     def record(self, seconds: float) -> None:
-        index = 0
-        if seconds > self._MIN_S:
-            index = min(int(math.log(seconds / self._MIN_S) / self._log_growth) + 1, self._BUCKETS - 1)
+        # on the hot path (once per answer): no attribute lookups beyond what is needed
+        if seconds > _MIN_S:
+            index = int(_log(seconds / _MIN_S) / _LOG_GROWTH) + 1
+            if index >= _BUCKETS:
+                index = _BUCKETS - 1
+        else:
+            index = 0
         self._counts[index] += 1
         self.count += 1
         self.total_s += seconds
@@ -121,11 +132,15 @@ class Batches:
     def add(self, label: str, ticket: int | None = None) -> None:
         if ticket is None:
             ticket = self._next_ticket
-        self._next_ticket = max(self._next_ticket, ticket + 1)
+        if ticket >= self._next_ticket:
+            self._next_ticket = ticket + 1
         index = ticket // self.batch_size
-        counts = self._batches.setdefault(index, {})
+        counts = self._batches.get(index)
+        if counts is None:
+            counts = self._batches[index] = {}
+            self._sizes[index] = 0
         counts[label] = counts.get(label, 0) + 1
-        self._sizes[index] = self._sizes.get(index, 0) + 1
+        self._sizes[index] += 1
         if len(self._batches) > 2 * self.target:
             self._halve()
 
@@ -214,23 +229,24 @@ class Tally:
         ticket: int | None = None,
         connection: int | None = None,
     ) -> None:
-        key = (kind, label)
-        slot = self._rows.get(key)
+        rows = self._rows
+        slot = rows.get((kind, label))
         if slot is None:
-            if len(self._rows) >= self.max_labels:
-                key = (kind, OVERFLOW_LABEL)
-                slot = self._rows.setdefault(key, [0, status if status is not None else -1])
+            first_status = status if status is not None else -1
+            if len(rows) >= self.max_labels:  # past the limit: counted under one overflow row
+                label = OVERFLOW_LABEL
+                slot = rows.setdefault((kind, label), [0, first_status])
             else:
-                slot = self._rows[key] = [0, status if status is not None else -1]
+                slot = rows[(kind, label)] = [0, first_status]
         slot[0] += 1
         self.total += 1
-        self.batches.add(key[1], ticket)
+        self.batches.add(label, ticket)
         if connection is not None:
-            self.connections.add(key[1], connection)
+            self.connections.add(label, connection)
         if latency_s is not None:
             self.latency.record(latency_s)
         if self.observer is not None:
-            self.observer(key[1], kind, status, ticket, connection)
+            self.observer(label, kind, status, ticket, connection)
 
     def rows(self) -> list[Row]:
         """Every row, most frequent first (ties by label, for stable output)."""

@@ -77,8 +77,8 @@ class FaultServer:
             listener = self.listener
             if listener is None:
                 return
-            listener.settimeout(0.1)
             try:
+                listener.settimeout(0.1)  # inside the try: stop() may close the listener at any moment
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
@@ -156,3 +156,64 @@ def serve_each(answer: Callable[[FaultServer, socket.socket, int], bool]) -> Beh
                 return
 
     return behaviour
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hostile answers: malformed framing, endless streams, huge bodies (issue 15).
+
+# Each is a complete answer on the wire that llhttp rejects (RFC 9112 §6-7: chunk sizes are 1*HEXDIG,
+# Content-Length is 1*DIGIT, a field name is a token followed directly by ":", no CTLs in field values,
+# Transfer-Encoding with Content-Length is a smuggling vector that a client must not guess at).
+MALFORMED_ANSWERS: dict[str, bytes] = {
+    "negative chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+    "hex-prefixed chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+    "underscore in chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0_5\r\nhello\r\n0\r\n\r\n",
+    "overflowing chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"f" * 40 + b"\r\nhello\r\n0\r\n\r\n",
+    "negative Content-Length": b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello",
+    "+5 Content-Length": b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
+    "Content-Length with Transfer-Encoding": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "NUL in a header": b"HTTP/1.1 200 OK\r\nX-Version: v\x001\r\nContent-Length: 5\r\n\r\nhello",
+    "bare CR in a header": b"HTTP/1.1 200 OK\r\nX-Version: v\r1\r\nContent-Length: 5\r\n\r\nhello",
+    "space before the colon": b"HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello",
+    "HTTP/0.9-style answer": b"weather-backend: single\n",
+}
+
+
+def answer_raw(data: bytes) -> Behaviour:
+    """Answer every request with ``data`` as it is, then close (a malformed answer leaves nothing to reuse)."""
+
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        conn.sendall(data)
+        return False
+
+    return serve_each(answer)
+
+
+def stream_forever(head: bytes, piece: bytes) -> Behaviour:
+    """Send ``head``, then ``piece`` again and again as fast as the client reads, until it goes away."""
+
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        conn.sendall(head)
+        while not server.stopping.is_set():
+            conn.sendall(piece)
+        return False
+
+    return serve_each(answer)
+
+
+def huge_body(size: int, piece_size: int = 1 << 20) -> Behaviour:
+    """A 200 with a Content-Length of ``size`` and that many bytes, sent as fast as the client reads."""
+    head = response_head(200, {"Content-Length": str(size)})
+    piece = b"x" * piece_size
+
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        conn.sendall(head)
+        left = size
+        while left > 0 and not server.stopping.is_set():
+            conn.sendall(piece[: min(left, piece_size)])
+            left -= piece_size
+        return True
+
+    return serve_each(answer)

@@ -7,10 +7,10 @@ import io
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,30 +67,40 @@ class Finished:
         return f"Finished(code={self.code}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"
 
 
+# Started by run_respy: runs respy as its own child and reports that child's peak RSS. On Linux a process
+# forked from pytest counts pytest's pages (up to exec) in its own ru_maxrss, so respy is started from this
+# small interpreter instead, whose children's figure is respy's alone.
+RSS_PROBE = """
+import os, resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+with open(sys.argv[1], "w") as report:
+    report.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+if code < 0:
+    os.kill(os.getpid(), -code)  # die of the same signal, so the exit status reads the same
+sys.exit(code)
+"""
+
+
 def run_respy(*argv: str, timeout: float = 120, env: dict[str, str] | None = None, stdin: bytes = b"") -> Finished:
-    """Run ``python -m respy ARGV`` to the end; its peak RSS comes from ``wait4`` (this child's own rusage)."""
+    """Run ``python -m respy ARGV`` to the end, with its exit code, output and own peak RSS (KiB)."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as inp:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as inp, \
+            tempfile.NamedTemporaryFile("r") as rss:
         inp.write(stdin)
         inp.seek(0)
-        proc = subprocess.Popen([sys.executable, "-m", "respy", *argv], stdin=inp, stdout=out, stderr=err,
-                                env=environment)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                raise AssertionError(f"respy {' '.join(argv)} still running after {timeout} s (hung?)")
-            time.sleep(0.02)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.Popen([sys.executable, "-c", RSS_PROBE, rss.name, sys.executable, "-m", "respy", *argv],
+                                stdin=inp, stdout=out, stderr=err, env=environment, start_new_session=True)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise AssertionError(f"respy {' '.join(argv)} still running after {timeout} s (hung?)") from None
         out.seek(0)
         err.seek(0)
+        peak = int(rss.read().strip() or 0)
         return Finished(proc.returncode, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
-                        usage.ru_maxrss)
+                        peak)
 
 
 # --- local servers -------------------------------------------------------------------------------------

@@ -152,6 +152,15 @@ def test_rate_limits_total_requests_per_second(serve) -> None:
     assert data["elapsed_s"] >= 19 / 50 * 0.9  # 20 requests at 50/s cannot finish before ~0.38 s
 
 
+def test_duration_with_rate_sends_rate_times_duration_and_stops_on_time_at_c_10(serve) -> None:
+    """-z 3 --rate 100 -c 10: 300 ± 10 requests in 3.0 ± 0.2 s (issue 15: it overshot at c > 1)."""
+    server = serve(fixed("ok"))
+    data = run_cli(server.url, "-z", "3", "--rate", "100", "-c", "10", "-o", "json", "-q").json()
+    assert 290 <= data["requests"] <= 310, data["requests"]
+    assert data["requests"] == server.stats.requests
+    assert 2.8 <= data["elapsed_s"] <= 3.2, data["elapsed_s"]
+
+
 def test_duration_runs_until_time_is_up_with_no_cap(serve) -> None:
     server = serve(fixed("ok"))
     data = run_cli(server.url, "-z", "0.5s", "-c", "4", "-o", "json").json()
@@ -190,3 +199,37 @@ def test_distinct_labels_are_bounded() -> None:
     assert len(rows) == 6
     assert sum(r.count for r in rows) == 50
     assert any(r.label == OVERFLOW_LABEL and r.count == 45 for r in rows)
+
+
+def test_a_sequential_check_ramps_up_instead_of_starting_with_c_requests_in_flight(serve) -> None:
+    """At -c 100 a clear FAIL (50/50 declared 90/10) must not wait for 100 answers already in flight: the
+    ramp starts with a few workers (without it every such run took ≥ 100 requests)."""
+    server = serve(weighted_handler({"single": 50, "multiple": 50}, seed=7, delay=0.002))
+    result = run_cli(server.url, "--expect", "single=90,multiple=10", "-o", "json", "-q")
+    data = result.json()
+    assert data["verdict"]["outcome"] == "FAIL", data["verdict"]
+    assert data["requests"] < 100, data["requests"]
+    assert server.stats.max_in_flight < 100
+
+
+def test_the_ramp_grows_to_c_and_only_for_sequential_runs() -> None:
+    from respy.send.load import RAMP_START, wanted_workers
+
+    assert wanted_workers(100, 0, ramping=False) == 100
+    assert wanted_workers(100, 0, ramping=True) == RAMP_START
+    assert RAMP_START < wanted_workers(100, 20, ramping=True) < 100
+    assert wanted_workers(100, 10_000, ramping=True) == 100
+
+
+def test_a_plain_run_imports_neither_httpx_nor_anyio_nor_the_statistics(serve) -> None:
+    """Start-up: a plain http:// run (the common case in a pod) must not pay for httpx, anyio, numpy or scipy."""
+    import subprocess
+    import sys
+
+    server = serve(fixed("ok"))
+    probe = ("import sys; from respy.cli.main import main; code = main(sys.argv[1:]); "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'anyio', 'numpy', 'scipy', 'h11'}))")
+    done = subprocess.run([sys.executable, "-c", probe, server.url, "-n", "3", "-q", "-o", "json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -1,313 +1,179 @@
-"""respy's HTTP/1.1 transport against raw asyncio servers: body framing, keep-alive, reconnects, fallback."""
+"""respy's own HTTP/1.1 lane (respy/send/transport.py) against raw-socket servers: framing, keep-alive,
+reconnects, no silent re-send, answers without a body, the whole-request deadline, the connection tag."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import time
 
-import httpx
 import pytest
+from faultserver import FaultServer, read_head, reply, response_head, serve_each
 
-from respy.send.transport import HTTP11Transport
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
-
-
-@dataclass
-class Server:
-    """A raw TCP server on 127.0.0.1: ``handler(reader, writer, server)`` runs once per connection."""
-
-    handler: Handler
-    connections: int = 0
-    requests: list[bytes] = field(default_factory=list)
-    port: int = 0
-    _server: asyncio.base_events.Server | None = None
-
-    async def __aenter__(self) -> Server:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/path?q=1"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            await self.handler(reader, writer, self)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    async def read_request(self, reader: asyncio.StreamReader) -> bytes | None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            return None
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        body = await reader.readexactly(length) if length else b""
-        self.requests.append(head + body)
-        return head
+from respy.send.engine import Load, Target, raw_request, run, run_blocking
+from respy.tally import Tally
 
 
-def keep_alive(*answers: bytes) -> Handler:
-    """Answer each request on a connection with the next of ``answers`` (cycling), keeping it open."""
+def measure(url: str, n: int = 4, c: int = 1, **target: object) -> dict[str, int]:
+    async def go():  # type: ignore[no-untyped-def]
+        return await run(Target(url, **target), Load(requests=n, concurrency=c))  # type: ignore[arg-type]
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
-        index = 0
-        while await server.read_request(reader) is not None:
-            writer.write(answers[index % len(answers)])
-            index += 1
-            await writer.drain()
-
-    return handler
+    tally: Tally = run_blocking(go).tally
+    return {row.label: row.count for row in tally.rows()}
 
 
-def ok(body: bytes) -> bytes:
-    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+def answers(*raw: bytes):  # type: ignore[no-untyped-def]
+    """Answer the n-th request on each connection with ``raw[n % len(raw)]``, keeping the connection open."""
+
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        conn.sendall(raw[n % len(raw)])
+        return True
+
+    return serve_each(answer)
 
 
-def run(coro: Awaitable[object]) -> object:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+def test_content_length_answers_reuse_one_connection() -> None:
+    with FaultServer(answers(response_head(200, {"Content-Length": "2"}) + b"v1")) as server:
+        assert measure(server.url, n=5) == {"v1": 5}
+        assert server.connections == 1 and server.requests == 5
 
 
-async def get(transport: HTTP11Transport, url: str, method: str = "GET", **kwargs: object) -> httpx.Response:
-    response = await transport.handle_async_request(httpx.Request(method, url, **kwargs))  # type: ignore[arg-type]
-    await response.aread()
-    await response.aclose()
-    return response
-
-
-def test_content_length_bodies_reuse_one_connection() -> None:
-    async def main() -> None:
-        async with Server(keep_alive(ok(b"hello"), ok(b""), ok(b"x" * 70_000))) as server:
-            transport = HTTP11Transport()
-            bodies = [(await get(transport, server.url)).content for _ in range(3)]
-            await transport.aclose()
-        assert bodies == [b"hello", b"", b"x" * 70_000]
-        assert server.connections == 1
-        assert server.requests[0].startswith(b"GET /path?q=1 HTTP/1.1\r\n")
-        assert b"\r\nHost: 127.0.0.1:" in server.requests[0]
-
-    run(main())
-
-
-def test_a_body_larger_than_the_read_buffer_arrives_whole() -> None:
-    body = bytes(range(256)) * 8192  # 2 MiB: reading pauses and resumes
-    async def main() -> None:
-        async with Server(keep_alive(ok(body))) as server:
-            transport = HTTP11Transport()
-            assert (await get(transport, server.url)).content == body
-            assert (await get(transport, server.url)).content == body
-            await transport.aclose()
+def test_chunked_answers_with_extensions_and_trailers_and_a_big_body_split_over_reads() -> None:
+    big = b"y" * 300_000
+    chunked = (response_head(200, {"Transfer-Encoding": "chunked"}) + b"3;name=value\r\nabc\r\n1\r\nd\r\n0\r\n"
+               b"Trailer: x\r\n\r\n")
+    sized = response_head(200, {"Content-Length": str(len(big))}) + big
+    with FaultServer(answers(chunked, sized)) as server:
+        rows = measure(server.url, n=4, body_cap=1 << 20)
+        (long_label,) = set(rows) - {"abcd"}
+        assert rows == {"abcd": 2, long_label: 2} and long_label.startswith("yyyy")
         assert server.connections == 1
 
-    run(main())
+
+def test_head_204_304_and_an_interim_100_have_no_body_and_keep_the_connection() -> None:
+    with FaultServer(answers(response_head(204, {"Content-Length": "5"}), response_head(304),
+                             b"HTTP/1.1 100 Continue\r\n\r\n" + response_head(200, {"Content-Length": "2"}) + b"ok")) \
+            as server:
+        assert measure(server.url, n=3) == {"": 1, "304": 1, "ok": 1}  # a 204 is a 2xx: its (empty) body
+        assert server.connections == 1
+    head_answer = response_head(200, {"Content-Length": "1000"})  # HEAD: the length of the body not sent
+    with FaultServer(answers(head_answer)) as server:
+        assert measure(server.url, n=3, method="HEAD") == {"": 3}
+        assert server.connections == 1 and server.requests == 3
 
 
-def test_chunked_bodies_with_extensions_and_trailers() -> None:
-    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-               b"5;name=value\r\nhello\r\n1\r\n \r\n6\r\nworld!\r\n0\r\nX-Trailer: yes\r\n\r\n")
-    async def main() -> None:
-        async with Server(keep_alive(chunked, ok(b"after"))) as server:
-            transport = HTTP11Transport()
-            first = await get(transport, server.url)
-            second = await get(transport, server.url)
-            await transport.aclose()
-        assert first.content == b"hello world!"
-        assert second.content == b"after"
-        assert server.connections == 1  # the chunked body ended cleanly: the connection was reused
+def test_close_delimited_answers_end_when_the_server_closes_then_a_new_connection_is_used() -> None:
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nold-style body")
+        return False
 
-    run(main())
+    with FaultServer(serve_each(answer)) as server:
+        assert measure(server.url, n=3) == {"old-style body": 3}
+        assert server.connections == 3
 
 
-def test_http_1_0_body_delimited_by_close_then_a_new_connection() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
-        await server.read_request(reader)
-        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the")
-        await writer.drain()
-        await asyncio.sleep(0.01)
-        writer.write(b" end")
-        await writer.drain()
+def test_connection_close_answers_are_not_reused() -> None:
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        reply(conn, b"bye", close=True)
+        return True  # the server would go on, but the client must not
 
-    async def main() -> None:
-        async with Server(handler) as server:
-            transport = HTTP11Transport()
-            first = await get(transport, server.url)
-            second = await get(transport, server.url)
-            await transport.aclose()
-        assert first.content == second.content == b"until the end"
-        assert first.extensions["http_version"] == b"HTTP/1.0"
-        assert server.connections == 2
-
-    run(main())
+    with FaultServer(serve_each(answer)) as server:
+        assert measure(server.url, n=3) == {"bye": 3}
+        assert server.connections == 3
 
 
-def test_server_closing_an_idle_keepalive_connection_means_reconnect_not_error() -> None:
-    async def one_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
-        await server.read_request(reader)
-        writer.write(ok(b"fresh"))  # no "Connection: close": the client thinks it may reuse it
-        await writer.drain()
+def test_a_server_closing_an_idle_kept_alive_connection_means_a_reconnect_not_an_error() -> None:
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        reply(conn, b"ok")
+        time.sleep(0.05)
+        return False  # closes after each answer, without saying so
 
-    async def main() -> None:
-        async with Server(one_then_close) as server:
-            transport = HTTP11Transport()
-            first = await get(transport, server.url)
-            await asyncio.sleep(0.05)  # the close reaches the client while the connection is idle
-            second = await get(transport, server.url)
-            await transport.aclose()
-        assert first.content == second.content == b"fresh"
-        assert server.connections == 2
+    with FaultServer(serve_each(answer)) as server:
 
-    run(main())
+        async def go():  # type: ignore[no-untyped-def]
+            return await run(Target(server.url), Load(requests=4, concurrency=1, rate=5.0))
+
+        rows = {row.label: row.count for row in run_blocking(go).tally.rows()}
+        assert rows == {"ok": 4}
+        assert server.requests == 4 and server.connections == 4
 
 
 def test_a_reused_connection_dropped_after_the_request_went_out_is_an_error_not_a_silent_resend() -> None:
-    async def drop_the_second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
-        await server.read_request(reader)
-        writer.write(ok(b"one"))
-        await writer.drain()
-        await server.read_request(reader)  # read the next request, then close without a byte
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        if n == 1:
+            return False  # read the second request, then close without answering
+        reply(conn, b"ok")
+        return True
 
-    async def main() -> None:
-        async with Server(drop_the_second) as server:
-            transport = HTTP11Transport()
-            first = await get(transport, server.url)
-            with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
-                await get(transport, server.url)  # the server saw it: counting it as an answer would lie
-            third = await get(transport, server.url)  # and the next one goes out on a fresh connection
-            await transport.aclose()
-        assert first.content == third.content == b"one"
-        assert len(server.requests) == 3 and server.connections == 2
-
-    run(main())
+    with FaultServer(serve_each(answer)) as server:
+        rows = measure(server.url, n=3)
+        assert rows == {"ok": 2, "error: connection closed before any response": 1}
+        assert server.requests == 3  # the failed request was not sent again
 
 
-def test_head_204_304_and_interim_100_have_no_body() -> None:
-    answers = (
-        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",  # the answer to HEAD: the length, no body
-        b"HTTP/1.1 204 No Content\r\n\r\n",
-        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n",
-        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone",
-    )
+def test_a_truncated_body_is_an_error_and_the_next_request_gets_a_new_connection() -> None:
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        conn.sendall(response_head(200, {"Content-Length": "10"}) + (b"short" if n == 0 else b"0123456789"))
+        return n != 0
 
-    async def main() -> None:
-        async with Server(keep_alive(*answers)) as server:
-            transport = HTTP11Transport()
-            head = await get(transport, server.url, method="HEAD")
-            no_content = await get(transport, server.url)
-            not_modified = await get(transport, server.url)
-            after_continue = await get(transport, server.url, method="POST", content=b"data")
-            await transport.aclose()
-        assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", "1000")
-        assert (no_content.status_code, no_content.content) == (204, b"")
-        assert (not_modified.status_code, not_modified.content) == (304, b"")
-        assert (after_continue.status_code, after_continue.content) == (200, b"done")
-        assert server.connections == 1
-        assert server.requests[-1].endswith(b"\r\n\r\ndata")
-
-    run(main())
+    with FaultServer(serve_each(answer)) as server:
+        assert measure(server.url, n=2) == {"error: connection closed mid-response": 1, "0123456789": 1}
+        assert server.connections == 2
 
 
-def test_connection_close_answer_is_not_reused() -> None:
-    close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+def test_the_whole_request_deadline_holds_for_a_server_that_never_answers() -> None:
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        server.stopping.wait()
+        return False
 
-    async def main() -> None:
-        async with Server(keep_alive(close)) as server:
-            transport = HTTP11Transport()
-            for _ in range(3):
-                assert (await get(transport, server.url)).content == b"ok"
-            await transport.aclose()
-        assert server.connections == 3
-
-    run(main())
+    with FaultServer(serve_each(answer)) as server:
+        began = time.monotonic()
+        assert measure(server.url, n=2, c=2, timeout=0.3) == {"error: timeout": 2}
+        assert time.monotonic() - began < 5
 
 
-def test_truncated_body_is_an_error_and_the_connection_is_dropped() -> None:
-    async def short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
-        await server.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-        await writer.drain()
-
-    async def main() -> None:
-        async with Server(short) as server:
-            transport = HTTP11Transport()
-            with pytest.raises(httpx.RemoteProtocolError, match=r"complete message body"):
-                await get(transport, server.url)
-            await transport.aclose()
-
-    run(main())
-
-
-def test_total_timeout_covers_a_server_that_never_answers() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
-        await server.read_request(reader)
-        await asyncio.sleep(5)
-
-    async def main() -> None:
-        async with Server(silent) as server:
-            transport = HTTP11Transport(total_timeout=0.2)
-            with pytest.raises(httpx.ReadTimeout):
-                await get(transport, server.url)
-            await transport.aclose()
-
-    run(main())
-
-
-def test_refused_connection_is_a_connect_error_caused_by_the_os_error() -> None:
+def test_a_refused_connection_is_a_row() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-
-    async def main() -> None:
-        transport = HTTP11Transport()
-        with pytest.raises(httpx.ConnectError) as caught:
-            await get(transport, f"http://127.0.0.1:{port}/")
-        assert isinstance(caught.value.__cause__, ConnectionRefusedError)
-
-    run(main())
+    assert measure(f"http://127.0.0.1:{port}/", n=2) == {"error: connection refused": 2}
 
 
-def test_works_under_an_httpx_client_with_streamed_upload() -> None:
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        assert b"transfer-encoding: chunked" in head.lower()
-        body = b""
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                break
-            body += (await reader.readexactly(size + 2))[:-2]
-        writer.write(ok(body.upper()))
-        await writer.drain()
+def test_the_request_on_the_wire() -> None:
+    seen: list[bytes] = []
 
-    async def upload():  # type: ignore[no-untyped-def]
-        yield b"stream"
-        yield b"ed"
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        reply(conn, b"ok")
+        return True
 
-    async def main() -> None:
-        async with Server(echo) as server, httpx.AsyncClient(transport=HTTP11Transport()) as client:
-            response = await client.post(server.url, content=upload())
-        assert response.text == "STREAMED"
+    def behaviour(server: FaultServer, conn: socket.socket, index: int) -> None:
+        head = read_head(conn)
+        assert head is not None
+        seen.append(head)
+        answer(server, conn, 0)
 
-    run(main())
+    with FaultServer(behaviour) as server:
+        measure(server.url + "a b/ü?q=1", n=1, headers=(("X-Test", "yes"),), method="POST", data=b"hi")
+    lines = seen[0].split(b"\r\n")
+    assert lines[0] == b"POST /a%20b/%C3%BC?q=1 HTTP/1.1"
+    assert f"Host: 127.0.0.1:{server.port}".encode() in lines
+    assert b"X-Test: yes" in lines and b"Content-Length: 2" in lines and b"User-Agent: respy" in lines
 
 
-def test_https_and_http2_go_to_httpx_own_transport() -> None:
-    transport = HTTP11Transport()
-    assert transport.serves(httpx.Request("GET", "http://example.test/"))
-    assert not transport.serves(httpx.Request("GET", "https://example.test/"))
-    assert not HTTP11Transport(http2=True).serves(httpx.Request("GET", "http://example.test/"))
-    assert isinstance(transport._fallback_transport(), httpx.AsyncHTTPTransport)
+@pytest.mark.parametrize("header", [("X-Bad", "a\r\nInjected: 1"), ("Bad Name", "x"), ("X-Nul", "a\0b")])
+def test_headers_that_would_split_the_request_are_refused(header: tuple[str, str]) -> None:
+    with pytest.raises(ValueError):
+        raw_request(Target("http://127.0.0.1/", headers=(header,)))
+
+
+def test_answers_are_tagged_with_their_connection_and_not_without_keep_alive() -> None:
+    with FaultServer(answers(response_head(200, {"Content-Length": "2"}) + b"ok")) as server:
+
+        async def go(keepalive: bool):  # type: ignore[no-untyped-def]
+            return await run(Target(server.url, keepalive=keepalive), Load(requests=10, concurrency=2))
+
+        kept = run_blocking(lambda: go(True))
+        fresh = run_blocking(lambda: go(False))
+    per_connection = [sum(row.values()) for row in kept.tally.connections.table()]
+    assert len(per_connection) == 2 and sum(per_connection) == 10  # two workers, two kept-alive connections
+    assert fresh.tally.connections.table() == []  # a connection per request: nothing to compare across
+    assert fresh.state.connections == 10

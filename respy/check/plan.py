@@ -18,6 +18,7 @@ from respy.check.verdict import pre_run_warning
 from respy.measurement import Measurement
 from respy.rules import RuleSet, load_cluster, load_inputs, resolve
 from respy.rules.expectation import Expectation
+from respy.send.load import RunSize
 from respy.tally import Tally
 
 CLUSTER = "cluster"
@@ -31,15 +32,6 @@ class RequestShape:
     headers: Mapping[str, str] = field(default_factory=dict)
     method: str = "GET"
     gateway: str | None = None
-
-
-@dataclass(frozen=True)
-class RunSize:
-    """How long the run will be: ``-n``, ``-z`` and ``--max-requests`` (no ``-n``, no ``-z``: sequential)."""
-
-    requests: int | None = None
-    duration: float | None = None
-    max_requests: int | None = None
 
 
 def load_rules(values: Sequence[str], *, namespace: str, request: RequestShape, stdin: TextIO | None) -> RuleSet:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
-from respy import __version__
+from respy import __version__, _options
 from respy._errors import RespyError
 from respy.cli.common import (
     EXIT_OK,
@@ -24,11 +24,15 @@ from respy.cli.common import (
     add_count_flags,
     add_header_flag,
     add_output_flag,
+    argument_type,
     count,
     duration,
     one_line,
     positive_number,
 )
+
+byte_size = argument_type(_options.size_text)
+DEFAULT_MAX_BODY = 64 * 1024 * 1024  # respy.send.load's default (not imported: --help stays light)
 
 SUBCOMMANDS = ("demo", "analyze", "merge", "sandbox")  # each a module respy.cli.NAME with main(args, streams)
 
@@ -91,7 +95,8 @@ def _add_load_flags(parser: argparse.ArgumentParser) -> None:
     add_count_flags(group, concurrency=100,
                     requests_help="total requests, exactly (default 1000; with --expect and no -n: until the verdict "
                                   "is clear). Example: -n 5000",
-                    concurrency_help="requests in flight at once, never more (default 100). Example: -c 10")
+                    concurrency_help="requests in flight at once, never more (default 100); a sequential check starts "
+                                     "with 4 and grows to C while the verdict is open. Example: -c 10")
     group.add_argument("--rate", type=positive_number, metavar="RPS",
                        help="total requests per second across all workers (default: as fast as possible). "
                             "Example: --rate 50")
@@ -115,6 +120,10 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cacert", metavar="FILE", help="trust this CA bundle (PEM) for TLS. Example: --cacert ca.pem")
     group.add_argument("--no-keepalive", dest="keepalive", action="store_false",
                        help="a new connection for every request: needed to sample splits made per connection (L4)")
+    group.add_argument("--max-body", type=byte_size, default=DEFAULT_MAX_BODY, metavar="SIZE",
+                       help="read at most this much of one answer's body (the label keeps the first 64 KiB); "
+                            "past it the connection is dropped and the row says why (default 64MiB). "
+                            "Example: --max-body 1GiB")
     group.add_argument("--connect-to", metavar="HOST:PORT:ADDR:PORT2",
                        help="as curl's: send (and route) the request as HOST:PORT, connect to ADDR:PORT2 (a "
                             "port-forward, a stand-in server). "

@@ -10,22 +10,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
-
-import anyio
+from typing import TYPE_CHECKING, TextIO
 
 from respy._errors import RespyError, UsageError
 from respy._options import check_method, check_url, parse_by, parse_header, parse_maps, readable_file
-from respy.check.evaluate import CheckSettings, Evaluation
-from respy.check.plan import CheckPlan, RequestShape, RunSize, plan_check
-from respy.check.verdict import DEFAULT_ALPHA
 from respy.cli.common import Streams, emit, exit_code, warn
 from respy.measurement import Measurement, redact_url
 from respy.report.render import header_line
-from respy.send.connect_to import PORT_FORWARD_NOTE, ConnectTo
-from respy.send.engine import Load, RunResult, RunState, Target, event_loop_options, run
+from respy.send.engine import Load, RunResult, RunState, Target, run, run_blocking
+from respy.send.load import RunSize
 from respy.send.procs import choose_procs, run_in_procs
 from respy.tally import Tally
+
+if TYPE_CHECKING:  # the check (numpy, scipy, the rules) is imported only with --expect: a plain run starts fast
+    from respy.check.evaluate import CheckSettings, Evaluation
+    from respy.check.plan import CheckPlan
+    from respy.send.connect_to import ConnectTo
 
 DEFAULT_REQUESTS = 1000
 
@@ -69,6 +69,9 @@ def settings_from_args(args: argparse.Namespace, *, alpha: float | None = None,
                        tolerance: float | None = None, mapping: dict[str, str] | None = None) -> CheckSettings:
     """The check flags (``add_check_flags``) as settings; ``alpha``/``tolerance``/``mapping`` fill in for flags
     not given (``respy merge`` takes them from its inputs)."""
+    from respy.check.evaluate import CheckSettings  # here, for start-up (see TYPE_CHECKING above)
+    from respy.check.verdict import DEFAULT_ALPHA
+
     return CheckSettings(
         alpha=args.alpha if args.alpha is not None else alpha if alpha is not None else DEFAULT_ALPHA,
         tolerance=args.tolerance if args.tolerance is not None else tolerance,
@@ -90,8 +93,17 @@ def target_from_args(args: argparse.Namespace, url: str) -> Target:
         cacert=readable_file(args.cacert, "--cacert") if args.cacert else None,
         keepalive=args.keepalive,
         by=parse_by(args.by),
-        connect_to=ConnectTo.parse(args.connect_to) if getattr(args, "connect_to", None) else None,
+        max_body=args.max_body,
+        connect_to=_connect_to(getattr(args, "connect_to", None)),
     )
+
+
+def _connect_to(value: str | None) -> ConnectTo | None:
+    if not value:
+        return None
+    from respy.send.connect_to import ConnectTo  # here, for start-up: it imports httpx
+
+    return ConnectTo.parse(value)
 
 
 def _body(data: str | None) -> bytes | None:
@@ -145,12 +157,12 @@ def execute(  # type: ignore[no-untyped-def]
 
     async def go() -> RunResult:
         return await run(target, load, tally=tally, progress=progress, stop_check=stop_check, check_every=1,
-                         handle_signals=True)
+                         handle_signals=True, ramp=stop_check is not None)
 
     try:
         if count > 1:
             return run_in_procs(target, load, count, progress=progress)
-        return anyio.run(go, backend_options=event_loop_options())
+        return run_blocking(go)
     finally:
         if progress is not None:
             progress.clear()
@@ -164,6 +176,8 @@ def run_measure(args: argparse.Namespace, streams: Streams) -> int:
 def run_and_report(request: RunRequest, streams: Streams) -> int:
     target = request.target
     if target.connect_to is not None:
+        from respy.send.connect_to import PORT_FORWARD_NOTE  # here, for start-up: it imports httpx
+
         print(f"respy: {PORT_FORWARD_NOTE.format(dial=target.connect_to.describe())}", file=streams.err)
     plan = make_plan(request, streams) if request.check is not None else None
     requests = request.size.requests
@@ -209,6 +223,8 @@ def _signals_ignored(interrupted: bool) -> Iterator[None]:
 def make_plan(request: RunRequest, streams: Streams) -> CheckPlan:
     assert request.check is not None
     target, check = request.target, request.check
+    from respy.check.plan import RequestShape, plan_check  # here, for start-up (see TYPE_CHECKING above)
+
     shape = RequestShape(url=target.url, headers=dict(target.headers), method=target.method, gateway=check.gateway)
     plan = plan_check(check.expect, check.settings, shape, request.size, stdin=streams.stdin)
     warn(plan.warnings, streams)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import socket
-import ssl
 from dataclasses import dataclass
 
 from respy._errors import UsageError
@@ -68,6 +67,35 @@ def label_response(by: By, status: int, headers: list[tuple[bytes, bytes]], body
     return clip(text), kind
 
 
+LABEL_CACHE = 4096  # distinct answers remembered with their label (bodies up to the cap are the keys)
+
+
+class Labeller:
+    """``label_response`` for a stream of answers, worked out once per distinct answer: a load run sees the
+    same few (status, body) pairs again and again, and a dict lookup is cheaper than decoding and stripping."""
+
+    def __init__(self, by: By, limit: int = LABEL_CACHE) -> None:
+        self.by = by
+        self.limit = limit
+        self._known: dict[tuple[int, bytes | str | None], tuple[str, Kind]] = {}
+
+    def __call__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[str, Kind]:
+        mode = self.by.mode
+        key: tuple[int, bytes | str | None]
+        if mode == "status":
+            key = (status, None)
+        elif mode == "header":
+            key = (status, _header_value(headers, self.by.header))
+        else:
+            key = (status, body)
+        known = self._known.get(key)
+        if known is None:
+            known = label_response(self.by, status, headers, body)
+            if len(self._known) < self.limit:
+                self._known[key] = known
+        return known
+
+
 def _header_value(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
     wanted = name.encode("latin-1", errors="replace")
     for key, value in headers:
@@ -92,6 +120,8 @@ def label_error(exc: BaseException) -> str:
 
 
 def _why(exc: BaseException) -> str:
+    import ssl  # here, for start-up: --help and --version (which import this module) do not need it
+
     chain = list(_causes(exc))
     for err in chain:
         if isinstance(err, ssl.SSLCertVerificationError):

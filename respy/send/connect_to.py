@@ -39,11 +39,20 @@ class ConnectTo:
         return f"{self.host or '*'}:{self.port or '*'} -> {self.addr or '*'}:{self.addr_port or '*'}"
 
     def applies(self, url: httpx.URL) -> bool:
-        return (not self.host or self.host == url.host.lower()) and (self.port is None or self.port == _url_port(url))
+        return self.matches(url.host, _url_port(url))
 
     def dial(self, url: httpx.URL) -> httpx.URL:
         """Where the connection goes for ``url``."""
-        return url.copy_with(host=self.addr or url.host, port=self.addr_port or _url_port(url))
+        host, port = self.address(url.host, _url_port(url))
+        return url.copy_with(host=host, port=port)
+
+    def matches(self, host: str, port: int) -> bool:
+        """Whether a request to ``host:port`` is dialled elsewhere."""
+        return (not self.host or self.host == host.lower()) and (self.port is None or self.port == port)
+
+    def address(self, host: str, port: int) -> tuple[str, int]:
+        """Where a connection for ``host:port`` goes (whether or not the rule matches: see ``matches``)."""
+        return self.addr or host, self.addr_port or port
 
 
 def connect_request(request: httpx.Request, rule: ConnectTo | None) -> httpx.Request:

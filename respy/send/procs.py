@@ -12,7 +12,6 @@ A sequential check (``stop_check``) needs one tally seen as it grows, so it alwa
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import signal
 import sys
@@ -21,16 +20,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from respy.send.engine import Load, ProgressHook, RunResult, RunState, Target, event_loop_options, run
+from respy.send.engine import Load, ProgressHook, RunResult, RunState, Target, run, run_blocking
 from respy.tally import Tally
 
-AUTO_MIN_REQUESTS = 5000  # below this, start-up of a second interpreter (~0.2 s) costs more than it saves
+if TYPE_CHECKING:  # multiprocessing is imported only when processes are used: a plain run starts faster
+    from multiprocessing.connection import Connection
+
+AUTO_MIN_REQUESTS = 20_000  # one process sends this many in well under a second (issue 15): no gain below
 AUTO_MAX_PROCS = 4
+AUTO_SPARE_CPUS = 1  # left to the server, the sidecar and the kernel's networking: on 2 cores, one process
+# beat two once the client cost ~10 µs per request (issue 15, benchmarks/throughput.py --levers)
 POLL_S = 0.2
 
 
@@ -65,7 +66,7 @@ def cgroup_cpu_quota(root: str = CGROUP_ROOT) -> float | None:
 
 def choose_procs(requested: int | None, load: Load, *, sequential: bool = False, cpus: int | None = None) -> int:
     """How many processes to use: 1 for a sequential check; else ``requested`` (at most C), else automatic:
-    every CPU (up to 4) when N ≥ 5000 (or a duration with no cap) and C ≥ 2."""
+    every CPU but one (up to 4) when N ≥ 20,000 (or a duration with no cap) and C ≥ 2."""
     if sequential:
         return 1
     most = min(load.concurrency, load.requests) if load.requests is not None else load.concurrency
@@ -73,7 +74,7 @@ def choose_procs(requested: int | None, load: Load, *, sequential: bool = False,
         return max(1, min(requested, most))
     if load.concurrency < 2 or (load.requests is not None and load.requests < AUTO_MIN_REQUESTS):
         return 1
-    return max(1, min(cpus or available_cpus(), AUTO_MAX_PROCS, most))
+    return max(1, min((cpus or available_cpus()) - AUTO_SPARE_CPUS, AUTO_MAX_PROCS, most))
 
 
 def split_evenly(total: int, parts: int) -> list[int]:
@@ -132,17 +133,13 @@ def child_main(target: Target, load: Load, conn: Connection) -> None:
         starting = False
     began = time.monotonic()
     if starting:
-        result = anyio.run(_run_child, target, load, listen, backend_options=event_loop_options())
+        result = run_blocking(lambda: run(target, load, progress=listen))
         report = ChildReport(result.tally, began, time.monotonic(), result.state.stop_reason)
     else:  # stopped before it started
         report = ChildReport(Tally(), began, began, "interrupted")
     with suppress(OSError):
         conn.send(("done", report))
     conn.close()
-
-
-async def _run_child(target: Target, load: Load, listen: ProgressHook) -> RunResult:
-    return await run(target, load, progress=listen)
 
 
 def _stop_requested(conn: Connection) -> bool:
@@ -192,6 +189,8 @@ def run_in_procs(target: Target, load: Load, procs: int, *, progress: ProgressHo
 
 
 def _start_children(target: Target, loads: list[Load]) -> list[_Child]:
+    import multiprocessing  # here, for start-up: only a run in processes needs it
+
     context: Any = multiprocessing.get_context(_start_method())  # fork or spawn; typeshed lacks .Process
     for stream in (sys.stdout, sys.stderr):  # a forked child flushes its copy of any pending output on exit
         with suppress(Exception):
@@ -223,6 +222,8 @@ def _start_method() -> str:
 
 def _collect(children: list[_Child], timeout: float) -> None:
     live: dict[Any, _Child] = {child.conn: child for child in children if not child.finished}
+    from multiprocessing.connection import wait  # here, for start-up (see _start_children)
+
     for ready in wait(list(live), timeout):
         child = live[ready]
         conn = child.conn
