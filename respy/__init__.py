@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from respy._api import Measurement, assert_split, assert_split_async, measure, measure_async
     from respy.check.verdict import Verdict
     from respy.rules.expectation import Expectation, Outcome
+    from respy.sandbox.mesh import sandbox
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ _LAZY = {
     "Outcome": "respy.rules.expectation",
     "Measurement": "respy._api",
     "Verdict": "respy.check.verdict",
+    "sandbox": "respy.sandbox",
 }
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "assert_split_async",
     "measure",
     "measure_async",
+    "sandbox",
 ]
 
 

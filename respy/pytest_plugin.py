@@ -12,8 +12,8 @@ nothing heavy: the measuring machinery is imported when a test first uses the fi
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from respy._options import MeasureKwargs
     from respy.check.verdict import Verdict
     from respy.rules.expectation import Expectation
+    from respy.sandbox.mesh import Sandbox
 
 DEFAULT_REQUESTS = 1000
 
@@ -124,6 +125,28 @@ class RespyFixture:
         paths = [files] if isinstance(files, str | os.PathLike) else list(files)
         return Expectation.from_files(*paths, url=self.url(url), headers=headers, method=method,
                                       namespace=namespace, gateway=gateway)
+
+
+@pytest.fixture
+def respy_sandbox() -> Iterator[Callable[..., Sandbox]]:
+    """Start a sandbox (a real Envoy programmed from routing YAML): ``mesh = respy_sandbox("rules/")``.
+
+    Takes what ``respy.sandbox`` takes; every sandbox started in the test is stopped when the test ends.
+    """
+    from respy.sandbox.mesh import sandbox
+
+    started: list[Sandbox] = []
+
+    def start(*rules: str | os.PathLike[str], **options: Any) -> Sandbox:
+        mesh = sandbox(*rules, **options).start()
+        started.append(mesh)
+        return mesh
+
+    try:
+        yield start
+    finally:
+        for mesh in reversed(started):
+            mesh.stop()
 
 
 @pytest.fixture

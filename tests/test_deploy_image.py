@@ -84,8 +84,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def runtime_env(venv: Path) -> dict[str, str]:
     """What the image sets: its venv first on PATH, no bytecode writes; nothing from the test's own venv."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    return {**env, "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "RESPY_ENVOY"))}
+    # the test's own virtual environment has an envoy (respy[test]); the image has none
+    path = [d for d in env.get("PATH", "").split(os.pathsep) if d and not (Path(d) / "envoy").exists()]
+    return {**env, "PATH": os.pathsep.join([str(venv / "bin"), *path]), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 @pytest.mark.slow
@@ -130,3 +132,11 @@ def test_installed_environment_is_complete_and_writes_nothing(installed: Path) -
     assert sources
     for source in sources:
         assert list(source.parent.glob(f"__pycache__/{source.stem}.*.pyc")), source
+
+
+@pytest.mark.slow
+def test_image_has_no_envoy_and_its_demo_says_so(installed: Path) -> None:
+    """The image is built without respy[sandbox]: in the cluster there is a real sidecar."""
+    done = run(installed / "bin" / "respy", "demo", "-n", "200", "--no-check", env=runtime_env(installed), timeout=60)
+    assert "no Envoy here" in done.stderr and "falling back to respy's Python router" in done.stderr
+    assert not list((installed / "lib").glob("python*/site-packages/envoy"))

@@ -46,39 +46,40 @@ def winner(text: str, url: str = "http://reviews:9080/", headers: Mapping[str, s
     return best
 
 
-@pytest.mark.parametrize(
-    ("match", "url", "headers", "expected"),
-    [
-        ("uri: {exact: /a}", "http://reviews/a?x=1", None, "v2"),  # query string stripped
-        ("uri: {exact: /a}", "http://reviews/a/", None, "v1"),
-        ("uri: {exact: /A}", "http://reviews/a", None, "v1"),  # case-sensitive by default
-        ("{uri: {exact: /A}, ignoreUriCase: true}", "http://reviews/a", None, "v2"),
-        ("uri: {prefix: /api}", "http://reviews/apiary", None, "v2"),  # character prefix
-        ("uri: {regex: '/v[0-9]+'}", "http://reviews/v12", None, "v2"),
-        ("uri: {regex: '/v[0-9]+'}", "http://reviews/v12/x", None, "v1"),  # full match only
-        ("headers: {end-user: {exact: jason}}", "http://reviews/", {"End-User": "jason"}, "v2"),
-        ("headers: {end-user: {exact: jason}}", "http://reviews/", {"end-user": "Jason"}, "v1"),
-        ("headers: {x-canary: {prefix: 'yes'}}", "http://reviews/", {"x-canary": "yes-please"}, "v2"),
-        ("headers: {x-canary: {regex: 'a.c'}}", "http://reviews/", {"x-canary": "abc"}, "v2"),
-        ("headers: {x-canary: {}}", "http://reviews/", {"x-canary": ""}, "v2"),  # presence
-        ("headers: {x-canary: {}}", "http://reviews/", None, "v1"),
-        ("headers: {x-canary: {regex: '*'}}", "http://reviews/", {"x-canary": "z"}, "v2"),
-        ("withoutHeaders: {x-canary: {exact: a}}", "http://reviews/", None, "v2"),  # missing counts as empty
-        ("withoutHeaders: {x-canary: {exact: a}}", "http://reviews/", {"x-canary": "a"}, "v1"),
-        ("withoutHeaders: {x-canary: {}}", "http://reviews/", {"x-canary": "a"}, "v1"),
-        ("method: {exact: POST}", "http://reviews/", None, "v1"),
-        ("authority: {exact: reviews}", "http://reviews/", None, "v2"),
-        ("authority: {exact: reviews}", "http://reviews:9080/", None, "v1"),  # authority keeps :port
-        ("scheme: {exact: https}", "http://reviews/", None, "v1"),
-        ("queryParams: {debug: {exact: '1'}}", "http://reviews/?debug=1&debug=2", None, "v2"),
-        ("queryParams: {debug: {exact: '2'}}", "http://reviews/?debug=1&debug=2", None, "v1"),  # first value only
-        ("queryParams: {debug: {exact: ''}}", "http://reviews/?debug", None, "v2"),
-        ("queryParams: {debug: {}}", "http://reviews/?other=1", None, "v1"),
-        ("port: 9080", "http://reviews:9080/", None, "v2"),
-        ("port: 9080", "http://reviews/", None, "v1"),
-        ("sourceNamespace: other", "http://reviews/", None, "v1"),
-    ],
-)
+# (match, url, headers, expected winner); the sandbox conformance test sends these through Envoy too
+MATCH_FIELD_CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
+    ("uri: {exact: /a}", "http://reviews/a?x=1", None, "v2"),  # query string stripped
+    ("uri: {exact: /a}", "http://reviews/a/", None, "v1"),
+    ("uri: {exact: /A}", "http://reviews/a", None, "v1"),  # case-sensitive by default
+    ("{uri: {exact: /A}, ignoreUriCase: true}", "http://reviews/a", None, "v2"),
+    ("uri: {prefix: /api}", "http://reviews/apiary", None, "v2"),  # character prefix
+    ("uri: {regex: '/v[0-9]+'}", "http://reviews/v12", None, "v2"),
+    ("uri: {regex: '/v[0-9]+'}", "http://reviews/v12/x", None, "v1"),  # full match only
+    ("headers: {end-user: {exact: jason}}", "http://reviews/", {"End-User": "jason"}, "v2"),
+    ("headers: {end-user: {exact: jason}}", "http://reviews/", {"end-user": "Jason"}, "v1"),
+    ("headers: {x-canary: {prefix: 'yes'}}", "http://reviews/", {"x-canary": "yes-please"}, "v2"),
+    ("headers: {x-canary: {regex: 'a.c'}}", "http://reviews/", {"x-canary": "abc"}, "v2"),
+    ("headers: {x-canary: {}}", "http://reviews/", {"x-canary": ""}, "v2"),  # presence
+    ("headers: {x-canary: {}}", "http://reviews/", None, "v1"),
+    ("headers: {x-canary: {regex: '*'}}", "http://reviews/", {"x-canary": "z"}, "v2"),
+    ("withoutHeaders: {x-canary: {exact: a}}", "http://reviews/", None, "v2"),  # missing counts as empty
+    ("withoutHeaders: {x-canary: {exact: a}}", "http://reviews/", {"x-canary": "a"}, "v1"),
+    ("withoutHeaders: {x-canary: {}}", "http://reviews/", {"x-canary": "a"}, "v1"),
+    ("method: {exact: POST}", "http://reviews/", None, "v1"),
+    ("authority: {exact: reviews}", "http://reviews/", None, "v2"),
+    ("authority: {exact: reviews}", "http://reviews:9080/", None, "v1"),  # authority keeps :port
+    ("scheme: {exact: https}", "http://reviews/", None, "v1"),
+    ("queryParams: {debug: {exact: '1'}}", "http://reviews/?debug=1&debug=2", None, "v2"),
+    ("queryParams: {debug: {exact: '2'}}", "http://reviews/?debug=1&debug=2", None, "v1"),  # first value only
+    ("queryParams: {debug: {exact: ''}}", "http://reviews/?debug", None, "v2"),
+    ("queryParams: {debug: {}}", "http://reviews/?other=1", None, "v1"),
+    ("port: 9080", "http://reviews:9080/", None, "v2"),
+    ("port: 9080", "http://reviews/", None, "v1"),
+    ("sourceNamespace: other", "http://reviews/", None, "v1"),
+]
+
+
+@pytest.mark.parametrize(("match", "url", "headers", "expected"), MATCH_FIELD_CASES)
 def test_virtual_service_match_fields(match: str, url: str, headers: dict[str, str] | None, expected: str) -> None:
     assert winner(DR + vs(ONE_RULE.format(match=match)), url, headers) == expected
 
@@ -256,30 +257,31 @@ def route(rules: str, *, parent: str = "{group: '', kind: Service, name: reviews
             f"spec:\n  parentRefs:\n  - {parent}\n  rules:\n{rules}")
 
 
-@pytest.mark.parametrize(
-    ("url", "headers", "expected"),
-    [
-        ("http://reviews:9080/abc", None, "exact"),
-        ("http://reviews:9080/abc/", None, "prefix"),
-        ("http://reviews:9080/abcd", None, "catch-all"),  # PathPrefix is per path element
-        ("http://reviews:9080/abc/def", {"X-Env": "canary"}, "header"),  # header names are case-insensitive
-        ("http://reviews:9080/abc/def?v=2", {"x-env": "canary"}, "header-query"),  # more query params win the tie
-    ],
+PRECEDENCE_RULES = (
+    "  - backendRefs: [{name: catch-all, port: 80}]\n"
+    "  - matches: [{path: {type: PathPrefix, value: /abc/}, headers: [{name: x-env, value: canary}]}]\n"
+    "    backendRefs: [{name: header, port: 80}]\n"
+    "  - matches: [{path: {type: PathPrefix, value: /abc/}, headers: [{name: x-env, value: canary}],\n"
+    "               queryParams: [{name: v, value: '2'}]}]\n"
+    "    backendRefs: [{name: header-query, port: 80}]\n"
+    "  - matches: [{path: {type: PathPrefix, value: /abc}}]\n"
+    "    backendRefs: [{name: prefix, port: 80}]\n"
+    "  - matches: [{path: {type: Exact, value: /abc}}]\n"
+    "    backendRefs: [{name: exact, port: 80}]\n"
 )
+# (url, headers, expected winner) against PRECEDENCE_RULES
+PRECEDENCE_CASES: list[tuple[str, dict[str, str] | None, str]] = [
+    ("http://reviews:9080/abc", None, "exact"),
+    ("http://reviews:9080/abc/", None, "prefix"),
+    ("http://reviews:9080/abcd", None, "catch-all"),  # PathPrefix is per path element
+    ("http://reviews:9080/abc/def", {"X-Env": "canary"}, "header"),  # header names are case-insensitive
+    ("http://reviews:9080/abc/def?v=2", {"x-env": "canary"}, "header-query"),  # more query params win the tie
+]
+
+
+@pytest.mark.parametrize(("url", "headers", "expected"), PRECEDENCE_CASES)
 def test_httproute_precedence(url: str, headers: dict[str, str] | None, expected: str) -> None:
-    rules = (
-        "  - backendRefs: [{name: catch-all, port: 80}]\n"
-        "  - matches: [{path: {type: PathPrefix, value: /abc/}, headers: [{name: x-env, value: canary}]}]\n"
-        "    backendRefs: [{name: header, port: 80}]\n"
-        "  - matches: [{path: {type: PathPrefix, value: /abc/}, headers: [{name: x-env, value: canary}],\n"
-        "               queryParams: [{name: v, value: '2'}]}]\n"
-        "    backendRefs: [{name: header-query, port: 80}]\n"
-        "  - matches: [{path: {type: PathPrefix, value: /abc}}]\n"
-        "    backendRefs: [{name: prefix, port: 80}]\n"
-        "  - matches: [{path: {type: Exact, value: /abc}}]\n"
-        "    backendRefs: [{name: exact, port: 80}]\n"
-    )
-    assert winner(route(rules), url, headers) == expected
+    assert winner(route(PRECEDENCE_RULES), url, headers) == expected
 
 
 def test_httproute_method_beats_list_order() -> None:

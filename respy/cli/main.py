@@ -37,7 +37,7 @@ byte_size = argument_type(_options.size_text)
 DEFAULT_MAX_BODY = 64 * 1024 * 1024  # respy.send.load's default (not imported: --help stays light)
 
 # each a module respy.cli.NAME (a dash read as "_") with main(args, streams)
-SUBCOMMANDS = ("demo", "analyze", "merge", "proxy-config")
+SUBCOMMANDS = ("demo", "analyze", "merge", "sandbox", "proxy-config")
 
 DESCRIPTION = """\
 respy sends N HTTP requests to a URL, C at a time, and shows how the answers are split:
@@ -46,9 +46,10 @@ VirtualService + DestinationRule, Gateway API HTTPRoute, or plain weights), work
 this request should see, and says whether the observed split matches: PASS, FAIL or INCONCLUSIVE.
 
 other commands:
-  respy demo [--broken]        run against a local 90/10 weather-backend (no cluster needed)
+  respy demo [--broken]        run against a local 90/10 weather-backend on a real Envoy (no cluster needed)
   respy analyze FILE|DIR|- ... find what in the manifests breaks a traffic split
   respy merge A.json B.json    combine JSON results of several runs (e.g. parallel pods)
+  respy sandbox RULES...       program a real Envoy with your routing YAML, as istiod would, and try it
   respy proxy-config URL       what the sidecar's Envoy will do with this request (no request sent)
 
 In a pod with an istio-proxy sidecar, respy also reads the sidecar's Envoy admin (127.0.0.1:15000):

