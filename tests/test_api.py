@@ -133,9 +133,11 @@ async def test_measure_async_on_both_backends(serve, anyio_backend: str) -> None
 
 @pytest.mark.anyio
 async def test_assert_split_async_on_both_backends(serve, anyio_backend: str) -> None:
+    # one connection: the seeded server draws in arrival order, so the sequence of answers (and the verdict,
+    # whose batch check would otherwise false-alarm about 1 run in 100 as the arrival order varies) repeats
     server = serve(weighted_handler({SINGLE: 50, MULTIPLE: 50}, seed=7))
     with pytest.raises(AssertionError, match=r"(?m)^FAIL  "):
-        await respy.assert_split_async(server.url, DECLARED, requests=1000, concurrency=20)
+        await respy.assert_split_async(server.url, DECLARED, requests=1000, concurrency=1)
 
 
 # ----------------------------------------------------------------------------------------------------- assert_split
