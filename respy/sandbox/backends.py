@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import IO
 
 from respy._errors import RespyError
+from respy.sandbox.envoy import wait_or_kill
 from respy.sandbox.inventory import Inventory, Service, Workload
 
 VERSION_HEADER = "x-respy-version"
@@ -75,11 +76,7 @@ class Backends:
             return
         if process.stdin is not None:
             process.stdin.close()  # the child's signal to stop
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        wait_or_kill(process)
         if process.stdout is not None:
             process.stdout.close()
 

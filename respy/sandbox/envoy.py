@@ -69,6 +69,15 @@ def envoy_reason(lines: list[str]) -> str:
     return reason
 
 
+def wait_or_kill(process: subprocess.Popen[Any], timeout: float = 5.0) -> None:
+    """Wait for a child that was asked to stop; kill it if it has not within ``timeout`` seconds."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def admin_block() -> dict[str, Any]:
     """An admin listener on a port the OS chooses, on loopback only."""
     return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
@@ -170,11 +179,7 @@ class EnvoyProcess:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            wait_or_kill(process)
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
