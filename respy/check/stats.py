@@ -16,7 +16,7 @@ from scipy import special, stats
 DEFAULT_SEED = 20_190_611
 MONTE_CARLO_DRAWS = 50_000
 DISPERSION_DRAWS = 2_000
-DISPERSION_ALPHA = 0.01
+DISPERSION_ALPHA = 0.001  # the time-drift batch check: at 0.01 it false-alarmed in several live runs per suite
 MIN_BATCHES = 5
 DEFAULT_BETA = 0.01
 MAX_TOLERANCE = 0.05
