@@ -7,8 +7,9 @@ declared status outcome with that status.
 
 from __future__ import annotations
 
+import http.client
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,14 +59,35 @@ def send(mesh: Sandbox, shape: Shape, count: int) -> Counter[tuple[int, str]]:
     target = mesh.listener_url(port) + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = {"Host": parts.netloc.rpartition("@")[2], **shape.headers}
     per_connection = mesh.programmed is not None and port in mesh.programmed.tcp_ports
-    limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=0 if per_connection else None)
+    if per_connection:
+        return Counter(_pool_map(lambda _: _one_connection(target, shape.method, headers), count))
+    limits = httpx.Limits(max_connections=WORKERS)
     with httpx.Client(timeout=30, follow_redirects=False, trust_env=False, limits=limits) as client:
         def one(_: int) -> tuple[int, str]:
             answer = client.request(shape.method, target, headers=headers)
             return answer.status_code, answer.text
 
-        with ThreadPoolExecutor(WORKERS) as pool:
-            return Counter(pool.map(one, range(count)))
+        return Counter(_pool_map(one, count))
+
+
+def _pool_map(one: Callable[[int], tuple[int, str]], count: int) -> list[tuple[int, str]]:
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def _one_connection(target: str, method: str, headers: Mapping[str, str]) -> tuple[int, str]:
+    """One request on a connection of its own. A shared httpx client with keep-alive off closes pooled
+    connections from one thread while another still reads them (``[Errno 9] Bad file descriptor`` in CI), so
+    a tcp_proxy draw gets a plain ``http.client`` connection owned by one thread."""
+    parts = urlsplit(target)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    try:
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.request(method, path, headers=dict(headers))
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
 
 
 def name_answer(status: int, body: str, expectation: Expectation) -> str:
