@@ -42,6 +42,13 @@ def kind_of_status(status: int) -> Kind:
     return Kind.OK if 200 <= status < 300 else Kind.HTTP_ERROR
 
 
+def format_percent(count: float, total: float) -> str:
+    """The one rule for a share of a count, wherever it is printed (table, verdict line, diagnosis): one
+    decimal of ``100 * count / total`` (``-`` when there is nothing to divide). Here, at the bottom layer, so
+    that a plain run's table does not load the check (and with it the rules, yaml and re2) to print a share."""
+    return f"{100.0 * count / total:.1f}%" if total else "-"
+
+
 _MIN_S = 1e-5
 _GROWTH = 1.01
 _LOG_GROWTH = math.log(_GROWTH)
