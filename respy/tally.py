@@ -278,11 +278,15 @@ class Tally:
     """Streaming counts per label, bounded to ``max_labels`` distinct labels.
 
     ``observer`` (a sequential check's look) is told of every answer as it is counted: its label, kind,
-    status, ticket (send order) and connection.
+    status, ticket (send order) and connection. ``independence=False`` leaves :class:`Batches` and
+    :class:`Connections` empty: only a check reads them, and a run that will not be checked (``respy URL``
+    with no ``--expect`` and no sidecar) saves their cost on every answer.
     """
 
-    def __init__(self, max_labels: int = MAX_LABELS, observer: Observer | None = None) -> None:
+    def __init__(self, max_labels: int = MAX_LABELS, observer: Observer | None = None, *,
+                 independence: bool = True) -> None:
         self.max_labels = max_labels
+        self.independence = independence
         self._rows: dict[tuple[Kind, str], list[int]] = {}  # (kind, label) -> [count, first status]
         self._row_latency: dict[tuple[Kind, str], RowLatency] = {}
         # (kind, label) -> its row, its latencies and the label it is counted under: add()'s one look-up
@@ -312,14 +316,15 @@ class Tally:
         slot, row_latency, label = entry
         slot[0] += 1
         self.total += 1
-        self.batches.add(label, ticket)
+        if self.independence:
+            self.batches.add(label, ticket)
+            if connection is not None:
+                self.connections.add(label, connection)
         if status is not None:
             statuses = self.statuses
             statuses[status] = statuses.get(status, 0) + 1
         if kind is not _OK:
             self.not_ok += 1
-        if connection is not None:
-            self.connections.add(label, connection)
         if latency_s is not None:
             row_latency.record(self.latency.record(latency_s), latency_s)
         if self.observer is not None:
