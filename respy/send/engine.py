@@ -126,6 +126,7 @@ def raw_request(target: Target) -> Request:
         data=serialise(method, host_header, path, headers, target.data),
         is_head=method.upper() == "HEAD",
         keeps_alive=keeps_alive,
+        keeps_headers=target.by.mode == "header",
         body_cap=target.body_cap if target.by.needs_body else 0,
         max_body=target.max_body,
     )
