@@ -174,12 +174,6 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _settle(self, answer: Answer) -> None:
-        waiter = self.waiter
-        self.waiter = None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(answer)
-
     def _settle_error(self, reason: str) -> None:
         waiter = self.waiter
         self.waiter = None
@@ -288,7 +282,10 @@ class Connection(asyncio.Protocol):
         parts = self.parts
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         self.reusable = keep_alive and self.request.keeps_alive and not self.closed
-        self._settle((self.status, self.headers, body))
+        waiter = self.waiter
+        self.waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((self.status, self.headers, body))
 
 
     def _framed(self) -> bool:
