@@ -148,6 +148,24 @@ def test_a_body_without_length_ends_with_the_close_whatever_the_label_reads() ->
         assert measure(server.url, n=2, by=parse_by("header:x-version")) == {"v2": 2}
 
 
+@pytest.mark.parametrize("rate", [None, 1000.0])  # None: answers counted from the socket callback (chained)
+def test_a_second_answer_to_one_request_is_never_taken_for_the_next_ones(rate: float | None) -> None:
+    # the server answers each request twice in one write ("v1" then "v2"): a "v2" row would be an answer
+    # given to a request that never got it
+    def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
+        one = response_head(200, {"Content-Length": "2"})
+        conn.sendall(one + b"v1" + one + b"v2")
+        return True
+
+    with FaultServer(serve_each(answer)) as server:
+        async def go():  # type: ignore[no-untyped-def]
+            return await run(Target(server.url), Load(requests=6, concurrency=2, rate=rate))
+
+        rows = {row.label: row.count for row in run_blocking(go).tally.rows()}
+        assert rows == {"v1": 6}
+        assert server.connections == 6  # each connection dropped after its doubled answer
+
+
 def test_the_whole_request_deadline_holds_for_a_server_that_never_answers() -> None:
     def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
         server.stopping.wait()

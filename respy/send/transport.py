@@ -38,6 +38,8 @@ TICK_S = 0.05  # how often the watchdog looks at deadlines: a timeout fires at m
 
 Headers = list[tuple[bytes, bytes]]
 Answer = tuple[int, Headers, bytes]  # status, headers, the first body_cap bytes of the body
+# Counts a reusable answer and returns the next request's deadline (None: there is no next request).
+Then = Callable[[int, Headers, bytes], "float | None"]
 
 
 class ExchangeError(Exception):
@@ -128,7 +130,7 @@ class Connection(asyncio.Protocol):
         self.loop = watchdog.loop
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future[Answer] | None = None
+        self.waiter: asyncio.Future[Answer | None] | None = None
         self.deadline = math.inf
         self.closed = False
         self.reusable = False  # idle, open, and left clean by its last exchange: the next may use it
@@ -143,11 +145,23 @@ class Connection(asyncio.Protocol):
         self.head_chunks: list[bytes] = []  # what arrived until the head was complete (bounded by MAX_HEAD)
         self.kept = self.body_size = self.head_size = self.received = 0
         self.failure: str | None = None
+        self.then: Then | None = None  # see exchange()
+        self.parked: tuple[asyncio.Future[Answer | None], Answer] | None = None
 
     # -- sending ------------------------------------------------------------------------------------------------
 
-    def exchange(self, deadline: float) -> asyncio.Future[Answer]:
-        """Send the request; the future resolves to the answer or fails with :class:`ExchangeError`."""
+    def exchange(self, deadline: float) -> asyncio.Future[Answer | None]:
+        """Send the request; the future resolves to the answer or fails with :class:`ExchangeError`.
+
+        With ``then`` set, a complete answer on a connection that stays reusable is handed to ``then`` from
+        the socket callback, once the read that brought it is parsed, and the next request goes out at once
+        on the same future: no task switch per request. The future then resolves only when the chain
+        ends: to None when ``then`` counted the last answer, else to the answer (or error) that ended it."""
+        waiter: asyncio.Future[Answer | None] = self.loop.create_future()
+        self._send(waiter, deadline)
+        return waiter
+
+    def _send(self, waiter: asyncio.Future[Answer | None], deadline: float) -> None:
         if self.fresh_parser_needed:
             self.parser = httptools.HttpResponseParser(self)
             self.fresh_parser_needed = False
@@ -156,11 +170,10 @@ class Connection(asyncio.Protocol):
         self.kept = self.body_size = self.head_size = self.received = 0
         self.head_done = self.interim = self.reusable = False
         self.failure = None
-        waiter = self.waiter = self.loop.create_future()
+        self.waiter = waiter
         self.deadline = deadline
         assert self.transport is not None
         self.transport.write(self.request.data)
-        return waiter
 
     def fail(self, reason: str) -> None:
         """End the exchange in flight with ``reason`` and drop the connection."""
@@ -199,14 +212,36 @@ class Connection(asyncio.Protocol):
             self.reusable = False  # 101 Switching Protocols: what follows is not HTTP/1.1 any more
             self._complete(keep_alive=False)
             self.close()
-            return
         except httptools.HttpParserError as exc:
             self.fail(self.failure or f"malformed response ({exc})")
+        else:
+            if not self.head_done and self.waiter is not None:
+                self.head_size += len(data)
+                if self.head_size > MAX_HEAD:
+                    self.fail(f"malformed response (head over {MAX_HEAD // 1024} KiB)")
+        if self.parked is not None:
+            self._unpark()
+
+    def _unpark(self) -> None:
+        """After a read is parsed: the answer it completed goes to ``then`` (and the next request out) if the
+        connection is still reusable (the rest of the read held no second answer), else to the waiter."""
+        assert self.parked is not None
+        waiter, answer = self.parked
+        self.parked = None
+        if waiter.done():  # cancelled
             return
-        if not self.head_done and self.waiter is not None:
-            self.head_size += len(data)
-            if self.head_size > MAX_HEAD:
-                self.fail(f"malformed response (head over {MAX_HEAD // 1024} KiB)")
+        if not self.reusable or self.then is None:
+            waiter.set_result(answer)
+            return
+        try:
+            deadline = self.then(*answer)
+        except BaseException as exc:  # a bug in counting: the worker raises it, as if it had counted itself
+            waiter.set_exception(exc)
+            raise
+        if deadline is None:
+            waiter.set_result(None)  # counted; no request follows
+        else:
+            self._send(waiter, deadline)
 
     def eof_received(self) -> bool:
         self._closed(None)
@@ -284,7 +319,11 @@ class Connection(asyncio.Protocol):
         self.reusable = keep_alive and self.request.keeps_alive and not self.closed
         waiter = self.waiter
         self.waiter = None
-        if waiter is not None and not waiter.done():
+        if waiter is None or waiter.done():
+            return
+        if self.then is not None and self.reusable:
+            self.parked = (waiter, (self.status, self.headers, body))  # see _unpark, once this read is parsed
+        else:
             waiter.set_result((self.status, self.headers, body))
 
 
