@@ -326,7 +326,6 @@ class Connection(asyncio.Protocol):
         else:
             waiter.set_result((self.status, self.headers, body))
 
-
     def _framed(self) -> bool:
         """Whether the answer's body has a length or is chunked (else it runs until the server closes)."""
         return self.framed or _framed(self.headers if self.request.keeps_headers else _head_headers(self.head_chunks))
