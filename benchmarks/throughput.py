@@ -15,7 +15,8 @@ that directory), serves on 127.0.0.1, then prints:
   process, start-up included), the CPU each process used per request (user + system, from ``wait4``), and
   the ratios respy/hey. Compare ratios from one run, never absolute figures across runs or machines;
 * respy's req/s at c = 1, 10, 50, 100, 200, with hey's at the same c (a dip both share is the server's);
-* the wall time of ``respy --help``, ``respy --version`` and a 1-request run beside ``python -c pass``;
+* the wall time of ``respy --help``, ``respy --version`` and a 1-request run (table, JSON) beside ``python -c
+  pass`` and ``python -c 'import asyncio'``, and the time from spawning ``respy URL`` to its first request;
 * respy's peak RSS for 10,000 and 1,000,000 requests (``--quick`` skips the 1M run);
 * ``--levers``: respy with one of its choices undone (httpx's lane instead of its own, asyncio instead of
   uvloop, two worker processes instead of one);
@@ -265,15 +266,42 @@ def report_concurrency_sweep(url: str, n: int, rounds: int) -> None:
         print(f"  c = {c:<4} respy {mine:>9,.0f}   hey {peer:>9,.0f}   ratio {mine / peer:.2f}")
 
 
+def first_request_time(command: list[str], repeat: int = 7) -> float:
+    """Spawn to the first request: the median time from starting ``command URL -n 1`` until a listening socket
+    accepts its connection (the start-up a run pays before it sends anything)."""
+    times = []
+    for _ in range(repeat):
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            listener.settimeout(30)
+            url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+            began = time.perf_counter()
+            proc = subprocess.Popen([*command, url, "-n", "1", "-q", "-o", "json"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            conn, _ = listener.accept()
+            times.append(time.perf_counter() - began)
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            proc.wait(30)
+    return statistics.median(times)
+
+
 def report_startup(url: str) -> None:
     respy = respy_command()
     peer = wall_time([sys.executable, "-c", "pass"])
     print("start-up, wall, median of 7:")
-    print(f"  python -c pass           {peer * 1000:6.0f} ms")
+    print(f"  python -c pass                 {peer * 1000:6.0f} ms")
+    print(f"  python -c 'import asyncio'     {wall_time([sys.executable, '-c', 'import asyncio']) * 1000:6.0f} ms"
+          "  (the floor of any asyncio client)")
     for label, argv in (("--help", [*respy, "--help"]), ("--version", [*respy, "--version"]),
-                        ("URL -n 1 (a plain run)", [*respy, url, "-n", "1", "-q"])):
+                        ("URL -n 1 (a plain run)", [*respy, url, "-n", "1", "-q"]),
+                        ("URL -n 1 -o json", [*respy, url, "-n", "1", "-q", "-o", "json"])):
         took = wall_time(argv)
-        print(f"  respy {label:<18} {took * 1000:6.0f} ms  (+{(took - peer) * 1000:.0f} ms)")
+        print(f"  respy {label:<24} {took * 1000:6.0f} ms  (+{(took - peer) * 1000:.0f} ms)")
+    first = first_request_time(respy)
+    print(f"  respy {'URL: to its first request':<24} {first * 1000:6.0f} ms  (+{(first - peer) * 1000:.0f} ms)")
 
 
 def report_memory(url: str, quick: bool) -> None:
