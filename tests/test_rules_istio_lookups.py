@@ -145,7 +145,7 @@ def test_export_to_counts_at_gateways_too() -> None:
     hidden = vs(route, hosts="[web.example.com]", ns="apps", name="web",
                 extra="  gateways: [istio-system/gw]\n  exportTo: ['.']\n")
     assert split(GATEWAY + hidden, "http://web.example.com/", gateway="istio-system/gw") == {
-        "HTTP 404 (no virtual host at the gateway)": 1.0}
+        "HTTP 404 (no route)": 1.0}
     shown = hidden.replace("exportTo: ['.']", "exportTo: ['.', istio-system]")
     assert split(GATEWAY + shown, "http://web.example.com/", gateway="istio-system/gw") == {
         "web": 1.0}
@@ -244,7 +244,43 @@ def test_a_virtual_service_host_outside_the_gateways_servers_gets_404() -> None:
     assert split(text, "http://web.example.com/", gateway="istio-system/gw") == {"web": 1.0}
     outside = text.replace("hosts: ['*']", "hosts: [web.other.org]")
     assert split(outside, "http://web.example.com/", gateway="istio-system/gw") == {
-        "HTTP 404 (no virtual host at the gateway)": 1.0}
+        "HTTP 404 (no route)": 1.0}
+
+
+TWO_SERVERS = ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: istio-system}\n"
+               "spec:\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['a.example.com']\n"
+               "  - port: {number: 8080, name: http-alt, protocol: HTTP}\n    hosts: ['b.example.com']\n---\n")
+
+
+def test_a_gateway_routes_a_host_only_on_the_ports_whose_servers_take_it() -> None:
+    # gateway.go buildGatewayHTTPRouteConfig: one route table per server port (model/gateway.go gatewayRDSRouteName
+    # "http.<port>"), built from the servers on that port; match.port is the server's port (route.go)
+    text = TWO_SERVERS + vs("  - match: [{port: 8080}]\n    route:\n    - destination: {host: alt}\n"
+                            "  - route:\n    - destination: {host: web}\n",
+                            hosts="[a.example.com, b.example.com]", extra="  gateways: [istio-system/gw]\n")
+    assert split(text, "http://a.example.com/", gateway="istio-system/gw") == {"web": 1.0}
+    assert split(text, "http://b.example.com:8080/", gateway="istio-system/gw") == {"alt": 1.0}
+    on_80 = expect(text, "http://b.example.com/", gateway="istio-system/gw")
+    assert on_80.probabilities == {"HTTP 404 (no route)": 1.0}
+    assert split(text, "http://a.example.com:8080/", gateway="istio-system/gw") == {"HTTP 404 (no route)": 1.0}
+    only_b = text.replace("hosts: [a.example.com, b.example.com]", "hosts: [b.example.com]")
+    assert any("on port(s) 8080 only, not on port 80" in w
+               for w in expect(only_b, "http://b.example.com/", gateway="istio-system/gw").warnings)
+
+
+def test_a_port_no_server_of_the_gateway_declares_reaches_no_listener() -> None:
+    # gateway.go buildGatewayListeners: a listener per server port, none on other ports
+    text = TWO_SERVERS + vs("  - route:\n    - destination: {host: web}\n", hosts="[a.example.com]",
+                            extra="  gateways: [istio-system/gw]\n")
+    with pytest.raises(NotRoutedError, match="gateway gw has no server on port 9090 \\(its server ports: 80, 8080\\)"):
+        expect(text, "http://a.example.com:9090/", gateway="gw")
+
+
+def test_a_gateway_without_its_gateway_object_takes_every_port() -> None:
+    # the Gateway was not given: its servers are unknown, so the request's port is taken to be served
+    text = vs("  - route:\n    - destination: {host: web}\n", hosts="[a.example.com]", extra="  gateways: [gw]\n")
+    assert split(text, "http://a.example.com:9090/", gateway="gw") == {"web": 1.0}
+    assert split(text, "http://c.example.com:9090/", gateway="gw") == {"HTTP 404 (no route)": 1.0}
 
 
 def test_gateway_virtual_services_on_one_host_merge_with_catch_alls_last() -> None:

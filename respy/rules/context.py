@@ -33,6 +33,15 @@ class Context:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The names the request's Host can match a virtual host by.
+
+        At a sidecar, every spelling the client's DNS search path gives (``request_names``). At a gateway only
+        the Host as sent: its virtual hosts list each host exactly as the VirtualService gives it, short names
+        made FQDNs (``pilot/pkg/networking/core/gateway.go`` ``buildGatewayHTTPRouteConfig``:
+        ``Domains: []string{hostname.String()}``), so ``Host: reviews`` is no ``reviews.<ns>.svc.cluster.local``.
+        """
+        if not self.vantage.is_mesh:
+            return (self.request.host,)
         return request_names(self.request.host, self.namespace)
 
     def warn(self, message: str) -> None:
