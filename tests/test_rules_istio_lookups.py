@@ -135,6 +135,74 @@ def test_within_a_level_the_exact_host_beats_a_wildcard() -> None:
     assert split(text) == {"HTTP 503 (subset v2 of reviews not defined)": 1.0}
 
 
+def dr_at(name: str, ns: str, host: str, subsets: str, at: str, extra: str = "") -> str:
+    return (f"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}, namespace: {ns}, "
+            f"creationTimestamp: '{at}'}}\nspec:\n  host: {host}\n{extra}  subsets: {subsets}\n---\n")
+
+
+V1_ONLY = "[{name: v1, labels: {version: v1}}]"
+V2_ONLY = "[{name: v2, labels: {version: v2}}]"
+HALF_HALF = ("  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 50}\n"
+             "    - {destination: {host: reviews, subset: v2}, weight: 50}\n")
+
+
+def test_several_destination_rules_for_one_host_merge_their_subsets() -> None:
+    # destination_rule.go mergeDestinationRule: "Unique subsets (based on subset name) are concatenated to the
+    # original rule's list of subsets" (same namespace, same exportTo); before, respy used the first DR only and
+    # gave v2's share 503
+    text = dr("reviews-v1", "default", "reviews", V1_ONLY) + dr("reviews-v2", "default", "reviews", V2_ONLY) \
+        + vs(HALF_HALF)
+    expectation = expect(text)
+    assert split(text) == {"v1": 0.5, "v2": 0.5}
+    assert any("are merged as istiod merges them" in n for n in expectation.notes)
+
+
+def test_a_repeated_subset_name_keeps_the_first_rules_labels() -> None:
+    # mergeDestinationRule: a subset whose name is already there is not appended (DuplicatedSubsets metric);
+    # setDestinationRules sorts by creationTimestamp first (sortConfigBySelectorAndCreationTime)
+    newer = dr_at("b-newer", "default", "reviews", "[{name: v1, labels: {version: v2}}]", "2024-01-02T00:00:00Z")
+    older = dr_at("z-older", "default", "reviews", V1_ONLY, "2024-01-01T00:00:00Z")
+    text = service() + deployment("reviews-v1", "v1") + deployment("reviews-v2", "v2") + newer + older \
+        + vs("  - route:\n    - destination: {host: reviews, subset: v1}\n")
+    (outcome,) = expect(text).outcomes
+    assert outcome.endpoints == (("reviews-v1", 1),)  # the older rule's labels: version v1
+
+
+def test_without_timestamps_the_name_breaks_the_tie() -> None:
+    # sortConfigBySelectorAndCreationTime: equal (zero) creation times -> strings.Compare(a.Name, b.Name)
+    text = service() + deployment("reviews-v1", "v1") + deployment("reviews-v2", "v2") \
+        + dr("b", "default", "reviews", "[{name: v1, labels: {version: v2}}]") \
+        + dr("a", "default", "reviews", V1_ONLY) \
+        + vs("  - route:\n    - destination: {host: reviews, subset: v1}\n")
+    (outcome,) = expect(text).outcomes
+    assert outcome.endpoints == (("reviews-v1", 1),)
+
+
+def test_destination_rules_with_different_export_to_do_not_merge() -> None:
+    # mergeDestinationRule (ENABLE_ENHANCED_DESTINATIONRULE_MERGE, default on): exportTo sets that differ stay
+    # separate entries; SidecarScope.DestinationRule (sidecar.go) takes the last one without a workloadSelector
+    private = dr_at("private", "default", "reviews", V1_ONLY, "2024-01-01T00:00:00Z", extra="  exportTo: ['.']\n")
+    public = dr_at("public", "default", "reviews", V2_ONLY, "2024-01-02T00:00:00Z", extra="  exportTo: ['*']\n")
+    assert split(private + public + vs(HALF_HALF)) == {"HTTP 503 (subset v1 of reviews not defined)": 0.5,
+                                                       "v2": 0.5}
+    # a client in another namespace sees the exported rule only (getExportedDestinationRuleFromNamespace)
+    url = "http://reviews.default.svc.cluster.local/"
+    other = vs(HALF_HALF.replace("host: reviews,", "host: reviews.default.svc.cluster.local,"),
+               hosts="[reviews.default.svc.cluster.local]", ns="frontend")
+    assert split(private + public + other, url, namespace="frontend") == {
+        "HTTP 503 (subset v1 of reviews not defined)": 0.5, "v2": 0.5}
+
+
+def test_a_destination_rule_with_a_workload_selector_is_not_used_and_said() -> None:
+    # sidecar.go DestinationRule: a workloadSelector DR applies only to the client pods it selects
+    selected = dr("for-some-clients", "default", "reviews", V2_ONLY,
+                  extra="  workloadSelector: {matchLabels: {app: productpage}}\n")
+    text = selected + dr("reviews", "default", "reviews", V1_ONLY) + vs(HALF_HALF)
+    expectation = expect(text)
+    assert expectation.probabilities == {"v1": 0.5, "HTTP 503 (subset v2 of reviews not defined)": 0.5}
+    assert any("workloadSelector" in w and "app': 'productpage" in w for w in expectation.warnings)
+
+
 GATEWAY = ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: istio-system}\n"
            "spec:\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*.example.com']\n---\n")
 

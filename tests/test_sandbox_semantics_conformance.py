@@ -38,6 +38,13 @@ TWO_PORTS = ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name
              + DR + vs("  - match:\n    - {port: 8080}\n    route:\n    - destination: {host: reviews, subset: v2}\n"
                        "  - route:\n    - destination: {host: reviews, subset: v1}\n",
                        hosts="[a.example.com, b.example.com]", extra="  gateways: [gw]\n"))
+# destination_rule.go mergeDestinationRule: two DestinationRules for reviews in one namespace merge their subsets
+DR_PARTS = ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+            "metadata: {name: reviews-%s, namespace: default}\nspec:\n  host: reviews\n"
+            "  subsets:\n  - {name: %s, labels: {version: %s, app: reviews}}\n---\n")
+MERGED_DRS = DR_PARTS % ("v1", "v1", "v1") + DR_PARTS % ("v2", "v2", "v2") + vs(
+    "  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 50\n"
+    "    - destination: {host: reviews, subset: v2}\n      weight: 50\n")
 METHOD_ROUTE = route("  - backendRefs: [{name: any, port: 80}]\n"
                      "  - matches: [{method: POST}]\n    backendRefs: [{name: posts, port: 80}]\n")
 
@@ -94,6 +101,7 @@ CASES: dict[str, Case] = {
     "delegate-v2": Case(DELEGATE, "http://reviews/api/v2/x"),
     "delegate-falls-through": Case(DELEGATE, "http://reviews/api/v1/x"),
     "source-labels": Case(DR + vs(ONE_RULE.format(match="sourceLabels: {app: productpage}"))),
+    "destination-rules-merged": Case(MERGED_DRS),
     "httproute-method-post": Case(METHOD_ROUTE, method="POST"),
     "httproute-method-get": Case(METHOD_ROUTE),
     "httproute-no-rule-404": Case(route("  - matches: [{path: {type: Exact, value: /only}}]\n"

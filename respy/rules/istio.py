@@ -22,7 +22,6 @@ from respy.rules.semantics import (
     rule_host,
     service_fqdn,
     short_host,
-    subsets_of,
     top_gateways,
     unknown_fields,
     version_text,
@@ -559,9 +558,8 @@ def _subset_labels(ctx: Context, vs: K8sObject, host: str, subset: str,
         ctx.warn(f"no DestinationRule for {host} visible from namespace {ctx.namespace} among the inputs: subset "
                  "names are taken on trust (a subset no DestinationRule defines answers 503)")
         return {}
-    if dr not in used:
-        used.append(dr)
-    return subsets_of(dr).get(subset)
+    used.extend(rule for rule in dr.rules if rule not in used)
+    return dr.subsets.get(subset)
 
 
 def _apply_abort(ctx: Context, vs: K8sObject, rule: Mapping[str, Any], destinations: list[Candidate],
