@@ -16,8 +16,9 @@ import httpx
 import pytest
 from envoy_harness import require_envoy
 
+import respy
 from respy._errors import EnvoyStartError
-from respy.rules import RuleSet, load_inputs, load_text
+from respy.rules import RuleSet, load_inputs, load_text, resolve
 from respy.sandbox.inventory import build_inventory
 from respy.sandbox.mesh import Sandbox
 from respy.sandbox.program import program
@@ -236,3 +237,18 @@ def test_destination_rules_for_one_host_are_merged_into_the_clusters() -> None:
     clusters = {c["name"]: c for c in programmed.bootstrap["static_resources"]["clusters"]}
     for subset in ("", "v1", "v2"):
         assert clusters[f"outbound|9080|{subset}|reviews.default.svc.cluster.local"]["lb_policy"] == "RANDOM"
+
+
+def test_a_redirect_is_labelled_by_its_location_and_counted_for_the_declared_redirect() -> None:
+    # Envoy's redirect answer has an empty body; its Location (route redirect, path_redirect /new) says where
+    # it sends the client. The declared outcome is matched by its status (one request meets one redirect rule).
+    require_envoy()
+    rules = rules_of(RULES)
+    expectation = resolve(rules, url="http://reviews:9080/old")
+    assert expectation.probabilities == {"HTTP 308 (redirect)": 1.0}
+    with Sandbox(rules) as mesh:
+        measurement = respy.measure(f"{mesh.listener_url(9080)}/old", headers={"Host": "reviews:9080"},
+                                    requests=600, concurrency=10)
+    assert measurement.counts == {"308 Location: http://reviews:9080/new": 600}
+    verdict = measurement.check(expectation)
+    assert verdict.outcome == "PASS", verdict.report
