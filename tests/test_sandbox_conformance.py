@@ -5,8 +5,8 @@ respy and sent through the sandbox (Envoy 1.40 programmed the way istiod program
 gateway). A single declared outcome must be every answer; a weighted split must pass a chi-square test at
 α = 0.001 (Envoy draws its own random numbers, which respy cannot seed: the false-failure rate is α per split
 case, about 2.5 % for the run, so the test is marked ``stochastic``: a case is sent again only when it
-fails, and two chance misses in a row happen about once in 40,000 runs). Known disagreements are listed in DISAGREEMENTS with their cause and run as
-strict xfails, so one that goes away is noticed.
+fails, and two chance misses in a row happen about once in 40,000 runs). Known disagreements are listed in
+DISAGREEMENTS with their cause and run as strict xfails, so one that goes away is noticed.
 """
 
 from __future__ import annotations
