@@ -88,8 +88,11 @@ def _check_gateway_port(ctx: Context) -> None:
     ports = istio.gateway_ports(ctx)
     if ports is not None and ctx.request.port not in ports:
         served = ", ".join(map(str, ports)) or "none"
+        example = ports[0] if ports else 80
         raise NotRoutedError(f"gateway {ctx.vantage.gateway} has no server on port {ctx.request.port} (its server "
-                             f"ports: {served}): the connection reaches no listener; dial one of those ports")
+                             f"ports: {served}): the connection reaches no listener; dial one of those ports "
+                             f"(through a port-forward or a stand-in server: a URL on port {example} and --connect-to "
+                             f"HOST:{example}:ADDR:PORT)")
 
 
 def _tcp_port(ctx: Context) -> tuple[K8sObject, Mapping[str, Any]] | None:
