@@ -165,7 +165,8 @@ def gateway_no_route(ctx: Context) -> Resolution:
     ``gateway.go`` ``buildGatewayHTTPRouteConfig``: the route table holds one virtual host per host both a server
     and a VirtualService name, each with ``Domains: []string{hostname}`` (no short names, no search path), and
     a ``blackhole`` virtual host with no routes when there is none; Envoy's router answers a request no route
-    takes with 404 (``source/common/router/router.cc``, ``sendNoRouteLocalReply``: ``Http::Code::NotFound``).
+    takes with 404 and an empty body (``source/common/router/router.cc`` ``Filter::decodeHeaders``:
+    ``sendLocalReply(Http::Code::NotFound, "", ...)``, response flag NR).
     """
     gateway = ctx.vantage.gateway or ""
     found = vantage_gateways(ctx)
