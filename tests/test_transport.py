@@ -166,6 +166,14 @@ def test_a_second_answer_to_one_request_is_never_taken_for_the_next_ones(rate: f
         assert server.connections == 6  # each connection dropped after its doubled answer
 
 
+def test_a_redirect_is_labelled_by_its_location_though_no_other_header_is_kept() -> None:
+    redirect = response_head(301, {"Location": "/new", "Content-Length": "4"}) + b"gone"
+    plain = response_head(200, {"Location": "/ignored", "Content-Length": "2"}) + b"ok"
+    with FaultServer(answers(b"HTTP/1.1 100 Continue\r\n\r\n" + redirect, plain)) as server:
+        assert measure(server.url, n=4) == {"301 Location: /new": 2, "ok": 2}
+        assert server.connections == 1
+
+
 def test_the_whole_request_deadline_holds_for_a_server_that_never_answers() -> None:
     def answer(server: FaultServer, conn: socket.socket, n: int) -> bool:
         server.stopping.wait()

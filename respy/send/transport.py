@@ -118,7 +118,8 @@ class Connection(asyncio.Protocol):
     """One TCP connection and its llhttp parser; one exchange at a time.
 
     It has no ``on_header``: httptools then builds no header objects at all (five calls and ten bytes objects
-    per answer, ≈ 5 % of the client's time). :class:`HeadersConnection` keeps them, for ``--by header:NAME``.
+    per answer, ≈ 5 % of the client's time). :class:`HeadersConnection` keeps them, for ``--by header:NAME``;
+    a redirect's head is read again for its headers (by body, its Location is its label).
     Whether a body is framed is llhttp's to say (``should_keep_alive``); only when a server closes a
     connection mid-answer without keep-alive are the head's bytes read again for it (``_framed_head``).
     """
@@ -321,10 +322,13 @@ class Connection(asyncio.Protocol):
         self.waiter = None
         if waiter is None or waiter.done():
             return
+        headers = self.headers
+        if 300 <= self.status < 400 and not self.request.keeps_headers:
+            headers = _head_headers(self.head_chunks)  # a redirect is labelled by its Location
         if self.then is not None and self.reusable:
-            self.parked = (waiter, (self.status, self.headers, body))  # see _unpark, once this read is parsed
+            self.parked = (waiter, (self.status, headers, body))  # see _unpark, once this read is parsed
         else:
-            waiter.set_result((self.status, self.headers, body))
+            waiter.set_result((self.status, headers, body))
 
     def _framed(self) -> bool:
         """Whether the answer's body has a length or is chunked (else it runs until the server closes)."""
