@@ -51,8 +51,8 @@ BUDGET_FACTOR = 1.7
 MAX_BUDGET = 100_000
 PASS, CONTINUE, FAIL, BLOCKED = 1, 0, -1, 2
 _FAR = 27.6  # logit(1 - 1e-12)
-_REBOUND = 32  # a look recomputes the bounds that end within this many answers, and keeps the others
 _NEWTON_STEPS = 14
+_NEVER = 1 << 62
 
 
 def log_mixture(counts: ArrayLike, prior: ArrayLike) -> NDArray[np.float64]:
@@ -194,17 +194,17 @@ def _xlogx(x: float) -> float:
 def _safe_window(step: Callable[[int], float], gap: float, cap: int, refine: int = 8) -> int:
     """A window s <= cap with s x step(s) < gap, where step(s) (the largest one-answer drop over the next s
     answers) grows with s. s0 = gap / step(1) bounds every safe window; s1 = gap / step(s0) is safe, as
-    s1 <= s0 makes step(s1) <= step(s0); a few halvings between them get close to the largest. 1 when none."""
+    s1 <= s0 makes step(s1) <= step(s0); a few halvings between them get close to the largest. 0 when none."""
     first = step(1)
     if first <= 0:
         return cap
     high = min(cap, math.ceil(gap / first) - 1)
     if high < 1:
-        return 1
-    if high * step(high) < gap:
-        return high
+        return 0
     at_high = step(high)
-    low = max(1, min(high, math.ceil(gap / at_high) - 1))
+    if high * at_high < gap:
+        return high
+    low = max(0, min(high, math.ceil(gap / at_high) - 1))
     for _ in range(refine):
         if high - low <= 1:
             break
@@ -214,6 +214,20 @@ def _safe_window(step: Callable[[int], float], gap: float, cap: int, refine: int
         else:
             high = mid
     return low
+
+
+def _crossing(count: int, n: int, edge: float, above: bool, cap: int) -> int:
+    """Answers during which the estimate count / n surely stays on its side of ``edge``: it needs more than
+    (edge n - count) / (1 - edge) answers to rise above it, more than count / edge - n to fall below it."""
+    if above:
+        if count >= edge * n:
+            return 0
+        needed = (edge * n - count) / (1.0 - edge)
+    else:
+        if count <= edge * n:
+            return 0
+        needed = count / edge - n
+    return max(0, min(cap, math.ceil(needed - 1e-9) - 1))
 
 
 def _lbeta_half(a: float, b: float) -> float:
@@ -270,8 +284,10 @@ class SequentialTest:
         self.counts = [int(c) for c in counts]
         self.unknown = int(unknown)
         self.n = sum(self.counts) + self.unknown
-        self.next_look = 0  # the answer count from which a look can change the decision (see ``look``)
-        self._expiry: dict[object, int] = {}  # per compared quantity: the answer count its last bound reaches
+        self.next_look = 0  # the answer count at which the next look is due (see ``look``)
+        self._worst_next = 0  # ... once some share's count has reached its watch
+        self._watch = [_NEVER] * len(self.counts)
+        self._watch_unknown = _NEVER
 
     def add(self, category: int | None) -> None:
         """One more answer: from positive-weight share ``category``, or unknown (None). O(1): the sums the
@@ -279,8 +295,13 @@ class SequentialTest:
         self.n += 1
         if category is None:
             self.unknown += 1
+            if self.unknown >= self._watch_unknown:
+                self.next_look = min(self.next_look, self._worst_next)
         else:
-            self.counts[category] += 1
+            count = self.counts[category] + 1
+            self.counts[category] = count
+            if count >= self._watch[category]:
+                self.next_look = min(self.next_look, self._worst_next)
 
     # ---- deciding ------------------------------------------------------------------------------------------
     def _log_marginal(self, counts: Sequence[int]) -> float:
@@ -317,7 +338,19 @@ class SequentialTest:
         if self.n < self.next_look or self.n == 0:
             return CONTINUE
         code, margins = self._decide()
-        self.next_look = self.n + (self._skip(margins) if code == CONTINUE else 1)
+        n = self.n
+        if code != CONTINUE:
+            self.next_look = n + 1
+            return code
+        self._worst_next = self.next_look = n + 1 + self._skip(margins)
+        allowed = self._allowed(margins, self.next_look - n)
+        if allowed is not None:  # the next look waits until both the window above and one watch are passed
+            self._watch = [c + a + 1 for c, a in zip(self.counts, allowed, strict=False)]
+            self._watch_unknown = self.unknown + allowed[-1] + 1
+            self.next_look = _NEVER
+        else:
+            self._watch = [_NEVER] * len(self.counts)
+            self._watch_unknown = _NEVER
         return code
 
     def _decide(self) -> tuple[int, list[tuple[Any, ...]]]:
@@ -405,41 +438,145 @@ class SequentialTest:
 
     # ---- how many answers cannot change a CONTINUE ---------------------------------------------------------
     def _skip(self, margins: list[tuple[Any, ...]], cap: int = 4096) -> int:
-        """The number of answers from now within which no decision is possible (>= 1: the next answer is
-        looked at when 1).
+        """How many answers from now provably cannot bring a decision (0: the next one might).
 
-        A decision needs some band edge to leave the confidence sequence (its gap to fall to <= 0) or, for an
-        edge already outside, the share's estimate to cross it. One answer of category l changes a gap by
-        ln(theta*_l) - ln(pred_l) at least: the profile likelihood gains at least ln theta*_l (its old best
-        split scored on the new answer), the mixture exactly ln(pred_l), its predictive probability. Over the
-        next s answers both are bounded using counts that grow by at most s; s is cut until s x (largest
-        step) < gap. The binary checks (errors, one destination) are bounded the same way. Checked against
-        the look at every answer in tests/test_sequential_test.py.
+        Each route to a decision needs conditions on the compared quantities at the same answer, so each is
+        bounded by the answers its conditions need: a PASS needs every band edge it compares outside the
+        confidence sequence (its gap <= 0), so the latest of those edges bounds it; a FAIL needs one edge outside
+        with the share's estimate past it, so per edge the later of the two, and the earliest edge; BLOCKED
+        needs the error share past its ceiling and surely so. An edge's gap moves by a bounded step per answer
+        (``_largest_step``), an estimate by a known amount. Checked against a look at every answer in
+        tests/test_sequential_test.py and tests/test_look.py.
         """
         n = self.n
-        best = cap
+        passing, failing = 0, cap
         for key, *margin in margins:
-            left = self._expiry.get(key, 0) - n  # a bound from an earlier look still holds until its end
-            if left < _REBOUND:  # short: a bound from the counts now may reach further
-                if key in ("errors", "single"):
-                    left = self._binary_skip(tuple(margin), cap)
+            if key in ("errors", "single"):
+                gap, hits, misses, edge = margin
+                bound = max(self._binary_gap_skip(gap, hits, misses, edge, cap), _crossing(hits, n, edge, True, cap))
+                if key == "single":
+                    passing = bound
                 else:
-                    gap, i, counts, edge = margin
-                    left = self._edge_skip(float(gap), int(i), counts, float(edge), n, cap)
-                self._expiry[key] = n + left
-            best = min(best, left)
-        return max(1, best)
+                    failing = min(failing, bound)
+                continue
+            allocation, i, side = key
+            gap, i, counts, t = margin
+            needed_to_pass = allocation is None or (side == "top") == (allocation == i)
+            cross = _crossing(counts[i], n, t, side == "top", cap)
+            if not needed_to_pass and cross >= failing:
+                continue
+            held = self._gap_skip(float(gap), int(i), counts, float(t), n, cap)
+            if needed_to_pass:
+                passing = max(passing, held)
+            failing = min(failing, max(held, cross))
+        return min(passing, failing, cap)
 
-    def _edge_skip(self, gap: float, i: int, counts: Sequence[int], t: float, n: int, cap: int) -> int:
-        c = counts[i]
-        if gap <= 0:  # the edge is outside: the decision waits for the estimate c / n to cross it
-            if c > t * n:
-                return max(1, min(cap, math.ceil(c / t - n) - 1))
-            return max(1, min(cap, math.ceil((t * n - c) / (1.0 - t)) - 1)) if c < t * n else 1
+    # ---- how many answers of each kind cannot change a CONTINUE -------------------------------------------
+    def _allowed(self, margins: list[tuple[Any, ...]], window: int, cap: int = 4096) -> list[int] | None:
+        """Per share (and, last, for unknown answers): how many more answers of it cannot bring a decision, as
+        long as no other share passes its own allowance; None when that would not beat ``window`` answers.
+
+        ``_skip`` assumes the worst answers; most cannot move a decision closer (an answer of the 90 % share
+        moves its upper edge away). Each route to a decision is a set of linear conditions on the answers d_l
+        of each kind to come: an edge's gap falls by at most sum_l d_l w_l (w_l: ``_weights``), an estimate
+        crosses its edge only after more than B answers of the kinds that move it there. The allowances are
+        the current shares' rates times the largest lam that keeps every route closed; the weights are
+        computed for allowances at least as large, so they bound every step taken within them.
+        """
+        n = self.n
+        kinds = len(self.counts) + 1
+        rates = [(c + 0.5) / (n + kinds / 2) for c in (*self.counts, self.unknown)]
+        lam = min(float(cap), max(16.0, n / 4.0))
+        for _ in range(2):
+            allowed = [math.floor(lam * r) for r in rates]
+            best = self._largest_lam(margins, allowed, rates)
+            if best >= lam:
+                break
+            lam = best * (1.0 - 1e-9)
+        allowed = [min(cap, math.floor(lam * r)) for r in rates]
+        return allowed if lam > window else None
+
+    def _largest_lam(self, margins: list[tuple[Any, ...]], allowed: list[int], rates: list[float]) -> float:
+        """The largest lam for which allowances lam x rates keep every route to a decision closed, with each
+        answer's step bounded for the allowances ``allowed``."""
+        n, kk = self.n, len(self.counts)
+        unknown = kk
+        others = sum(allowed)
+
+        def lam_for(weights: Sequence[float], budget: float) -> float:
+            rate = sum(w * r for w, r in zip(weights, rates, strict=True) if w > 0)
+            if budget <= 0:
+                return 0.0
+            return math.inf if rate <= 0 else budget / rate * (1.0 - 1e-9)
+
+        passing, failing = 0.0, math.inf
+        for key, *margin in margins:
+            if key in ("errors", "single"):
+                gap, hits, misses, edge = margin
+                hit = unknown if key == "errors" else 0
+                if edge <= 0 or edge >= 1 or not math.isfinite(gap):
+                    lam = lam_for([1.0 if j == hit else 0.0 for j in range(kk + 1)], 1.0) if hits == 0 else 0.0
+                else:
+                    crossing = [1.0 if j == hit else 0.0 for j in range(kk + 1)]
+                    lam = lam_for(crossing, (edge * n - hits) / (1.0 - edge) - 1e-9)
+                    if gap > 0:
+                        up = math.log((hits + allowed[hit] + 0.5) / ((n + 1.0) * edge))
+                        down = math.log((misses + others - allowed[hit] + 0.5) / ((n + 1.0) * (1.0 - edge)))
+                        lam = max(lam, lam_for([up if j == hit else down for j in range(kk + 1)], gap))
+                if key == "single":
+                    passing = lam
+                else:
+                    failing = min(failing, lam)
+                continue
+            allocation, i, side = key
+            gap, i, counts, t = margin
+            needed_to_pass = allocation is None or (side == "top") == (allocation == i)
+            held = lam_for(self._weights(allocation, i, counts, t, allowed), gap) if gap > 0 else 0.0
+            if needed_to_pass:
+                passing = max(passing, held)
+            unknown_moves = allocation is None or (allocation == i) == (side == "top")
+            if side == "top":
+                moves = [1.0 if j == i else 0.0 for j in range(kk)]
+                budget = (t * n - counts[i]) / (1.0 - t)
+            else:
+                moves = [0.0 if j == i else 1.0 for j in range(kk)]
+                budget = (counts[i] - t * n) / t
+            crossing = lam_for([*moves, 1.0 if unknown_moves else 0.0], budget - 1e-9)
+            failing = min(failing, max(held, crossing))
+        return min(passing, failing)
+
+    def _weights(self, allocation: int | None, i: int, counts: Sequence[int], t: float,
+                 allowed: list[int]) -> list[float]:
+        """The most one answer of each kind (the shares, then unknown) can lower edge t's gap for share i while
+        every kind stays within ``allowed`` (``_largest_step``, with each share's count bounded by its own
+        allowance plus the unknown answers', which may count for it)."""
+        n, kk = self.n, len(counts)
+        spare = allowed[-1]
+        rest = n - counts[i] + 1.0 + sum(allowed) - allowed[i]
+        weights = []
+        for cat, c in enumerate(counts):
+            grown = allowed[cat] + spare
+            pred = max((self._a[cat] + c + grown) / (self.k + n + grown), (1.0 + c + grown) / (kk + n + grown))
+            if cat == i:
+                weights.append(math.log(pred / t))
+            else:
+                weights.append(math.log(pred) - math.log1p(-t) - math.log(max(c, 1 / math.e)) + math.log(rest))
+        weights.append(max(weights) if allocation is None else weights[allocation])
+        return weights
+
+    def _gap_skip(self, gap: float, i: int, counts: Sequence[int], t: float, n: int, cap: int) -> int:
+        """Answers during which edge t of share i surely stays inside the confidence sequence (0: it is out)."""
+        if gap <= 0:
+            return 0
         return _safe_window(lambda s: self._largest_step(i, counts, t, n, s), gap, cap)
 
     def _largest_step(self, i: int, counts: Sequence[int], t: float, n: int, s: int) -> float:
-        """The most one answer can lower edge t's gap for share i during the next s answers."""
+        """The most one answer can lower edge t's gap for share i during the next s answers.
+
+        An answer of share i changes the profile by exactly ln t, one of share l by at least
+        ln(1 - t) + ln c_l - ln(n - c_i + 1) (x ln x grows by at least ln x + 1, at most ln(x + 1) + 1); the
+        mixture (the threshold) grows by ln of the answer's predictive probability, which is at most the larger
+        of its two components' predictive probabilities with s more answers of that share."""
         kk = len(counts)
         m_top = n + s - counts[i] + 1.0  # n' - c'_i + 1 can grow at most to this
         drops = []
@@ -451,17 +588,15 @@ class SequentialTest:
                 drops.append(math.log(pred) - math.log1p(-t) - math.log(max(c, 1 / math.e)) + math.log(m_top))
         return max(drops)
 
-    def _binary_skip(self, margin: tuple[Any, ...], cap: int) -> int:
-        """``_skip`` for a two-outcome check: (gap, hits, misses, edge) with gap = hits ln L + misses ln(1 - L) -
-        log Jeffreys mixture - ln alpha; it fires once hits / n is past L and gap <= 0."""
-        gap, hits, misses, edge = margin
+    def _binary_gap_skip(self, gap: float, hits: int, misses: int, edge: float, cap: int) -> int:
+        """``_gap_skip`` for a two-outcome check: gap = hits ln L + misses ln(1 - L) - log Jeffreys mixture -
+        ln alpha; a hit lowers it by ln((hits + 1/2) / ((n + 1) L)), a miss by the mirror image."""
         n = hits + misses
         if edge <= 0 or edge >= 1 or not math.isfinite(gap):
-            return 1
+            return 0
         if gap <= 0:
-            if hits > edge * n:
-                return max(1, min(cap, math.ceil(hits / edge - n) - 1))
-            return max(1, min(cap, math.ceil((edge * n - hits) / (1.0 - edge)) - 1)) if hits < edge * n else 1
+            return 0
+
         def step(s: int) -> float:
             return max(math.log((hits + s + 0.5) / ((n + 1.0) * edge)),
                        math.log((misses + s + 0.5) / ((n + 1.0) * (1.0 - edge))))
@@ -490,7 +625,6 @@ class SequentialTest:
         """The state for the counts so far: decision, anytime p-value, intervals, and the reason in words."""
         if code is None:
             self.next_look = 0
-            self._expiry.clear()
             code = self.look()
         n = self.n
         c = np.asarray(self.counts, dtype=np.float64)
