@@ -10,7 +10,7 @@ Formulas: shared/notes/statistics.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,8 @@ PASS, CONTINUE, FAIL, BLOCKED = 1, 0, -1, 2
 _FAR = 27.6  # logit(1 - 1e-12)
 _NEWTON_STEPS = 14
 _NEVER = 1 << 62
+_ONE_OVER_E = math.exp(-1.0)
+_CAP = 4096  # the most answers one look plans ahead
 
 
 def log_mixture(counts: ArrayLike, prior: ArrayLike) -> NDArray[np.float64]:
@@ -191,43 +193,11 @@ def _xlogx(x: float) -> float:
     return x * math.log(x) if x > 0 else 0.0
 
 
-def _safe_window(step: Callable[[int], float], gap: float, cap: int, refine: int = 8) -> int:
-    """A window s <= cap with s x step(s) < gap, where step(s) (the largest one-answer drop over the next s
-    answers) grows with s. s0 = gap / step(1) bounds every safe window; s1 = gap / step(s0) is safe, as
-    s1 <= s0 makes step(s1) <= step(s0); a few halvings between them get close to the largest. 0 when none."""
-    first = step(1)
-    if first <= 0:
-        return cap
-    high = min(cap, math.ceil(gap / first) - 1)
-    if high < 1:
-        return 0
-    at_high = step(high)
-    if high * at_high < gap:
-        return high
-    low = max(0, min(high, math.ceil(gap / at_high) - 1))
-    for _ in range(refine):
-        if high - low <= 1:
-            break
-        mid = (low + high) // 2
-        if mid * step(mid) < gap:
-            low = mid
-        else:
-            high = mid
-    return low
-
-
-def _crossing(count: int, n: int, edge: float, above: bool, cap: int) -> int:
-    """Answers during which the estimate count / n surely stays on its side of ``edge``: it needs more than
-    (edge n - count) / (1 - edge) answers to rise above it, more than count / edge - n to fall below it."""
-    if above:
-        if count >= edge * n:
-            return 0
-        needed = (edge * n - count) / (1.0 - edge)
-    else:
-        if count <= edge * n:
-            return 0
-        needed = count / edge - n
-    return max(0, min(cap, math.ceil(needed - 1e-9) - 1))
+def _lam_for(budget: float, rate: float) -> float:
+    """The largest lam with lam x rate < budget (rate: how fast a condition's distance falls per unit lam)."""
+    if budget <= 0:
+        return 0.0
+    return math.inf if rate <= 0 else budget / rate * (1.0 - 1e-9)
 
 
 def _lbeta_half(a: float, b: float) -> float:
@@ -288,10 +258,11 @@ class SequentialTest:
         self._worst_next = 0  # ... once some share's count has reached its watch
         self._watch = [_NEVER] * len(self.counts)
         self._watch_unknown = _NEVER
+        self._hints: dict[bool, float] = {}  # per kind of window: the lam the last look found (``_region``)
 
-    def add(self, category: int | None) -> None:
-        """One more answer: from positive-weight share ``category``, or unknown (None). O(1): the sums the
-        decision needs are rebuilt in O(K) only at a look that can change the decision (see ``look``)."""
+    def add(self, category: int | None) -> bool:
+        """One more answer: from positive-weight share ``category``, or unknown (None). O(1). True when a look
+        is due: before then, no look can decide (see ``look``)."""
         self.n += 1
         if category is None:
             self.unknown += 1
@@ -302,6 +273,7 @@ class SequentialTest:
             self.counts[category] = count
             if count >= self._watch[category]:
                 self.next_look = min(self.next_look, self._worst_next)
+        return self.n >= self.next_look
 
     # ---- deciding ------------------------------------------------------------------------------------------
     def _log_marginal(self, counts: Sequence[int]) -> float:
@@ -342,11 +314,14 @@ class SequentialTest:
         if code != CONTINUE:
             self.next_look = n + 1
             return code
-        self._worst_next = self.next_look = n + 1 + self._skip(margins)
-        allowed = self._allowed(margins, self.next_look - n)
-        if allowed is not None:  # the next look waits until both the window above and one watch are passed
-            self._watch = [c + a + 1 for c, a in zip(self.counts, allowed, strict=False)]
-            self._watch_unknown = self.unknown + allowed[-1] + 1
+        kinds = len(self.counts) + 1
+        window = math.floor(self._region(margins, [1.0] * kinds, max(8.0, n / 16.0), _CAP, total=True))
+        self._worst_next = self.next_look = n + 1 + window
+        rates = [(c + 0.5) / (n + kinds / 2) for c in (*self.counts, self.unknown)]
+        lam = self._region(margins, rates, max(16.0, n / 4.0), _CAP)
+        if lam > window:  # the next look waits until the window is past and some kind has passed its allowance
+            self._watch = [c + math.floor(lam * r) + 1 for c, r in zip(self.counts, rates, strict=False)]
+            self._watch_unknown = self.unknown + math.floor(lam * rates[-1]) + 1
             self.next_look = _NEVER
         else:
             self._watch = [_NEVER] * len(self.counts)
@@ -436,93 +411,55 @@ class SequentialTest:
         gap = u * math.log(limit) + (rest * math.log1p(-limit) if rest else 0.0) - _lbeta_half(u, rest) - self._ln_alpha
         return u / self.n > limit and gap <= 0, (gap, u, rest, limit)
 
-    # ---- how many answers cannot change a CONTINUE ---------------------------------------------------------
-    def _skip(self, margins: list[tuple[Any, ...]], cap: int = 4096) -> int:
-        """How many answers from now provably cannot bring a decision (0: the next one might).
-
-        Each route to a decision needs conditions on the compared quantities at the same answer, so each is
-        bounded by the answers its conditions need: a PASS needs every band edge it compares outside the
-        confidence sequence (its gap <= 0), so the latest of those edges bounds it; a FAIL needs one edge outside
-        with the share's estimate past it, so per edge the later of the two, and the earliest edge; BLOCKED
-        needs the error share past its ceiling and surely so. An edge's gap moves by a bounded step per answer
-        (``_largest_step``), an estimate by a known amount. Checked against a look at every answer in
-        tests/test_sequential_test.py and tests/test_look.py.
-        """
-        n = self.n
-        passing, failing = 0, cap
-        for key, *margin in margins:
-            if key in ("errors", "single"):
-                gap, hits, misses, edge = margin
-                bound = max(self._binary_gap_skip(gap, hits, misses, edge, cap), _crossing(hits, n, edge, True, cap))
-                if key == "single":
-                    passing = bound
-                else:
-                    failing = min(failing, bound)
-                continue
-            allocation, i, side = key
-            gap, i, counts, t = margin
-            needed_to_pass = allocation is None or (side == "top") == (allocation == i)
-            cross = _crossing(counts[i], n, t, side == "top", cap)
-            if not needed_to_pass and cross >= failing:
-                continue
-            held = self._gap_skip(float(gap), int(i), counts, float(t), n, cap)
-            if needed_to_pass:
-                passing = max(passing, held)
-            failing = min(failing, max(held, cross))
-        return min(passing, failing, cap)
-
     # ---- how many answers of each kind cannot change a CONTINUE -------------------------------------------
-    def _allowed(self, margins: list[tuple[Any, ...]], window: int, cap: int = 4096) -> list[int] | None:
-        """Per share (and, last, for unknown answers): how many more answers of it cannot bring a decision, as
-        long as no other share passes its own allowance; None when that would not beat ``window`` answers.
+    def _region(self, margins: list[tuple[Any, ...]], rates: list[float], start: float, cap: int,
+                total: bool = False, rounds: int = 3) -> float:
+        """A lam <= cap for which allowances floor(lam x rates) keep every route to a decision closed.
 
-        ``_skip`` assumes the worst answers; most cannot move a decision closer (an answer of the 90 % share
-        moves its upper edge away). Each route to a decision is a set of linear conditions on the answers d_l
-        of each kind to come: an edge's gap falls by at most sum_l d_l w_l (w_l: ``_weights``), an estimate
-        crosses its edge only after more than B answers of the kinds that move it there. The allowances are
-        the current shares' rates times the largest lam that keeps every route closed; the weights are
-        computed for allowances at least as large, so they bound every step taken within them.
-        """
-        n = self.n
-        kinds = len(self.counts) + 1
-        rates = [(c + 0.5) / (n + kinds / 2) for c in (*self.counts, self.unknown)]
-        lam = min(float(cap), max(16.0, n / 4.0))
-        for _ in range(2):
-            allowed = [math.floor(lam * r) for r in rates]
-            best = self._largest_lam(margins, allowed, rates)
-            if best >= lam:
-                break
-            lam = best * (1.0 - 1e-9)
-        allowed = [min(cap, math.floor(lam * r)) for r in rates]
-        return allowed if lam > window else None
+        The steps are bounded for the allowances of a trial lam; any lam up to the one those bounds allow, and
+        up to the trial, is then safe (the bounds only grow with the allowances). A few rounds move the trial
+        towards the largest safe lam."""
+        hint = self._hints.get(total)
+        safe, trial = 0.0, min(float(cap), hint if hint else start)  # the last look's lam: most often it still holds
+        for _ in range(rounds):
+            best = self._largest_lam(margins, [math.floor(trial * r) for r in rates], rates, total)
+            if best >= trial:
+                safe = trial
+                if trial >= cap or best < 1.25 * trial:
+                    break
+                trial = min(float(cap), best)
+            else:
+                safe = max(safe, best * (1.0 - 1e-9))
+                trial = (safe + trial) / 2.0
+        self._hints[total] = safe
+        return safe
 
-    def _largest_lam(self, margins: list[tuple[Any, ...]], allowed: list[int], rates: list[float]) -> float:
+    def _largest_lam(self, margins: list[tuple[Any, ...]], allowed: list[int], rates: list[float],
+                     total: bool = False) -> float:
         """The largest lam for which allowances lam x rates keep every route to a decision closed, with each
-        answer's step bounded for the allowances ``allowed``."""
+        answer's step bounded for the allowances ``allowed``. ``total``: lam bounds the answers of all kinds
+        together (any mix of them), not each kind's."""
         n, kk = self.n, len(self.counts)
-        unknown = kk
-        others = sum(allowed)
-
-        def lam_for(weights: Sequence[float], budget: float) -> float:
-            rate = sum(w * r for w, r in zip(weights, rates, strict=True) if w > 0)
-            if budget <= 0:
-                return 0.0
-            return math.inf if rate <= 0 else budget / rate * (1.0 - 1e-9)
-
+        all_rates = 1.0 if total else sum(rates)
         passing, failing = 0.0, math.inf
         for key, *margin in margins:
             if key in ("errors", "single"):
                 gap, hits, misses, edge = margin
-                hit = unknown if key == "errors" else 0
+                hit = kk if key == "errors" else 0
+                rate = 1.0 if total else rates[hit]
                 if edge <= 0 or edge >= 1 or not math.isfinite(gap):
-                    lam = lam_for([1.0 if j == hit else 0.0 for j in range(kk + 1)], 1.0) if hits == 0 else 0.0
+                    lam = (1.0 - 1e-9) / rate if hits == 0 else 0.0
                 else:
-                    crossing = [1.0 if j == hit else 0.0 for j in range(kk + 1)]
-                    lam = lam_for(crossing, (edge * n - hits) / (1.0 - edge) - 1e-9)
+                    lam = _lam_for((edge * n - hits) / (1.0 - edge) - 1e-9, rate)
                     if gap > 0:
+                        grown = allowed[hit] if total else sum(allowed) - allowed[hit]
                         up = math.log((hits + allowed[hit] + 0.5) / ((n + 1.0) * edge))
-                        down = math.log((misses + others - allowed[hit] + 0.5) / ((n + 1.0) * (1.0 - edge)))
-                        lam = max(lam, lam_for([up if j == hit else down for j in range(kk + 1)], gap))
+                        down = math.log((misses + grown + 0.5) / ((n + 1.0) * (1.0 - edge)))
+                        if total:
+                            step = max(up, down, 0.0)
+                        else:
+                            step = max(up, 0.0) * rates[hit] + max(down, 0.0) * (all_rates - rates[hit])
+                        lam = max(lam, _lam_for(gap, step))
                 if key == "single":
                     passing = lam
                 else:
@@ -531,77 +468,54 @@ class SequentialTest:
             allocation, i, side = key
             gap, i, counts, t = margin
             needed_to_pass = allocation is None or (side == "top") == (allocation == i)
-            held = lam_for(self._weights(allocation, i, counts, t, allowed), gap) if gap > 0 else 0.0
+            unknown_moves = allocation is None or (allocation == i) == (side == "top")
+            if total:
+                rate = 1.0
+            else:  # the kinds whose answers move share i's estimate towards this edge
+                rate = rates[i] if side == "top" else all_rates - rates[i] - rates[kk]
+                rate += rates[kk] if unknown_moves else 0.0
+            if side == "top":
+                crossing = _lam_for((t * n - counts[i]) / (1.0 - t) - 1e-9, rate)
+            else:
+                crossing = _lam_for((counts[i] - t * n) / t - 1e-9, rate)
+            if not needed_to_pass and crossing >= failing:
+                continue
+            held = _lam_for(gap, self._step(allocation, i, counts, t, allowed, rates, total)) if gap > 0 else 0.0
             if needed_to_pass:
                 passing = max(passing, held)
-            unknown_moves = allocation is None or (allocation == i) == (side == "top")
-            if side == "top":
-                moves = [1.0 if j == i else 0.0 for j in range(kk)]
-                budget = (t * n - counts[i]) / (1.0 - t)
-            else:
-                moves = [0.0 if j == i else 1.0 for j in range(kk)]
-                budget = (counts[i] - t * n) / t
-            crossing = lam_for([*moves, 1.0 if unknown_moves else 0.0], budget - 1e-9)
             failing = min(failing, max(held, crossing))
         return min(passing, failing)
 
-    def _weights(self, allocation: int | None, i: int, counts: Sequence[int], t: float,
-                 allowed: list[int]) -> list[float]:
-        """The most one answer of each kind (the shares, then unknown) can lower edge t's gap for share i while
-        every kind stays within ``allowed`` (``_largest_step``, with each share's count bounded by its own
-        allowance plus the unknown answers', which may count for it)."""
+    def _step(self, allocation: int | None, i: int, counts: Sequence[int], t: float, allowed: list[int],
+              rates: list[float], total: bool) -> float:
+        """How fast edge t's gap for share i can fall per unit of lam: the most one answer of each kind can
+        lower it while every kind stays within ``allowed``, weighted by the kinds' rates (``total``: the
+        largest, as the answers may be of any kinds).
+
+        One answer of share i changes the profile by exactly ln t, one of share l by at least
+        ln(1 - t) + ln c_l - ln(n - c_i + 1) (x ln x grows by at least ln x + 1, at most ln(x + 1) + 1); the
+        mixture (the threshold) grows by ln of the answer's predictive probability, which is at most the
+        larger of its two components' with every allowed answer of that share (and the unknown ones, which
+        may count for it) already in. An unknown answer counts for the allocation's share, or any share."""
         n, kk = self.n, len(counts)
-        spare = allowed[-1]
-        rest = n - counts[i] + 1.0 + sum(allowed) - allowed[i]
-        weights = []
+        spare = 0 if total else allowed[kk]
+        rest = n - counts[i] + 1.0 + (allowed[i] if total else sum(allowed) - allowed[i])
+        ln_other = math.log(rest) - math.log1p(-t)
+        a, k = self._a, self.k
+        largest, weighted = 0.0, 0.0
         for cat, c in enumerate(counts):
             grown = allowed[cat] + spare
-            pred = max((self._a[cat] + c + grown) / (self.k + n + grown), (1.0 + c + grown) / (kk + n + grown))
-            if cat == i:
-                weights.append(math.log(pred / t))
-            else:
-                weights.append(math.log(pred) - math.log1p(-t) - math.log(max(c, 1 / math.e)) + math.log(rest))
-        weights.append(max(weights) if allocation is None else weights[allocation])
-        return weights
-
-    def _gap_skip(self, gap: float, i: int, counts: Sequence[int], t: float, n: int, cap: int) -> int:
-        """Answers during which edge t of share i surely stays inside the confidence sequence (0: it is out)."""
-        if gap <= 0:
-            return 0
-        return _safe_window(lambda s: self._largest_step(i, counts, t, n, s), gap, cap)
-
-    def _largest_step(self, i: int, counts: Sequence[int], t: float, n: int, s: int) -> float:
-        """The most one answer can lower edge t's gap for share i during the next s answers.
-
-        An answer of share i changes the profile by exactly ln t, one of share l by at least
-        ln(1 - t) + ln c_l - ln(n - c_i + 1) (x ln x grows by at least ln x + 1, at most ln(x + 1) + 1); the
-        mixture (the threshold) grows by ln of the answer's predictive probability, which is at most the larger
-        of its two components' predictive probabilities with s more answers of that share."""
-        kk = len(counts)
-        m_top = n + s - counts[i] + 1.0  # n' - c'_i + 1 can grow at most to this
-        drops = []
-        for cat, c in enumerate(counts):
-            pred = max((self._a[cat] + c + s) / (self.k + n), (1.0 + c + s) / (kk + n))
-            if cat == i:
-                drops.append(math.log(pred / t))
-            else:
-                drops.append(math.log(pred) - math.log1p(-t) - math.log(max(c, 1 / math.e)) + math.log(m_top))
-        return max(drops)
-
-    def _binary_gap_skip(self, gap: float, hits: int, misses: int, edge: float, cap: int) -> int:
-        """``_gap_skip`` for a two-outcome check: gap = hits ln L + misses ln(1 - L) - log Jeffreys mixture -
-        ln alpha; a hit lowers it by ln((hits + 1/2) / ((n + 1) L)), a miss by the mirror image."""
-        n = hits + misses
-        if edge <= 0 or edge >= 1 or not math.isfinite(gap):
-            return 0
-        if gap <= 0:
-            return 0
-
-        def step(s: int) -> float:
-            return max(math.log((hits + s + 0.5) / ((n + 1.0) * edge)),
-                       math.log((misses + s + 0.5) / ((n + 1.0) * (1.0 - edge))))
-
-        return _safe_window(step, gap, cap)
+            pred = max((a[cat] + c + grown) / (k + n + grown), (1.0 + c + grown) / (kk + n + grown))
+            # c = 0: x ln x grows by 0 = ln(1/e) + 1
+            drop = math.log(pred / t) if cat == i else math.log(pred / max(c, _ONE_OVER_E)) + ln_other
+            if drop > 0:
+                largest = max(largest, drop)
+                weighted += drop * rates[cat]
+                if allocation == cat:
+                    weighted += drop * rates[kk]
+        if total:
+            return largest
+        return weighted + (largest * rates[kk] if allocation is None else 0.0)
 
     # ---- the full state (intervals, texts): built when a decision is reported ------------------------------
     def update(self, counts: Sequence[int] | Mapping[str, int], unknown: int = 0) -> SequentialState:
