@@ -346,7 +346,7 @@ class SequentialTest:
             log_m = self._log_marginal(counts)
             log_bf = min(log_bf, log_m - sum(c * lp for c, lp in zip(counts, self._lnp, strict=True)))
             flags.append(self._flags(counts, log_m + self._ln_alpha, margins, j if self.unknown else None))
-        self.max_log_bf = max(self.max_log_bf, log_bf)
+        self.max_log_bf = max(self.max_log_bf, log_bf)  # at the looks made: a skipped answer can move only this
         self._last_log_bf = log_bf
         kk = len(self._p)
         failed, passed = False, True
