@@ -15,9 +15,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import pytest
+
 from respy.cli.common import Streams
 from respy.cli.main import main
 from respy.demo.localserver import Handler, LocalServer, Request, Response
+
+# --- statistical tests of live runs ---------------------------------------------------------------------
+
+stochastic = pytest.mark.flaky(reruns=1)
+"""For a test whose verdict rests on draws the test cannot fix: Envoy's weighted choice (not seedable), or the
+order answers arrive in at c > 1 (the seeded servers draw in arrival order, so the counts of a fixed-N run
+repeat but the order the independence checks see does not; a sequential run's stopping look moves with it).
+Each such run can miss its expected verdict by chance: the time-drift and per-connection checks each
+false-alarm at α = 0.001 (measured uniform: 200 live runs through Envoy, 1.0 % of p-values under 0.01), and a
+sequential run at a true split ends INCONCLUSIVE within its budget ≤ 2 % of the time (benchmarks/calibration.py).
+Marked tests are run once more only when they fail (pytest-rerunfailures): a false failure then needs two
+misses in a row, ≤ 1 in 2,500 per test, while a real defect fails both runs and still fails the suite."""
+
 
 # --- respy in-process ----------------------------------------------------------------------------------
 

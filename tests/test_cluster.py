@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from support import run_cli, weighted_handler
+from support import run_cli, stochastic, weighted_handler
 
 from respy._errors import ClusterError
 from respy.demo.localserver import LocalServer, Request, Response
@@ -194,6 +194,7 @@ def in_pod(server: LocalServer, serviceaccount: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
 
 
+@stochastic
 @pytest.mark.usefixtures("in_pod")
 def test_expect_cluster_end_to_end_passes_a_90_10_backend() -> None:
     bodies = {"weather-backend: single": 9, "weather-backend: multiple": 1}

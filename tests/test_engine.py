@@ -7,7 +7,7 @@ import socket
 
 import anyio
 import pytest
-from support import run_cli, weighted_handler
+from support import run_cli, stochastic, weighted_handler
 
 from respy._errors import UsageError
 from respy.demo.localserver import Request, Response, fixed
@@ -202,6 +202,7 @@ def test_distinct_labels_are_bounded() -> None:
     assert any(r.label == OVERFLOW_LABEL and r.count == 45 for r in rows)
 
 
+@stochastic
 def test_a_sequential_check_ramps_up_instead_of_starting_with_c_requests_in_flight(serve) -> None:
     """At -c 100 a clear FAIL (50/50 declared 90/10) must not wait for 100 answers already in flight: the
     ramp starts with a few workers (without it every such run took ≥ 100 requests)."""

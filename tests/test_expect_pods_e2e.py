@@ -1,13 +1,14 @@
 """Issue 16 end to end: answers naming pods (hostnames, versions) checked against destinations expanded to pods.
 
-The servers draw each answer from a seeded RNG (conftest.weighted_handler), so every count is deterministic.
+The servers draw each answer from a seeded RNG (support.weighted_handler), so the counts of a fixed -n run repeat;
+the arrival order at c > 1 does not, so the verdict tests are marked ``stochastic`` (support.py states the rate).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from support import run_cli, weighted_handler
+from support import run_cli, stochastic, weighted_handler
 
 RULES = """\
 apiVersion: v1
@@ -53,6 +54,7 @@ spec:
 POD_V1, POD_V2 = "reviews-v1-5f7d8c9b4-abcde", "reviews-v2-6c8d9e0f1-klmno"
 
 
+@stochastic
 def test_pod_hostnames_of_two_deployments_pass_with_the_workloads_given(serve, tmp_path: Path) -> None:
     rules = tmp_path / "reviews.yaml"
     rules.write_text(RULES)
@@ -75,6 +77,7 @@ def test_pod_hostnames_without_the_workloads_say_no_answer_named_a_destination(s
     assert POD_V1 in reasons[0] and "--map" in reasons[0] and "--by regex:" in reasons[0]
 
 
+@stochastic
 def test_helloworld_without_subsets_passes_against_versions_by_endpoint_count(serve, fixtures_dir: Path) -> None:
     samples = fixtures_dir / "upstream" / "istio-samples"
     bodies = {"Hello version: v1, instance: helloworld-v1-77cb56d4b4-9sz4p\n": 1,

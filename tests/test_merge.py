@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import CliResult, run_cli, weighted_handler
+from support import CliResult, run_cli, stochastic, weighted_handler
 
 from respy.check.assign import assign
 from respy.check.verdict import decide
@@ -143,6 +143,7 @@ def test_plain_runs_merge_without_a_verdict() -> None:
     assert merged["latency_histogram"]["max_s"] == max(h.max_s for h in histograms)
 
 
+@stochastic
 def test_merge_decides_against_rules_given_to_merge(fixtures_dir: Path) -> None:
     """Pods that only measured (no --expect); the verdict comes from the tutorial's rules at merge time."""
     with LocalServer(weighted_handler(BODIES, seed=11)) as server:
@@ -156,6 +157,7 @@ def test_merge_decides_against_rules_given_to_merge(fixtures_dir: Path) -> None:
     assert {e["outcome"]: e["probability"] for e in merged["expected"]} == {"single": 0.9, "multiple": 0.1}
 
 
+@stochastic
 def test_merged_50_50_fails_against_the_declared_90_10() -> None:
     with LocalServer(weighted_handler({"weather-backend: single": 1, "weather-backend: multiple": 1}, 3)) as server:
         outputs = partial_runs(server.url, (300, 300), "--expect", WEIGHTS)
@@ -261,6 +263,7 @@ def test_runs_that_overlapped_in_time_have_a_combined_rate(checked_runs: list[st
     assert "no combined rate" in table and "req/s" not in table
 
 
+@stochastic
 def test_the_runs_host_header_picks_the_route_when_merged(fixtures_dir: Path) -> None:
     with LocalServer(weighted_handler(BODIES, seed=11)) as server:
         outputs = partial_runs(server.url, (500, 500), "-H", "Host: weather-backend")

@@ -10,7 +10,7 @@ import random
 import re
 from pathlib import Path
 
-from support import run_cli, weighted_handler
+from support import run_cli, stochastic, weighted_handler
 
 from respy.demo.localserver import Request, Response
 
@@ -44,6 +44,7 @@ def test_a_weight_0_leak_says_which_destination_leaked(serve) -> None:  # type: 
     assert re.search(r"  - \d+ answers came from 'multiple', which has weight 0", block), block
 
 
+@stochastic
 def test_a_replaced_tolerance_is_said(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve(weighted_handler({SINGLE: 90, MULTIPLE: 10}, seed=3))
     result = run_cli(server.url, "-n", "300", "-c", "4", "--expect", "single=90,multiple=10", "--tolerance", "0.5")
@@ -61,6 +62,7 @@ def test_labels_that_name_no_destination_get_the_right_advice_and_no_wrong_diagn
     assert "swapped" not in block and "route rules are probably not applied" not in block
 
 
+@stochastic
 def test_errors_that_make_a_pass_impossible_are_explained(serve) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(9)
 
@@ -96,6 +98,7 @@ def test_refused_connections_print_no_rate_and_no_latency() -> None:
     assert "no HTTP answer came back" in result.out
 
 
+@stochastic
 def test_one_count_is_one_percentage_everywhere(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve(weighted_handler({SINGLE: 90, MULTIPLE: 10}, seed=5))
     result = run_cli(server.url, "-n", "1000", "-c", "4", "--expect", "single=90,multiple=10")
@@ -124,6 +127,7 @@ def canary():  # type: ignore[no-untyped-def]
     return handler
 
 
+@stochastic
 def test_wide_shows_the_slow_failing_version_and_a_limit_fails_it(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve(canary())
     flags = ["-n", "2000", "-c", "20", "--expect", "v1=50,v2=50", "--tolerance", "8pp", "-o", "wide"]

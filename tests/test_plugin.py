@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support import weighted_handler
+from support import stochastic, weighted_handler
 
 from respy.pytest_plugin import RespyFixture
 
@@ -51,6 +51,7 @@ def test_plugin_is_registered_through_its_entry_point() -> None:
     assert [ep.value for ep in found] == ["respy.pytest_plugin"]
 
 
+@stochastic
 def test_a_passing_test_file(pytester: pytest.Pytester, serve) -> None:
     server = serve(weighted_handler({SINGLE: 90, MULTIPLE: 10}, seed=7))
     pytester.makepyfile(test_split=textwrap.dedent(PASSING))
@@ -58,6 +59,7 @@ def test_a_passing_test_file(pytester: pytest.Pytester, serve) -> None:
     result.assert_outcomes(passed=3)
 
 
+@stochastic
 def test_a_failing_test_file_shows_the_table_and_the_fail_line(pytester: pytest.Pytester, serve) -> None:
     server = serve(weighted_handler({SINGLE: 50, MULTIPLE: 50}, seed=7))
     pytester.makepyfile(test_split=textwrap.dedent(FAILING))
@@ -72,6 +74,7 @@ def test_a_failing_test_file_shows_the_table_and_the_fail_line(pytester: pytest.
     assert "respy/_api.py" not in output  # __tracebackhide__: the failure points at the test, not at respy
 
 
+@stochastic
 def test_expectation_from_files_through_the_fixture(pytester: pytest.Pytester, serve, fixtures_dir: Path) -> None:
     server = serve(weighted_handler({SINGLE: 90, MULTIPLE: 10}, seed=7))
     rules = fixtures_dir / "tutorial" / "weather-rules.yaml"

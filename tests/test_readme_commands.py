@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import stochastic
 
 from respy.demo.weather import weather_app
 
@@ -129,6 +130,7 @@ def test_each_shell_line_runs_as_written(command: Command, workdir: tuple[Path, 
 
 @pytest.mark.parametrize("index", [i for i, (language, text) in enumerate(blocks())
                                    if language == "python" and not text.startswith("# test_routing.py")])
+@stochastic
 def test_each_python_sample_runs(index: int, workdir: tuple[Path, str, dict[str, str]]) -> None:
     directory, base, env = workdir
     _, text = blocks()[index]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from envoy_harness import require_envoy
 from sandbox_conformance import Shape, disagreement, request_count, running, send, tally
+from support import stochastic
 from test_rules_semantics import DR, MATCH_FIELD_CASES, ONE_RULE, PRECEDENCE_CASES, PRECEDENCE_RULES, route, vs
 
 from respy.rules import RuleSet, load_text, resolve
@@ -104,6 +105,7 @@ def _params() -> list[object]:
                          if key in DISAGREEMENTS else []) for key, case in CASES.items()]
 
 
+@stochastic
 @pytest.mark.parametrize("case", _params())
 def test_edge_case_through_envoy(case: Case) -> None:
     require_envoy()

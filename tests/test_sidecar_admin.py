@@ -12,6 +12,7 @@ import time
 
 import pytest
 from faultserver import FaultServer, read_head, reply, response_head, serve_each
+from support import stochastic
 
 from respy.sidecar.admin import (
     CALL_TIMEOUT_S,
@@ -158,6 +159,7 @@ def test_auto_detection_leaves_loopback_urls_alone() -> None:
     assert (view.origin, view.problems, view.absent) == ("", [], False)
 
 
+@stochastic
 @pytest.mark.parametrize("hostile", ["hangs", "50 MB", "not JSON"])
 def test_a_hostile_admin_leaves_the_measurement_and_verdict_alone(serve, hostile: str) -> None:  # type: ignore[no-untyped-def]
     """The same seeded 90/10 backend measured with and without a hostile admin: same counts, same verdict,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from support import run_cli
+from support import run_cli, stochastic
 
 from respy.demo.localserver import Request, Response
 from respy.tally import Batches, Kind, LatencyHistogram, Tally
@@ -65,6 +65,7 @@ def test_merge_adds_counts_and_keeps_totals() -> None:
     assert first.total == 5 and first.latency.count == 5 and first.answered == 4
 
 
+@stochastic
 def test_versions_with_different_latencies_do_not_look_dependent(serve) -> None:
     """A slow and a fast version, chosen independently per request: the independence check must not fire.
 

@@ -23,7 +23,8 @@ def pods_behind(ctx: Context, found: Candidate, host: str, subset: tuple[str, Ma
     short = short_host(host)
     if endpoints is None:
         missing = "workloads (Deployments, StatefulSets, Pods)" if service is not None else "its Service"
-        ctx.note(f"{short}: {missing} not given, so which pods answer for {found.name} is not known; answers are "
+        # one note per host (not per destination): the same missing manifest, said once
+        ctx.note(f"{short}: {missing} not given, so which pods answer its destinations is not known; answers are "
                  "matched to destinations by name only (add the manifests, or --expect cluster)")
         return found
     what = f"subset {subset[0]} of {short}" if subset else f"Service {short}"
