@@ -54,7 +54,7 @@ _FAR = 27.6  # logit(1 - 1e-12)
 _NEWTON_STEPS = 14
 _NEVER = 1 << 62
 _ONE_OVER_E = math.exp(-1.0)
-_CAP = 4096  # the most answers one look plans ahead
+_CAP = 4096  # the largest lam one look plans with
 
 
 def log_mixture(counts: ArrayLike, prior: ArrayLike) -> NDArray[np.float64]:
@@ -255,24 +255,22 @@ class SequentialTest:
         self.unknown = int(unknown)
         self.n = sum(self.counts) + self.unknown
         self.next_look = 0  # the answer count at which the next look is due (see ``look``)
-        self._worst_next = 0  # ... once some share's count has reached its watch
-        self._watch = [_NEVER] * len(self.counts)
-        self._watch_unknown = _NEVER
-        self._hints: dict[bool, float] = {}  # per kind of window: the lam the last look found (``_region``)
+        self._watch = [_NEVER] * (len(self.counts) + 1)  # per kind of answer (the shares, then unknown): see look
+        self._lam = 0.0  # the last look's lam (``_region``): most often it still holds at the next
 
     def add(self, category: int | None) -> bool:
         """One more answer: from positive-weight share ``category``, or unknown (None). O(1). True when a look
-        is due: before then, no look can decide (see ``look``)."""
+        is due: until some kind of answer passes its allowance, no look can decide (see ``look``)."""
         self.n += 1
         if category is None:
             self.unknown += 1
-            if self.unknown >= self._watch_unknown:
-                self.next_look = min(self.next_look, self._worst_next)
+            if self.unknown >= self._watch[-1]:
+                self.next_look = 0
         else:
             count = self.counts[category] + 1
             self.counts[category] = count
             if count >= self._watch[category]:
-                self.next_look = min(self.next_look, self._worst_next)
+                self.next_look = 0
         return self.n >= self.next_look
 
     # ---- deciding ------------------------------------------------------------------------------------------
@@ -304,8 +302,9 @@ class SequentialTest:
         """PASS, FAIL, CONTINUE, or BLOCKED (the errors alone make a PASS impossible) for the counts so far.
 
         Exactly the decision at every answer, at a fraction of the cost: a look that finds no decision also
-        works out how many more answers cannot possibly change that (each answer moves every quantity the
-        decision compares by a bounded step: ``_skip``), and the looks until then return CONTINUE at once.
+        works out, per kind of answer (each share, unknown), how many more of it cannot possibly change that
+        while the other kinds stay within theirs (``_region``); the next look is due when one kind passes its
+        allowance, and looks before then return CONTINUE at once.
         """
         if self.n < self.next_look or self.n == 0:
             return CONTINUE
@@ -314,22 +313,15 @@ class SequentialTest:
         if code != CONTINUE:
             self.next_look = n + 1
             return code
-        kinds = len(self.counts) + 1
-        window = math.floor(self._region(margins, [1.0] * kinds, max(8.0, n / 16.0), _CAP, total=True))
-        self._worst_next = self.next_look = n + 1 + window
-        rates = [(c + 0.5) / (n + kinds / 2) for c in (*self.counts, self.unknown)]
+        kinds = (*self.counts, self.unknown)
+        rates = [(c + 0.5) / (n + len(kinds) / 2) for c in kinds]
         lam = self._region(margins, rates, max(16.0, n / 4.0), _CAP)
-        if lam > window:  # the next look waits until the window is past and some kind has passed its allowance
-            self._watch = [c + math.floor(lam * r) + 1 for c, r in zip(self.counts, rates, strict=False)]
-            self._watch_unknown = self.unknown + math.floor(lam * rates[-1]) + 1
-            self.next_look = _NEVER
-        else:
-            self._watch = [_NEVER] * len(self.counts)
-            self._watch_unknown = _NEVER
+        self._watch = [c + math.floor(lam * r) + 1 for c, r in zip(kinds, rates, strict=True)]
+        self.next_look = _NEVER
         return code
 
     def _decide(self) -> tuple[int, list[tuple[Any, ...]]]:
-        """The decision, and per quantity it compares its distance to flipping (for ``_skip``)."""
+        """The decision, and per quantity it compares its distance to flipping (for ``_region``)."""
         margins: list[tuple[Any, ...]] = []
         blocked, margin = self._errors_block_pass()
         margins.append(("errors", *margin))
@@ -363,7 +355,7 @@ class SequentialTest:
         self, counts: Sequence[int], threshold: float, margins: list[tuple[Any, ...]], allocation: int | None = None
     ) -> list[tuple[bool, bool, bool, bool]]:
         """Per share: (lower end inside the band, upper end inside, wholly above, wholly below); appends to
-        ``margins`` what ``_skip`` needs: (gap, share count, counts, edge) per band edge."""
+        ``margins`` what ``_region`` needs: (gap, share count, counts, edge) per band edge."""
         n = float(self.n)
         s = sum(_xlogx(c) for c in counts)
         result = []
@@ -412,17 +404,29 @@ class SequentialTest:
         return u / self.n > limit and gap <= 0, (gap, u, rest, limit)
 
     # ---- how many answers of each kind cannot change a CONTINUE -------------------------------------------
+    # A look that finds no decision gives each kind of answer (each share, then unknown) an allowance,
+    # floor(lam x its current rate), such that while no kind passes its allowance no route to a decision can
+    # open. Each route needs conditions at the same answer, so each is closed by keeping one condition false:
+    # - a PASS needs every band edge it compares outside the confidence sequence (gap <= 0): one edge that
+    #   stays inside is enough, so the edge that stays inside longest;
+    # - a FAIL needs one edge outside with the share's estimate past it: for every edge, the gap staying > 0
+    #   or the estimate staying on its side, whichever holds longer;
+    # - BLOCKED needs the error share past its ceiling and the gap of that check <= 0, the same way.
+    # A gap falls by at most sum_l d_l x step_l over d_l more answers of kind l (``_step``); an estimate
+    # crosses its edge only after more than B answers of the kinds that move it there. The steps are bounded
+    # for the allowances themselves, so every answer taken within them is covered. Checked against a full
+    # look at every answer in tests/test_sequential_test.py and tests/test_look.py.
+
     def _region(self, margins: list[tuple[Any, ...]], rates: list[float], start: float, cap: int,
-                total: bool = False, rounds: int = 3) -> float:
+                rounds: int = 3) -> float:
         """A lam <= cap for which allowances floor(lam x rates) keep every route to a decision closed.
 
-        The steps are bounded for the allowances of a trial lam; any lam up to the one those bounds allow, and
-        up to the trial, is then safe (the bounds only grow with the allowances). A few rounds move the trial
-        towards the largest safe lam."""
-        hint = self._hints.get(total)
-        safe, trial = 0.0, min(float(cap), hint if hint else start)  # the last look's lam: most often it still holds
+        The steps are bounded for the allowances of a trial lam (first the last look's); any lam up to the one
+        those bounds allow, and up to the trial, is then safe (the bounds only grow with the allowances). A
+        few rounds move the trial towards the largest safe lam."""
+        safe, trial = 0.0, min(float(cap), self._lam or start)
         for _ in range(rounds):
-            best = self._largest_lam(margins, [math.floor(trial * r) for r in rates], rates, total)
+            best = self._largest_lam(margins, [math.floor(trial * r) for r in rates], rates)
             if best >= trial:
                 safe = trial
                 if trial >= cap or best < 1.25 * trial:
@@ -431,34 +435,27 @@ class SequentialTest:
             else:
                 safe = max(safe, best * (1.0 - 1e-9))
                 trial = (safe + trial) / 2.0
-        self._hints[total] = safe
+        self._lam = safe
         return safe
 
-    def _largest_lam(self, margins: list[tuple[Any, ...]], allowed: list[int], rates: list[float],
-                     total: bool = False) -> float:
+    def _largest_lam(self, margins: list[tuple[Any, ...]], allowed: list[int], rates: list[float]) -> float:
         """The largest lam for which allowances lam x rates keep every route to a decision closed, with each
-        answer's step bounded for the allowances ``allowed``. ``total``: lam bounds the answers of all kinds
-        together (any mix of them), not each kind's."""
+        answer's step bounded for the allowances ``allowed``."""
         n, kk = self.n, len(self.counts)
-        all_rates = 1.0 if total else sum(rates)
+        all_rates = sum(rates)
         passing, failing = 0.0, math.inf
         for key, *margin in margins:
-            if key in ("errors", "single"):
+            if key in ("errors", "single"):  # (gap, hits, misses, edge): it fires at hits / n past edge, gap <= 0
                 gap, hits, misses, edge = margin
                 hit = kk if key == "errors" else 0
-                rate = 1.0 if total else rates[hit]
-                if edge <= 0 or edge >= 1 or not math.isfinite(gap):
-                    lam = (1.0 - 1e-9) / rate if hits == 0 else 0.0
+                if edge <= 0 or edge >= 1 or not math.isfinite(gap):  # it fires on the first hit
+                    lam = (1.0 - 1e-9) / rates[hit] if hits == 0 else 0.0
                 else:
-                    lam = _lam_for((edge * n - hits) / (1.0 - edge) - 1e-9, rate)
-                    if gap > 0:
-                        grown = allowed[hit] if total else sum(allowed) - allowed[hit]
+                    lam = _lam_for((edge * n - hits) / (1.0 - edge) - 1e-9, rates[hit])
+                    if gap > 0:  # a hit lowers the gap by ln((hits + 1/2) / ((n + 1) edge)), a miss likewise
                         up = math.log((hits + allowed[hit] + 0.5) / ((n + 1.0) * edge))
-                        down = math.log((misses + grown + 0.5) / ((n + 1.0) * (1.0 - edge)))
-                        if total:
-                            step = max(up, down, 0.0)
-                        else:
-                            step = max(up, 0.0) * rates[hit] + max(down, 0.0) * (all_rates - rates[hit])
+                        down = math.log((misses + sum(allowed) - allowed[hit] + 0.5) / ((n + 1.0) * (1.0 - edge)))
+                        step = max(up, 0.0) * rates[hit] + max(down, 0.0) * (all_rates - rates[hit])
                         lam = max(lam, _lam_for(gap, step))
                 if key == "single":
                     passing = lam
@@ -468,29 +465,26 @@ class SequentialTest:
             allocation, i, side = key
             gap, i, counts, t = margin
             needed_to_pass = allocation is None or (side == "top") == (allocation == i)
-            unknown_moves = allocation is None or (allocation == i) == (side == "top")
-            if total:
-                rate = 1.0
-            else:  # the kinds whose answers move share i's estimate towards this edge
-                rate = rates[i] if side == "top" else all_rates - rates[i] - rates[kk]
-                rate += rates[kk] if unknown_moves else 0.0
+            # the kinds whose answers move share i's estimate towards this edge (unknown ones: if they count
+            # for share i in this allocation and the edge is the top, or for another share and it is the bottom)
+            rate = rates[i] if side == "top" else all_rates - rates[i] - rates[kk]
+            rate += rates[kk] if allocation is None or (allocation == i) == (side == "top") else 0.0
             if side == "top":
                 crossing = _lam_for((t * n - counts[i]) / (1.0 - t) - 1e-9, rate)
             else:
                 crossing = _lam_for((counts[i] - t * n) / t - 1e-9, rate)
             if not needed_to_pass and crossing >= failing:
                 continue
-            held = _lam_for(gap, self._step(allocation, i, counts, t, allowed, rates, total)) if gap > 0 else 0.0
+            held = _lam_for(gap, self._step(allocation, i, counts, t, allowed, rates)) if gap > 0 else 0.0
             if needed_to_pass:
                 passing = max(passing, held)
             failing = min(failing, max(held, crossing))
         return min(passing, failing)
 
     def _step(self, allocation: int | None, i: int, counts: Sequence[int], t: float, allowed: list[int],
-              rates: list[float], total: bool) -> float:
+              rates: list[float]) -> float:
         """How fast edge t's gap for share i can fall per unit of lam: the most one answer of each kind can
-        lower it while every kind stays within ``allowed``, weighted by the kinds' rates (``total``: the
-        largest, as the answers may be of any kinds).
+        lower it while every kind stays within ``allowed``, weighted by the kinds' rates.
 
         One answer of share i changes the profile by exactly ln t, one of share l by at least
         ln(1 - t) + ln c_l - ln(n - c_i + 1) (x ln x grows by at least ln x + 1, at most ln(x + 1) + 1); the
@@ -498,8 +492,8 @@ class SequentialTest:
         larger of its two components' with every allowed answer of that share (and the unknown ones, which
         may count for it) already in. An unknown answer counts for the allocation's share, or any share."""
         n, kk = self.n, len(counts)
-        spare = 0 if total else allowed[kk]
-        rest = n - counts[i] + 1.0 + (allowed[i] if total else sum(allowed) - allowed[i])
+        spare = allowed[kk]
+        rest = n - counts[i] + 1.0 + sum(allowed) - allowed[i]
         ln_other = math.log(rest) - math.log1p(-t)
         a, k = self._a, self.k
         largest, weighted = 0.0, 0.0
@@ -513,8 +507,6 @@ class SequentialTest:
                 weighted += drop * rates[cat]
                 if allocation == cat:
                     weighted += drop * rates[kk]
-        if total:
-            return largest
         return weighted + (largest * rates[kk] if allocation is None else 0.0)
 
     # ---- the full state (intervals, texts): built when a decision is reported ------------------------------
