@@ -52,6 +52,7 @@ MAX_BUDGET = 100_000
 PASS, CONTINUE, FAIL, BLOCKED = 1, 0, -1, 2
 _FAR = 27.6  # logit(1 - 1e-12)
 _NEWTON_STEPS = 14
+_log = math.log
 _NEVER = 1 << 62
 _ONE_OVER_E = math.exp(-1.0)
 _CAP = 4096  # the largest lam one look plans with
@@ -693,19 +694,20 @@ class ConnectionCheck:
         self.n = 0
         self.max_log_e = 0.0
         self._rows_log_m = 0.0
+        self._row_prior = categories * self.PRIOR
         self._fire_at = math.log(1.0 / alpha)
 
     def add(self, connection: int, category: int) -> None:
-        """Count one answer of share ``category`` that came on ``connection``."""
+        """Count one answer of share ``category`` that came on ``connection`` (on every answer: kept lean)."""
         row = self.rows.get(connection)
         if row is None:
             row = self.rows[connection] = [0] * (self.k + 1)  # the last cell: the row's total
-        x = row[category]
-        self._rows_log_m += math.log((self.PRIOR + x) / (self.k * self.PRIOR + row[-1]))
+        x, total = row[category], row[-1]
         row[category] = x + 1
-        row[-1] += 1
+        row[-1] = total + 1
         self.totals[category] += 1
         self.n += 1
+        self._rows_log_m += _log((self.PRIOR + x) / (self._row_prior + total))
 
     def check(self) -> bool:
         """True once the answers surely (at the check's alpha) depend on the connection."""
