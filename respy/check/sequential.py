@@ -339,7 +339,9 @@ class SequentialTest:
             log_m = self._log_marginal(counts)
             log_bf = min(log_bf, log_m - sum(c * lp for c, lp in zip(counts, self._lnp, strict=True)))
             flags.append(self._flags(counts, log_m + self._ln_alpha, margins, j if self.unknown else None))
-        self.max_log_bf = max(self.max_log_bf, log_bf)  # at the looks made: a skipped answer can move only this
+        # the largest Bayes factor at the looks made (a skipped answer cannot decide, but may have had a larger
+        # one): the anytime p-value, valid taken at any answers
+        self.max_log_bf = max(self.max_log_bf, log_bf)
         self._last_log_bf = log_bf
         kk = len(self._p)
         failed, passed = False, True
