@@ -108,8 +108,8 @@ class Look:
 
     # ---- one answer ----------------------------------------------------------------------------------------
     def _take(self, label: str, kind: Kind, status: int | None, connection: int | None) -> None:
-        """Count one answer, in send order; look when the test says a decision has become possible (its
-        ``next_look``) and check the connections every ``CONNECTION_EVERY`` answers."""
+        """Count one answer, in send order; look when the test says a decision may have become possible
+        (``SequentialTest.add``), and check the connections every ``CONNECTION_EVERY`` answers."""
         seen = self._by_label.get(label)  # keyed by the label alone: hashing the Kind enum costs more than all else
         if seen is None or seen[2] is not kind or seen[3] != status:
             seen = self._first(label, kind, status)

@@ -207,13 +207,14 @@ def _lbeta_half(a: float, b: float) -> float:
 
 
 class SequentialTest:
-    """The anytime-valid test, updated one answer at a time in O(K) (O(K^2) while there are unknown answers).
+    """The anytime-valid test, updated one answer at a time: ``add`` in O(1), a full look in O(K) (O(K^2) while
+    there are unknown answers), made only where a decision may have become possible.
 
     ``add(category)`` counts one answer (the index of its share among the positive-weight outcomes, or None for
-    an error or an answer attributed to no outcome) and ``look()`` decides: PASS, FAIL, CONTINUE, or BLOCKED
-    when the errors alone make a PASS impossible. Weight-0 outcomes are no category here: answers from them
-    are the hard check's business (``--grace``), done by the caller. Unknown answers bracket each share: its
-    lower end counts them for another share, its upper end for this one.
+    an error or an answer attributed to no outcome) and ``look()`` decides, as a full look at every answer
+    would: PASS, FAIL, CONTINUE, or BLOCKED when the errors alone make a PASS impossible. Weight-0 outcomes are
+    no category here: answers from them are the hard check's business (``--grace``), done by the caller.
+    Unknown answers bracket each share: its lower end counts them for another share, its upper end for this one.
     """
 
     def __init__(
