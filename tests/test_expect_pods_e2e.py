@@ -83,7 +83,11 @@ def test_helloworld_without_subsets_passes_against_versions_by_endpoint_count(se
     bodies = {"Hello version: v1, instance: helloworld-v1-77cb56d4b4-9sz4p\n": 1,
               "Hello version: v2, instance: helloworld-v2-6d9f8d5c7b-ktwvx\n": 1}  # one ready pod each
     server = serve(weighted_handler(bodies, seed=3))
-    result = run_cli(server.url + "/hello", "-n", "400", "--gateway", "helloworld-gateway",
+    # the gateway's server is on port 80: the request is sent (and routed) as port 80, the connection goes to the
+    # stand-in server (gateway.go: one listener per server port)
+    stand_in = f"helloworld.example:80:127.0.0.1:{server.port}"
+    result = run_cli("http://helloworld.example/hello", "--connect-to", stand_in, "-n", "400",
+                     "--gateway", "helloworld-gateway",
                      "--expect", str(samples / "helloworld__helloworld-gateway.yaml"),
                      "--expect", str(samples / "helloworld__helloworld.yaml"), "-o", "json")
     assert result.code == 0, result.err

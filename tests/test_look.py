@@ -14,7 +14,7 @@ import random
 import re
 
 import pytest
-from support import run_cli, weighted_handler
+from support import run_cli, stochastic, weighted_handler
 
 from respy.check.assign import Assignment
 from respy.check.look import Look
@@ -232,6 +232,7 @@ def per_connection_handler(seed: int = 4) -> object:
     return handler
 
 
+@stochastic
 def test_per_connection_routing_is_inconclusive_with_keepalive_and_passes_without(serve) -> None:
     server = serve(per_connection_handler())
     kept = run_cli(server.url, "-c", "10", "--expect", "v1=90,v2=10", "-o", "json")
@@ -252,6 +253,7 @@ def test_per_connection_routing_in_a_fixed_n_run(serve) -> None:
     assert verdict["reasons"][0].startswith(CONNECTION_DEPENDENCE) and verdict["extra"]["connection_p"] < 1e-6
 
 
+@stochastic
 def test_a_weight_zero_destination_in_a_default_sequential_run(serve) -> None:
     """The canary's first step (v3 at weight 0) crashed the sequential path with a broadcast error."""
     server = serve(weighted_handler({"v1": 90, "v2": 10}, seed=31))
@@ -286,6 +288,7 @@ def test_twenty_default_runs_against_a_true_90_10_server_all_pass(serve) -> None
     assert outcomes == ["PASS"] * 20, outcomes
 
 
+@stochastic
 def test_a_weight_zero_destination_through_the_library_and_merge(serve, tmp_path) -> None:
     import respy
 

@@ -136,6 +136,74 @@ def test_within_a_level_the_exact_host_beats_a_wildcard() -> None:
     assert split(text) == {"HTTP 503 (subset v2 of reviews not defined)": 1.0}
 
 
+def dr_at(name: str, ns: str, host: str, subsets: str, at: str, extra: str = "") -> str:
+    return (f"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}, namespace: {ns}, "
+            f"creationTimestamp: '{at}'}}\nspec:\n  host: {host}\n{extra}  subsets: {subsets}\n---\n")
+
+
+V1_ONLY = "[{name: v1, labels: {version: v1}}]"
+V2_ONLY = "[{name: v2, labels: {version: v2}}]"
+HALF_HALF = ("  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 50}\n"
+             "    - {destination: {host: reviews, subset: v2}, weight: 50}\n")
+
+
+def test_several_destination_rules_for_one_host_merge_their_subsets() -> None:
+    # destination_rule.go mergeDestinationRule: "Unique subsets (based on subset name) are concatenated to the
+    # original rule's list of subsets" (same namespace, same exportTo); before, respy used the first DR only and
+    # gave v2's share 503
+    text = dr("reviews-v1", "default", "reviews", V1_ONLY) + dr("reviews-v2", "default", "reviews", V2_ONLY) \
+        + vs(HALF_HALF)
+    expectation = expect(text)
+    assert split(text) == {"v1": 0.5, "v2": 0.5}
+    assert any("are merged as istiod merges them" in n for n in expectation.notes)
+
+
+def test_a_repeated_subset_name_keeps_the_first_rules_labels() -> None:
+    # mergeDestinationRule: a subset whose name is already there is not appended (DuplicatedSubsets metric);
+    # setDestinationRules sorts by creationTimestamp first (sortConfigBySelectorAndCreationTime)
+    newer = dr_at("b-newer", "default", "reviews", "[{name: v1, labels: {version: v2}}]", "2024-01-02T00:00:00Z")
+    older = dr_at("z-older", "default", "reviews", V1_ONLY, "2024-01-01T00:00:00Z")
+    text = service() + deployment("reviews-v1", "v1") + deployment("reviews-v2", "v2") + newer + older \
+        + vs("  - route:\n    - destination: {host: reviews, subset: v1}\n")
+    (outcome,) = expect(text).outcomes
+    assert outcome.endpoints == (("reviews-v1", 1),)  # the older rule's labels: version v1
+
+
+def test_without_timestamps_the_name_breaks_the_tie() -> None:
+    # sortConfigBySelectorAndCreationTime: equal (zero) creation times -> strings.Compare(a.Name, b.Name)
+    text = service() + deployment("reviews-v1", "v1") + deployment("reviews-v2", "v2") \
+        + dr("b", "default", "reviews", "[{name: v1, labels: {version: v2}}]") \
+        + dr("a", "default", "reviews", V1_ONLY) \
+        + vs("  - route:\n    - destination: {host: reviews, subset: v1}\n")
+    (outcome,) = expect(text).outcomes
+    assert outcome.endpoints == (("reviews-v1", 1),)
+
+
+def test_destination_rules_with_different_export_to_do_not_merge() -> None:
+    # mergeDestinationRule (ENABLE_ENHANCED_DESTINATIONRULE_MERGE, default on): exportTo sets that differ stay
+    # separate entries; SidecarScope.DestinationRule (sidecar.go) takes the last one without a workloadSelector
+    private = dr_at("private", "default", "reviews", V1_ONLY, "2024-01-01T00:00:00Z", extra="  exportTo: ['.']\n")
+    public = dr_at("public", "default", "reviews", V2_ONLY, "2024-01-02T00:00:00Z", extra="  exportTo: ['*']\n")
+    assert split(private + public + vs(HALF_HALF)) == {"HTTP 503 (subset v1 of reviews not defined)": 0.5,
+                                                       "v2": 0.5}
+    # a client in another namespace sees the exported rule only (getExportedDestinationRuleFromNamespace)
+    url = "http://reviews.default.svc.cluster.local/"
+    other = vs(HALF_HALF.replace("host: reviews,", "host: reviews.default.svc.cluster.local,"),
+               hosts="[reviews.default.svc.cluster.local]", ns="frontend")
+    assert split(private + public + other, url, namespace="frontend") == {
+        "HTTP 503 (subset v1 of reviews not defined)": 0.5, "v2": 0.5}
+
+
+def test_a_destination_rule_with_a_workload_selector_is_not_used_and_said() -> None:
+    # sidecar.go DestinationRule: a workloadSelector DR applies only to the client pods it selects
+    selected = dr("for-some-clients", "default", "reviews", V2_ONLY,
+                  extra="  workloadSelector: {matchLabels: {app: productpage}}\n")
+    text = selected + dr("reviews", "default", "reviews", V1_ONLY) + vs(HALF_HALF)
+    expectation = expect(text)
+    assert expectation.probabilities == {"v1": 0.5, "HTTP 503 (subset v2 of reviews not defined)": 0.5}
+    assert any("workloadSelector" in w and "app': 'productpage" in w for w in expectation.warnings)
+
+
 GATEWAY = ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: istio-system}\n"
            "spec:\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*.example.com']\n---\n")
 
@@ -146,7 +214,7 @@ def test_export_to_counts_at_gateways_too() -> None:
     hidden = vs(route, hosts="[web.example.com]", ns="apps", name="web",
                 extra="  gateways: [istio-system/gw]\n  exportTo: ['.']\n")
     assert split(GATEWAY + hidden, "http://web.example.com/", gateway="istio-system/gw") == {
-        "HTTP 404 (no virtual host at the gateway)": 1.0}
+        "HTTP 404 (no route)": 1.0}
     shown = hidden.replace("exportTo: ['.']", "exportTo: ['.', istio-system]")
     assert split(GATEWAY + shown, "http://web.example.com/", gateway="istio-system/gw") == {
         "web": 1.0}
@@ -245,7 +313,43 @@ def test_a_virtual_service_host_outside_the_gateways_servers_gets_404() -> None:
     assert split(text, "http://web.example.com/", gateway="istio-system/gw") == {"web": 1.0}
     outside = text.replace("hosts: ['*']", "hosts: [web.other.org]")
     assert split(outside, "http://web.example.com/", gateway="istio-system/gw") == {
-        "HTTP 404 (no virtual host at the gateway)": 1.0}
+        "HTTP 404 (no route)": 1.0}
+
+
+TWO_SERVERS = ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: istio-system}\n"
+               "spec:\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['a.example.com']\n"
+               "  - port: {number: 8080, name: http-alt, protocol: HTTP}\n    hosts: ['b.example.com']\n---\n")
+
+
+def test_a_gateway_routes_a_host_only_on_the_ports_whose_servers_take_it() -> None:
+    # gateway.go buildGatewayHTTPRouteConfig: one route table per server port (model/gateway.go gatewayRDSRouteName
+    # "http.<port>"), built from the servers on that port; match.port is the server's port (route.go)
+    text = TWO_SERVERS + vs("  - match: [{port: 8080}]\n    route:\n    - destination: {host: alt}\n"
+                            "  - route:\n    - destination: {host: web}\n",
+                            hosts="[a.example.com, b.example.com]", extra="  gateways: [istio-system/gw]\n")
+    assert split(text, "http://a.example.com/", gateway="istio-system/gw") == {"web": 1.0}
+    assert split(text, "http://b.example.com:8080/", gateway="istio-system/gw") == {"alt": 1.0}
+    on_80 = expect(text, "http://b.example.com/", gateway="istio-system/gw")
+    assert on_80.probabilities == {"HTTP 404 (no route)": 1.0}
+    assert split(text, "http://a.example.com:8080/", gateway="istio-system/gw") == {"HTTP 404 (no route)": 1.0}
+    only_b = text.replace("hosts: [a.example.com, b.example.com]", "hosts: [b.example.com]")
+    assert any("on port(s) 8080 only, not on port 80" in w
+               for w in expect(only_b, "http://b.example.com/", gateway="istio-system/gw").warnings)
+
+
+def test_a_port_no_server_of_the_gateway_declares_reaches_no_listener() -> None:
+    # gateway.go buildGatewayListeners: a listener per server port, none on other ports
+    text = TWO_SERVERS + vs("  - route:\n    - destination: {host: web}\n", hosts="[a.example.com]",
+                            extra="  gateways: [istio-system/gw]\n")
+    with pytest.raises(NotRoutedError, match="gateway gw has no server on port 9090 \\(its server ports: 80, 8080\\)"):
+        expect(text, "http://a.example.com:9090/", gateway="gw")
+
+
+def test_a_gateway_without_its_gateway_object_takes_every_port() -> None:
+    # the Gateway was not given: its servers are unknown, so the request's port is taken to be served
+    text = vs("  - route:\n    - destination: {host: web}\n", hosts="[a.example.com]", extra="  gateways: [gw]\n")
+    assert split(text, "http://a.example.com:9090/", gateway="gw") == {"web": 1.0}
+    assert split(text, "http://c.example.com:9090/", gateway="gw") == {"HTTP 404 (no route)": 1.0}
 
 
 def test_gateway_virtual_services_on_one_host_merge_with_catch_alls_last() -> None:

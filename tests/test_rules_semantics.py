@@ -202,8 +202,38 @@ def test_mesh_vs_does_not_apply_at_a_gateway() -> None:
 def test_per_match_gateways_override_top_level() -> None:
     http = ("  - match:\n    - {gateways: [ingress]}\n    route:\n    - destination: {host: reviews, subset: v2}\n"
             "  - route:\n    - destination: {host: reviews, subset: v1}\n")
-    assert winner(DR + vs(http, extra="  gateways: [mesh, ingress]\n"), gateway="ingress") == "v2"
-    assert winner(DR + vs(http, extra="  gateways: [mesh, ingress]\n")) == "v1"
+    text = DR + vs(http, extra="  gateways: [mesh, ingress]\n")
+    assert winner(text, "http://reviews.default.svc.cluster.local/", gateway="ingress") == "v2"
+    assert winner(text) == "v1"
+
+
+def test_at_a_gateway_a_short_host_is_not_expanded_and_gets_404() -> None:
+    # gateway.go buildGatewayHTTPRouteConfig: a gateway's virtual host lists the VirtualService host as istiod
+    # reads it (reviews -> reviews.default.svc.cluster.local: Domains: []string{hostname}), no search path, so
+    # Envoy answers "Host: reviews" 404 (NR); a sidecar's domains hold every short spelling (generateVirtualHostDomains)
+    http = "  - route:\n    - destination: {host: reviews, subset: v1}\n"
+    text = DR + vs(http, extra="  gateways: [mesh, ingress]\n")
+    at_gateway = expect(text, gateway="ingress")
+    assert at_gateway.probabilities == {"HTTP 404 (no route)": 1.0}
+    assert at_gateway.outcomes[0].status == 404
+    assert any("not expanded to 'reviews.default.svc.cluster.local'" in w for w in at_gateway.warnings)
+    fqdn = {"Host": "reviews.default.svc.cluster.local"}
+    assert winner(text, "http://reviews:9080/", fqdn, gateway="ingress") == "v1"
+    assert winner(text) == "v1"  # the same request from a sidecar
+
+
+def test_at_a_sidecar_an_unknown_host_passes_through_unpredicted() -> None:
+    # httproute.go buildCatchAllVirtualHost: allow_any -> PassthroughCluster; no rule decides what answers
+    http = "  - route:\n    - destination: {host: reviews, subset: v1}\n"
+    with pytest.raises(NotRoutedError, match="no routing rule covers host 'ratings'"):
+        expect(DR + vs(http, extra="  gateways: [mesh, ingress]\n"), "http://ratings:9080/")
+
+
+def test_a_gateway_nothing_names_is_not_predicted() -> None:
+    # neither a Gateway nor a rule names "other": respy cannot know that a gateway of that name exists
+    http = "  - route:\n    - destination: {host: reviews, subset: v1}\n"
+    with pytest.raises(NotRoutedError, match="gateway other"):
+        expect(DR + vs(http, extra="  gateways: [mesh, ingress]\n"), gateway="other")
 
 
 def test_export_to_own_namespace_hides_vs_from_other_clients() -> None:
@@ -314,8 +344,9 @@ def test_httproute_with_gateway_parent_needs_that_gateway() -> None:
     assert winner(text, "http://shop.example.com/", gateway="public") == "a"
     with pytest.raises(NotRoutedError, match="only at gateway public"):
         expect(text, "http://shop.example.com/")
-    with pytest.raises(NotRoutedError):
-        expect(text, "http://example.com/", gateway="public")  # wildcard needs a label in front
+    # a wildcard needs a label in front (Envoy's suffix wildcards never match the empty string): the gateway's
+    # listener takes the request and no virtual host does, so Envoy answers 404 (gateway.go blackhole / NR)
+    assert expect(text, "http://example.com/", gateway="public").probabilities == {"HTTP 404 (no route)": 1.0}
 
 
 def test_not_routed_names_the_covered_hosts() -> None:

@@ -16,8 +16,9 @@ import httpx
 import pytest
 from envoy_harness import require_envoy
 
+import respy
 from respy._errors import EnvoyStartError
-from respy.rules import RuleSet, load_inputs, load_text
+from respy.rules import RuleSet, load_inputs, load_text, resolve
 from respy.sandbox.inventory import build_inventory
 from respy.sandbox.mesh import Sandbox
 from respy.sandbox.program import program
@@ -217,3 +218,37 @@ def test_tcp_rules_are_a_weighted_tcp_proxy_per_connection() -> None:
         ("outbound|9080|v1|reviews.default.svc.cluster.local", 80),
         ("outbound|9080|v2|reviews.default.svc.cluster.local", 20)]
     assert answers <= {"reviews: v1", "reviews: v2"} and "reviews: v1" in answers
+
+
+def test_destination_rules_for_one_host_are_merged_into_the_clusters() -> None:
+    # destination_rule.go mergeDestinationRule: the later rule's new subsets are added (a subset cluster each,
+    # cluster_builder.go), the first rule's trafficPolicy is kept (sortConfigBySelectorAndCreationTime: oldest first)
+    text = "".join(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+        f"metadata: {{name: {name}, namespace: default, creationTimestamp: '{at}'}}\n"
+        f"spec:\n  host: reviews\n  trafficPolicy: {{loadBalancer: {{simple: {lb}}}}}\n"
+        f"  subsets: [{{name: {subset}, labels: {{version: {subset}}}}}]\n---\n"
+        for name, at, lb, subset in [("first", "2024-01-01T00:00:00Z", "RANDOM", "v1"),
+                                     ("later", "2024-01-02T00:00:00Z", "LEAST_REQUEST", "v2")])
+    rules = rules_of(text + "apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: default}\n"
+                     "spec:\n  selector: {app: reviews}\n  ports: [{port: 9080, name: http}]\n")
+    programmed = program(rules, build_inventory(rules, "default", 9080), namespace="default",
+                         backend=lambda service, workload: ("127.0.0.1", 1))
+    clusters = {c["name"]: c for c in programmed.bootstrap["static_resources"]["clusters"]}
+    for subset in ("", "v1", "v2"):
+        assert clusters[f"outbound|9080|{subset}|reviews.default.svc.cluster.local"]["lb_policy"] == "RANDOM"
+
+
+def test_a_redirect_is_labelled_by_its_location_and_counted_for_the_declared_redirect() -> None:
+    # Envoy's redirect answer has an empty body; its Location (route redirect, path_redirect /new) says where
+    # it sends the client. The declared outcome is matched by its status (one request meets one redirect rule).
+    require_envoy()
+    rules = rules_of(RULES)
+    expectation = resolve(rules, url="http://reviews:9080/old")
+    assert expectation.probabilities == {"HTTP 308 (redirect)": 1.0}
+    with Sandbox(rules) as mesh:
+        measurement = respy.measure(f"{mesh.listener_url(9080)}/old", headers={"Host": "reviews:9080"},
+                                    requests=600, concurrency=10)
+    assert measurement.counts == {"308 Location: http://reviews:9080/new": 600}
+    verdict = measurement.check(expectation)
+    assert verdict.outcome == "PASS", verdict.report

@@ -31,6 +31,21 @@ DELEGATE = DR + vs("  - match:\n    - uri: {prefix: /api}\n    delegate: {name: 
     "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
     "metadata: {name: reviews-api, namespace: default}\nspec:\n  http:\n"
     "  - match:\n    - uri: {prefix: /api/v2}\n    route:\n    - destination: {host: reviews, subset: v2}\n")
+# one route table per server port (gateway.go buildGatewayHTTPRouteConfig, route "http.<port>"): a.example.com is
+# served on port 80 only, b.example.com on 8080 only; match.port picks the rule by the server's port
+TWO_PORTS = ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\nspec:\n"
+             "  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [a.example.com]\n"
+             "  - port: {number: 8080, name: http-alt, protocol: HTTP}\n    hosts: [b.example.com]\n---\n"
+             + DR + vs("  - match:\n    - {port: 8080}\n    route:\n    - destination: {host: reviews, subset: v2}\n"
+                       "  - route:\n    - destination: {host: reviews, subset: v1}\n",
+                       hosts="[a.example.com, b.example.com]", extra="  gateways: [gw]\n"))
+# destination_rule.go mergeDestinationRule: two DestinationRules for reviews in one namespace merge their subsets
+DR_PARTS = ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+            "metadata: {name: reviews-%s, namespace: default}\nspec:\n  host: reviews\n"
+            "  subsets:\n  - {name: %s, labels: {version: %s, app: reviews}}\n---\n")
+MERGED_DRS = DR_PARTS % ("v1", "v1", "v1") + DR_PARTS % ("v2", "v2", "v2") + vs(
+    "  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 50\n"
+    "    - destination: {host: reviews, subset: v2}\n      weight: 50\n")
 METHOD_ROUTE = route("  - backendRefs: [{name: any, port: 80}]\n"
                      "  - matches: [{method: POST}]\n    backendRefs: [{name: posts, port: 80}]\n")
 
@@ -71,14 +86,23 @@ CASES: dict[str, Case] = {
     "gateway-vantage": Case(GATEWAY_VS, "http://reviews.example.com/", gateway="istio-system/ingress"),
     "gateway-bare-name": Case(GATEWAY_VS, "http://reviews.example.com/", gateway="ingress"),
     "gateway-vs-from-mesh": Case(GATEWAY_VS, "http://reviews.example.com/"),
+    # gateway.go buildGatewayHTTPRouteConfig: the virtual host is the VS host's FQDN only (Domains: []string{hostname}):
+    # a short Host is 404 (NR) there, the FQDN routes
     "per-match-gateway-at-gateway": Case(PER_MATCH, gateway="ingress"),
+    "per-match-gateway-at-gateway-fqdn": Case(PER_MATCH, "http://reviews.default.svc.cluster.local/",
+                                              gateway="ingress"),
     "per-match-gateway-in-mesh": Case(PER_MATCH),
+    "gateway-port-80-host-a": Case(TWO_PORTS, "http://a.example.com/", gateway="gw"),
+    "gateway-port-80-host-b-404": Case(TWO_PORTS, "http://b.example.com/", gateway="gw"),
+    "gateway-port-8080-host-b": Case(TWO_PORTS, "http://b.example.com:8080/", gateway="gw"),
+    "gateway-port-8080-host-a-404": Case(TWO_PORTS, "http://a.example.com:8080/", gateway="gw"),
     "export-to-own-namespace": Case(vs(TWO, hosts="[reviews.default.svc.cluster.local]", extra="  exportTo: ['.']\n")),
     "wildcard-host": Case(vs("  - route:\n    - destination: {host: reviews.default.svc.cluster.local, subset: v1}\n",
                              hosts='["*.default.svc.cluster.local"]'), "http://reviews.default/"),
     "delegate-v2": Case(DELEGATE, "http://reviews/api/v2/x"),
     "delegate-falls-through": Case(DELEGATE, "http://reviews/api/v1/x"),
     "source-labels": Case(DR + vs(ONE_RULE.format(match="sourceLabels: {app: productpage}"))),
+    "destination-rules-merged": Case(MERGED_DRS),
     "httproute-method-post": Case(METHOD_ROUTE, method="POST"),
     "httproute-method-get": Case(METHOD_ROUTE),
     "httproute-no-rule-404": Case(route("  - matches: [{path: {type: Exact, value: /only}}]\n"
@@ -89,10 +113,6 @@ CASES: dict[str, Case] = {
 
 # case id -> why Envoy (as istiod programs it) and respy's resolver differ
 DISAGREEMENTS: dict[str, str] = {
-    "per-match-gateway-at-gateway": (
-        "resolver (rules/semantics.py request_names): at a gateway it expands the short Host 'reviews' with the client "
-        "namespace's search path; a gateway's virtual host holds only the VirtualService's FQDN (gateway.go "
-        "buildGatewayHTTPRouteConfig: Domains: []string{hostname}), so Envoy answers 404"),
     "httproute-port-80": (
         "an Istio behaviour: a URL without a port is port 80, and the route's parentRef names port 9080, so the "
         "sidecar has no route for reviews on port 80 (augmentPortMatch) and the request passes through; respy does "

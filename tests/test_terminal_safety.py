@@ -119,7 +119,9 @@ def test_json_safe_keeps_the_value(text: str) -> None:
     assert not re.search("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", dumped)
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs"))), st.integers(min_value=1, max_value=40))
+# "…" is the cut marker the check below splits at: a text holding one already cannot be checked that way
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="…")),
+       st.integers(min_value=1, max_value=40))
 def test_cuts_fit_their_width_and_never_split_a_grapheme(text: str, width: int) -> None:
     text = one_line(text)
     graphemes = list(wcwidth.iter_graphemes(text))

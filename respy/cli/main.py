@@ -146,7 +146,8 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("how answers are counted and shown")
     group.add_argument("--by", default="body", metavar="WHAT",
-                       help="tally responses by: body (default), status, header:NAME, regex:PATTERN (first group). "
+                       help="tally responses by: body (default; a redirect by its Location), status, header:NAME, "
+                            "regex:PATTERN (first group). "
                             "Example: --by header:x-version, --by 'regex:version=(\\w+)'")
     add_output_flag(group, help="table (default, for people), wide (the table plus latency per row, error rate per "
                                 "destination, latency and status-code summaries, a latency histogram), json (one "

@@ -23,6 +23,7 @@ from respy.rules import (
     RuleSet,
     backend_weight,
     binds_mesh,
+    destination_rule,
     has,
     hosts_overlap,
     is_catch_all_block,
@@ -170,10 +171,10 @@ class Inputs:
 
     def subsets(self, host: str, client_namespace: str | None = None) -> dict[str, dict[str, str]] | None:
         """Subset name -> labels of the DestinationRule a client in ``client_namespace`` uses for ``host``
-        (Istio's lookup order: ``semantics.destination_rule``); ``None`` when none covers it."""
-        dr = semantics.destination_rule(self.drs, host, client_namespace=client_namespace or self.namespace,
-                                        default_namespace=self.namespace)
-        return semantics.subsets_of(dr) if dr is not None else None
+        (Istio's merge and lookup order: ``destination_rules.destination_rule``); ``None`` when none covers it."""
+        dr = destination_rule(self.drs, host, client_namespace=client_namespace or self.namespace,
+                              default_namespace=self.namespace)
+        return dr.subsets if dr is not None else None
 
     def templates(self, namespace: str, selector: Mapping[str, str]) -> list[tuple[K8sObject, dict[str, str]]]:
         """Workloads in ``namespace`` whose pod labels carry ``selector``, with those labels."""

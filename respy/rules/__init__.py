@@ -2,13 +2,15 @@
 
 This package is the only door other stages use: the resolver (``resolve``), the objects read (``load_*``,
 ``RuleSet``) and the one copy of the routing semantics (``semantics``: hosts, exportTo, DestinationRule
-lookup, catch-alls, port protocols, Istio versions; ``workloads``: destinations -> pods) that ``analyze``
+lookup, catch-alls, port protocols, Istio versions; ``destination_rules``: how istiod merges and picks
+DestinationRules; ``workloads``: destinations -> pods) that ``analyze``
 and the diagnosis share with the resolver.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from respy.rules import semantics
+from respy.rules.destination_rules import MergedRule, destination_rule
 from respy.rules.expectation import Expectation, Outcome
 from respy.rules.load import K8sObject, RuleSet, load_bytes, load_each, load_inputs, load_text, parse_weights
 from respy.rules.resolve import resolve
@@ -52,11 +54,13 @@ __all__ = [
     "Expectation",
     "IstioVersion",
     "K8sObject",
+    "MergedRule",
     "Outcome",
     "RuleSet",
     "Workload",
     "backend_weight",
     "binds_mesh",
+    "destination_rule",
     "expand_destination",
     "has",
     "hosts_overlap",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from respy.rules.destination_rules import MergedRule, destination_rule, has_workload_selector
 from respy.rules.load import K8sObject, RuleSet
 from respy.rules.request import Request, Vantage
-from respy.rules.semantics import IstioVersion, destination_rule, request_names, service_fqdn, subsets_of
+from respy.rules.semantics import IstioVersion, request_names, rule_host, service_fqdn
 from respy.rules.workloads import Workload, workloads_of
 
 
@@ -33,6 +34,15 @@ class Context:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The names the request's Host can match a virtual host by.
+
+        At a sidecar, every spelling the client's DNS search path gives (``request_names``). At a gateway only
+        the Host as sent: its virtual hosts list each host exactly as the VirtualService gives it, short names
+        made FQDNs (``pilot/pkg/networking/core/gateway.go`` ``buildGatewayHTTPRouteConfig``:
+        ``Domains: []string{hostname.String()}``), so ``Host: reviews`` is no ``reviews.<ns>.svc.cluster.local``.
+        """
+        if not self.vantage.is_mesh:
+            return (self.request.host,)
         return request_names(self.request.host, self.namespace)
 
     def warn(self, message: str) -> None:
@@ -50,15 +60,26 @@ class Context:
     def ref(self, obj: K8sObject) -> str:
         return obj.ref_in(self.namespace)
 
-    def destination_rule(self, host: str) -> K8sObject | None:
-        """The DestinationRule the client uses for ``host`` (semantics.destination_rule: Istio's lookup order)."""
-        return destination_rule(self.rules.of_kind("DestinationRule"), host, client_namespace=self.namespace,
-                                default_namespace=self.namespace)
+    def destination_rule(self, host: str) -> MergedRule | None:
+        """The DestinationRule the client uses for ``host``, merged as istiod merges several for one host
+        (``destination_rules``: Istio's merge and lookup order)."""
+        drs = self.rules.of_kind("DestinationRule")
+        found = destination_rule(drs, host, client_namespace=self.namespace, default_namespace=self.namespace)
+        for dr in drs:
+            if has_workload_selector(dr) and dr.ns(self.namespace) == self.namespace \
+                    and rule_host(str(dr.spec.get("host", "")), self.namespace) == host:
+                self.warn(f"{self.ref(dr)} has a workloadSelector: it applies only to client pods with the labels "
+                          f"{dict(dr.spec['workloadSelector'].get('matchLabels') or {})}, which respy does not know; "
+                          "it is not used")
+        if found is not None and len(found.rules) > 1:
+            self.note(f"DestinationRules {', '.join(self.ref(dr) for dr in found.rules)} for {host} are merged as "
+                      f"istiod merges them: the subsets of all, the trafficPolicy of {self.ref(found.first)}")
+        return found
 
     def subsets(self, host: str) -> dict[str, dict[str, str]] | None:
         """Subset name -> labels of the DestinationRule the client uses for ``host``; ``None`` when none."""
         dr = self.destination_rule(host)
-        return subsets_of(dr) if dr is not None else None
+        return dr.subsets if dr is not None else None
 
     @cached_property
     def workloads(self) -> list[Workload]:

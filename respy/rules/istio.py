@@ -18,10 +18,10 @@ from respy.rules.semantics import (
     host_rank,
     is_catch_all_rule,
     is_partial_service_name,
+    request_names,
     rule_host,
     service_fqdn,
     short_host,
-    subsets_of,
     top_gateways,
     unknown_fields,
     version_text,
@@ -86,41 +86,121 @@ def _vhost_keys(ctx: Context, vs: K8sObject) -> list[str]:
     servers = _gateway_server_hosts(ctx, vs)
     if servers is None:
         return hosts
-    keys = [k for h in hosts for s in servers if (k := host_intersection(s, h)) is not None]
+    keys = _intersections(hosts, servers)
     if hosts and not keys:
-        ctx.warn(f"{ctx.ref(vs)}: none of its hosts ({', '.join(hosts)}) is among the hosts of the servers of "
-                 f"gateway {ctx.vantage.gateway}: the gateway gives it no route (IST0132)")
-    return list(dict.fromkeys(keys))
+        elsewhere = sorted({p for p, s in _gateway_server_hosts_by_port(ctx, vs).items() if _intersections(hosts, s)})
+        if elsewhere:
+            ctx.warn(f"{ctx.ref(vs)}: the servers of gateway {ctx.vantage.gateway} take its hosts on port(s) "
+                     f"{', '.join(map(str, elsewhere))} only, not on port {ctx.request.port} (one route table per "
+                     "server port): no route here")
+        else:
+            ctx.warn(f"{ctx.ref(vs)}: none of its hosts ({', '.join(hosts)}) is among the hosts of the servers of "
+                     f"gateway {ctx.vantage.gateway}: the gateway gives it no route (IST0132)")
+    return keys
+
+
+def _intersections(hosts: Sequence[str], servers: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(k for h in hosts for s in servers if (k := host_intersection(s, h)) is not None))
 
 
 def _gateway_server_hosts(ctx: Context, vs: K8sObject) -> list[str] | None:
-    """The server hosts of the Gateway this vantage names, as seen by ``vs``; ``None`` when it was not given."""
+    """The hosts that the servers on the request's port, of the Gateway this vantage names, take from ``vs``;
+    ``None`` when that Gateway was not given.
+
+    ``pilot/pkg/networking/core/gateway.go`` ``buildGatewayHTTPRouteConfig`` builds one route table per server
+    port (``http.<port>``: ``pilot/pkg/model/gateway.go`` ``gatewayRDSRouteName``) from the servers on that port
+    only, so a VirtualService host that only a server on another port takes gets no virtual host here.
+    """
+    gateway = _gateway_object(ctx, vs)
+    return None if gateway is None else _gateway_server_hosts_by_port(ctx, vs).get(ctx.request.port, [])
+
+
+def _gateway_server_hosts_by_port(ctx: Context, vs: K8sObject) -> dict[int, list[str]]:
     gateway = _gateway_object(ctx, vs)
     if gateway is None:
-        return None
+        return {}
     vs_ns, gw_ns = vs.ns(ctx.namespace), gateway.ns(ctx.namespace)
-    out = []
+    out: dict[int, list[str]] = {}
     for server in gateway.spec.get("servers") or []:
-        for entry in (server.get("hosts") or []) if isinstance(server, Mapping) else []:
+        if not isinstance(server, Mapping) or (number := server_port(server)) is None:
+            continue
+        for entry in server.get("hosts") or []:
             scope, _, pattern = str(entry).rpartition("/")
             # "ns/host": the server takes VirtualServices of that namespace only ("." = the Gateway's own)
+            # (pkg/config/host/names.go NamesForNamespace)
             if scope in ("", "*") or (gw_ns if scope == "." else scope) == vs_ns:
-                out.append(pattern.lower())
+                out.setdefault(number, []).append(pattern.lower())
     return out
 
 
-def gateway_takes_host(ctx: Context) -> bool:
-    """Whether a server of the Gateway named by the vantage (when given) takes the request's host: then a host
-    without a VirtualService route is answered 404 (NR) by the gateway's Envoy."""
+def server_port(server: Mapping[str, Any]) -> int | None:
+    port = server.get("port")
+    number = port.get("number") if isinstance(port, Mapping) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def vantage_gateways(ctx: Context) -> list[K8sObject]:
+    """The Gateways among the inputs (Istio's or the Gateway API's) that the vantage point names."""
     want_ns, _, want_name = (ctx.vantage.gateway or "").rpartition("/")
-    for gateway in ctx.rules.of_kind("Gateway"):
-        if gateway.name != want_name or (want_ns and gateway.ns(ctx.namespace) != want_ns):
+    return [gw for gw in ctx.rules.of_kind("Gateway")
+            if gw.name == want_name and (not want_ns or gw.ns(ctx.namespace) == want_ns)]
+
+
+def gateway_ports(ctx: Context) -> list[int] | None:
+    """The ports the named gateway listens on: its Gateway's server (or listener) ports; ``None`` when no such
+    Gateway was given (then every port is taken to be served)."""
+    gateways = vantage_gateways(ctx)
+    if not gateways:
+        return None
+    ports = [number for gw in gateways for server in gw.spec.get("servers") or [] if isinstance(server, Mapping)
+             and (number := server_port(server)) is not None]
+    ports += [int(listener["port"]) for gw in gateways for listener in gw.spec.get("listeners") or []
+              if isinstance(listener, Mapping) and isinstance(listener.get("port"), int)]
+    return sorted(set(ports))
+
+
+def gateway_no_route(ctx: Context) -> Resolution:
+    """A request the gateway's listener takes whose Host no virtual host lists: Envoy answers 404 (NR).
+
+    ``gateway.go`` ``buildGatewayHTTPRouteConfig``: the route table holds one virtual host per host both a server
+    and a VirtualService name, each with ``Domains: []string{hostname}`` (no short names, no search path), and
+    a ``blackhole`` virtual host with no routes when there is none; Envoy's router answers a request no route
+    takes with 404 and an empty body (``source/common/router/router.cc`` ``Filter::decodeHeaders``:
+    ``sendLocalReply(Http::Code::NotFound, "", ...)``, response flag NR).
+    """
+    gateway = ctx.vantage.gateway or ""
+    found = vantage_gateways(ctx)
+    source = ctx.source(found[0]) if found else f"gateway {gateway}"
+    _hint_unexpanded_host(ctx)
+    return Resolution([status_outcome(404, "no route", 1.0, source)],
+                      f"gateway {gateway}, port {ctx.request.port}: no virtual host for Host {ctx.request.host!r}",
+                      ctx.request.host, found[:1], ctx.warnings)
+
+
+def _hint_unexpanded_host(ctx: Context) -> None:
+    """When a sidecar would have reached a VirtualService host through the DNS search path, say so."""
+    names = request_names(ctx.request.host, ctx.namespace)
+    for vs in ctx.rules.of_kind("VirtualService"):
+        if not _applies_here(ctx, vs):
             continue
-        hosts = [str(h).rpartition("/")[2].lower() for server in gateway.spec.get("servers") or []
-                 if isinstance(server, Mapping) for h in server.get("hosts") or []]
-        if any(host_rank(h, ctx.names) is not None for h in hosts):
-            return True
-    return False
+        for key in _vhost_keys(ctx, vs):
+            if key != ctx.request.host and host_rank(key, names) is not None and "*" not in key:
+                ctx.warn(f"at gateway {ctx.vantage.gateway} the Host is matched as sent: {ctx.request.host!r} is "
+                         f"not expanded to {key!r} (only a sidecar's DNS search path does that), so {ctx.ref(vs)} "
+                         f"does not apply; send Host: {key}")
+                return
+
+
+def gateway_is_known(ctx: Context) -> bool:
+    """Whether the inputs name the vantage's gateway (its Gateway, or a rule bound to it)."""
+    if vantage_gateways(ctx):
+        return True
+    routes = ctx.rules.of_kind("HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute")
+    return any(ctx.vantage.bound_by(top_gateways(vs), vs.ns(ctx.namespace))
+               for vs in ctx.rules.of_kind("VirtualService")) or any(
+        ctx.vantage.bound_by([f"{ref.get('namespace') or r.ns(ctx.namespace)}/{ref.get('name')}"], r.ns(ctx.namespace))
+        for r in routes for ref in r.spec.get("parentRefs") or []
+        if isinstance(ref, Mapping) and ref.get("kind", "Gateway") == "Gateway")
 
 
 def _gateway_object(ctx: Context, vs: K8sObject) -> K8sObject | None:
@@ -479,9 +559,8 @@ def _subset_labels(ctx: Context, vs: K8sObject, host: str, subset: str,
         ctx.warn(f"no DestinationRule for {host} visible from namespace {ctx.namespace} among the inputs: subset "
                  "names are taken on trust (a subset no DestinationRule defines answers 503)")
         return {}
-    if dr not in used:
-        used.append(dr)
-    return subsets_of(dr).get(subset)
+    used.extend(rule for rule in dr.rules if rule not in used)
+    return dr.subsets.get(subset)
 
 
 def _apply_abort(ctx: Context, vs: K8sObject, rule: Mapping[str, Any], destinations: list[Candidate],

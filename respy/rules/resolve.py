@@ -11,7 +11,7 @@ from respy.rules import gateway_api, istio
 from respy.rules.context import Context
 from respy.rules.expectation import Expectation
 from respy.rules.load import K8sObject, RuleSet
-from respy.rules.outcomes import Resolution, finish, status_outcome
+from respy.rules.outcomes import Resolution, finish
 from respy.rules.request import Request, Vantage
 from respy.rules.semantics import (
     L4_PROTOCOLS,
@@ -58,18 +58,18 @@ def _from_weights(rules: RuleSet) -> Expectation:
 
 
 def _resolution(ctx: Context) -> Resolution:
+    if not ctx.vantage.is_mesh:
+        _check_gateway_port(ctx)
     vs_hits = istio.host_hits(ctx)
     tcp = _tcp_port(ctx)
     if tcp is not None:
         return istio.resolve_tcp(ctx, tcp[0], tcp[1], vs_hits)
     route_hits = gateway_api.route_hits(ctx)
     if not vs_hits and not route_hits:
-        if not ctx.vantage.is_mesh and istio.gateway_takes_host(ctx):
-            # the gateway's listener takes the host but no VirtualService gives it a virtual host: Envoy 404 (NR)
-            gateway = ctx.vantage.gateway or ""
-            return Resolution([status_outcome(404, "no virtual host at the gateway", 1.0, gateway)],
-                              f"gateway {gateway}: no VirtualService route for {ctx.request.host}", ctx.request.host,
-                              [], ctx.warnings)
+        if not ctx.vantage.is_mesh and istio.gateway_is_known(ctx):
+            # a gateway's listener takes the request, and no virtual host lists its Host: Envoy answers 404 (NR).
+            # A sidecar instead passes an unknown host through (allow_any): no prediction there.
+            return istio.gateway_no_route(ctx)
         raise _not_routed(ctx)
     if vs_hits and route_hits:
         vs_best, route_best = max(h.rank for h in vs_hits), max(h.rank for h in route_hits)
@@ -80,6 +80,19 @@ def _resolution(ctx: Context) -> Resolution:
             ctx.warn("both a VirtualService and an HTTPRoute cover this host: Istio's behaviour is undefined; "
                      "the HTTPRoute is used")
     return gateway_api.resolve_routes(ctx, route_hits) if route_hits else istio.resolve_virtual_services(ctx, vs_hits)
+
+
+def _check_gateway_port(ctx: Context) -> None:
+    """A gateway listens only on its servers' ports (``pilot/pkg/networking/core/gateway.go``
+    ``buildGatewayListeners``: one listener per server port): a request to another port reaches no listener."""
+    ports = istio.gateway_ports(ctx)
+    if ports is not None and ctx.request.port not in ports:
+        served = ", ".join(map(str, ports)) or "none"
+        example = ports[0] if ports else 80
+        raise NotRoutedError(f"gateway {ctx.vantage.gateway} has no server on port {ctx.request.port} (its server "
+                             f"ports: {served}): the connection reaches no listener; dial one of those ports "
+                             f"(through a port-forward or a stand-in server: a URL on port {example} and --connect-to "
+                             f"HOST:{example}:ADDR:PORT)")
 
 
 def _tcp_port(ctx: Context) -> tuple[K8sObject, Mapping[str, Any]] | None:

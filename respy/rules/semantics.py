@@ -1,8 +1,8 @@
 """Istio's and the Gateway API's lookup rules, decided once for the resolver, ``analyze`` and the diagnosis.
 
-Host names, visibility (``exportTo``), which DestinationRule a client uses, catch-all matches, HTTPRoute
-default weights, a Service port's protocol, and what changed between Istio releases. Each function cites
-where istiod decides the same thing (istio/istio @86c9f01f unless said otherwise).
+Host names, visibility (``exportTo``), catch-all matches, HTTPRoute default weights, a Service port's
+protocol, and what changed between Istio releases (which DestinationRule a client uses: ``destination_rules``).
+Each function cites where istiod decides the same thing (istio/istio @86c9f01f unless said otherwise).
 """
 
 from __future__ import annotations
@@ -173,57 +173,6 @@ def service_exports(service: K8sObject) -> list[str]:
     annotations = (service.body.get("metadata") or {}).get("annotations") or {}
     raw = annotations.get("networking.istio.io/exportTo") if isinstance(annotations, Mapping) else None
     return [part.strip() for part in raw.split(",") if part.strip()] if isinstance(raw, str) else []
-
-
-# -- DestinationRules -----------------------------------------------------------------------------------
-
-
-def destination_rule(drs: Sequence[K8sObject], host: str, *, client_namespace: str, default_namespace: str,
-                     root_namespace: str = ROOT_NAMESPACE) -> K8sObject | None:
-    """The DestinationRule a client in ``client_namespace`` uses for ``host``, as istiod picks it.
-
-    ``pilot/pkg/model/push_context.go`` ``destinationRule()``: the client's namespace first (every DR there),
-    then the service's namespace (exported DRs only), then the root namespace (exported only); the first
-    level with a match wins, nothing merges across levels. Within a level ``MostSpecificHostMatch``
-    (``pilot/pkg/model/config.go``): an exact host beats a wildcard, the longest wildcard beats shorter ones.
-    (istiod merges several DRs for one exact host in one namespace; the first one given wins here.)
-    """
-    service_namespace = host_namespace(host)
-
-    def ns(dr: K8sObject) -> str:
-        return dr.ns(default_namespace)
-
-    levels: list[list[K8sObject]] = [[dr for dr in drs if ns(dr) == client_namespace]]
-    for level_ns in (service_namespace, root_namespace):
-        if level_ns is None or level_ns == client_namespace:
-            continue
-        levels.append([dr for dr in drs if ns(dr) == level_ns
-                       and visible(export_list(dr), level_ns, client_namespace)])
-    for level in levels:
-        best = _most_specific(level, host, default_namespace)
-        if best is not None:
-            return best
-    return None
-
-
-def _most_specific(drs: Sequence[K8sObject], host: str, default_namespace: str) -> K8sObject | None:
-    ranked = []
-    for order, dr in enumerate(drs):
-        pattern = rule_host(str(dr.spec.get("host", "")), dr.ns(default_namespace))
-        rank = host_rank(pattern, (host,))
-        if rank is not None:
-            ranked.append((rank, -order, dr))
-    return max(ranked, key=lambda item: (item[0], item[1]))[2] if ranked else None
-
-
-def subsets_of(dr: K8sObject) -> dict[str, dict[str, str]]:
-    """Subset name -> labels of one DestinationRule."""
-    out: dict[str, dict[str, str]] = {}
-    for subset in dr.spec.get("subsets") or []:
-        if isinstance(subset, Mapping) and isinstance(subset.get("name"), str):
-            labels = subset.get("labels") or {}
-            out.setdefault(subset["name"], {str(k): str(v) for k, v in labels.items()})
-    return out
 
 
 # -- VirtualService rules --------------------------------------------------------------------------------

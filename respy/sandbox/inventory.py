@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from respy.rules import K8sObject, RuleSet
+from respy.rules import K8sObject, RuleSet, destination_rule
 
 CLUSTER_DOMAIN = "cluster.local"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
@@ -122,21 +122,25 @@ def build_inventory(rules: RuleSet, namespace: str, default_port: int) -> Invent
     wanted = _named_hosts(rules, namespace)
     for host, ports in wanted.items():
         _ensure_service(inventory, host, ports or {default_port}, next(vips))
-    inventory.subsets = subsets_by_host(rules, namespace)
+    inventory.subsets = subsets_by_host(rules, namespace, inventory.services)
     _ensure_subsets(inventory, _named_subsets(rules, namespace))
     for service in inventory.services.values():
         _ensure_workloads(inventory, service, inventory.subsets.get(service.fqdn, {}))
     return inventory
 
 
-def subsets_by_host(rules: RuleSet, namespace: str) -> dict[str, dict[str, dict[str, str]]]:
-    """FQDN -> subset -> labels over the DestinationRules (the first definition of a subset name wins)."""
+def subsets_by_host(rules: RuleSet, namespace: str,
+                    services: Iterable[str] = ()) -> dict[str, dict[str, dict[str, str]]]:
+    """FQDN -> subset -> labels of the DestinationRule the client in ``namespace`` uses for each Service (and each
+    host a DestinationRule names): istiod's lookup and merge (``rules.destination_rule``; cluster_builder.go builds
+    a subset cluster per subset of that rule only)."""
+    drs = rules.of_kind("DestinationRule")
+    hosts = [*services, *(fqdn(str(dr.spec.get("host", "")), dr.ns(namespace)) for dr in drs)]
     out: dict[str, dict[str, dict[str, str]]] = {}
-    for dr in rules.of_kind("DestinationRule"):
-        host = fqdn(str(dr.spec.get("host", "")), dr.ns(namespace))
-        for subset in dr.spec.get("subsets") or []:
-            labels = {str(k): str(v) for k, v in (subset.get("labels") or {}).items()}
-            out.setdefault(host, {}).setdefault(str(subset["name"]), labels)
+    for host in dict.fromkeys(h for h in hosts if not h.startswith("*")):
+        merged = destination_rule(drs, host, client_namespace=namespace, default_namespace=namespace)
+        if merged is not None:
+            out[host] = merged.subsets
     return out
 
 

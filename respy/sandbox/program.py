@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from respy.rules import K8sObject, RuleSet
+from respy.rules import K8sObject, RuleSet, destination_rule
 from respy.sandbox.httproute import GeneratedVirtualService, from_http_routes
 from respy.sandbox.inventory import CLUSTER_DOMAIN, Inventory, Service, Workload, fqdn
 from respy.sandbox.routes import FAULT_FILTER, Json, RouteContext, RuleSource, http_routes
@@ -557,7 +557,7 @@ def _clusters(rules: RuleSet, inventory: Inventory, namespace: str, backend: Bac
               default_lb: str) -> list[Json]:
     """Every ``outbound|<port>|<subset>|<fqdn>`` cluster istiod builds for the registry (cluster_builder.go)."""
     subsets = inventory.subsets
-    policies = _lb_policies(rules, namespace)
+    policies = _lb_policies(rules, namespace, list(inventory.services))
     clusters: list[Json] = [{"name": PASSTHROUGH, "type": "STATIC", "connect_timeout": "10s",
                              "load_assignment": {"cluster_name": PASSTHROUGH, "endpoints": []}}]
     for service in inventory.services.values():
@@ -577,12 +577,16 @@ def _clusters(rules: RuleSet, inventory: Inventory, namespace: str, backend: Bac
     return clusters
 
 
-def _lb_policies(rules: RuleSet, namespace: str) -> dict[str, str]:
+def _lb_policies(rules: RuleSet, namespace: str, hosts: Sequence[str]) -> dict[str, str]:
+    """The load balancer of the DestinationRule the client uses per host: of several merged rules, the first one's
+    trafficPolicy (destination_rule.go mergeDestinationRule)."""
     out = {}
-    for dr in rules.of_kind("DestinationRule"):
-        simple = (((dr.spec.get("trafficPolicy") or {}).get("loadBalancer") or {}).get("simple"))
+    drs = rules.of_kind("DestinationRule")
+    for host in hosts:
+        merged = destination_rule(drs, host, client_namespace=namespace, default_namespace=namespace)
+        simple = ((merged.traffic_policy or {}).get("loadBalancer") or {}).get("simple") if merged else None
         if simple in LB_POLICIES:
-            out[fqdn(str(dr.spec.get("host", "")), dr.ns(namespace))] = LB_POLICIES[simple]
+            out[host] = LB_POLICIES[simple]
     return out
 
 

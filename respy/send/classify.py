@@ -51,13 +51,18 @@ def clip(label: str, limit: int = MAX_LABEL_CHARS) -> str:
 
 
 def label_response(by: By, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[str, Kind]:
-    """The label and kind of an HTTP answer. A non-2xx answer is prefixed with its status."""
+    """The label and kind of an HTTP answer. A non-2xx answer is prefixed with its status.
+
+    By body, a redirect is labelled by where it sends the client (``301 Location: /new``): its body is empty or
+    boilerplate (Envoy's is empty), and the Location tells two redirects apart."""
     kind = kind_of_status(status)
     if by.mode == "status":
         return str(status), kind
     if by.mode == "header":
         value = _header_value(headers, by.header)
         text = value if value is not None else f"(no {by.header} header)"
+    elif (location := redirect_location(by, status, headers)) is not None:
+        text = f"Location: {location}"
     else:
         text = body.decode("utf-8", errors="replace").strip()
         if by.mode == "regex" and by.pattern is not None:
@@ -65,6 +70,11 @@ def label_response(by: By, status: int, headers: list[tuple[bytes, bytes]], body
     if kind is not Kind.OK:
         text = f"{status} {text}".rstrip()
     return clip(text), kind
+
+
+def redirect_location(by: By, status: int, headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The Location a redirect answer names, when answers are tallied by body."""
+    return _header_value(headers, "location") if by.mode == "body" and 300 <= status < 400 else None
 
 
 LABEL_CACHE = 4096  # distinct answers remembered with their label (bodies up to the cap are the keys)
@@ -77,17 +87,17 @@ class Labeller:
     def __init__(self, by: By, limit: int = LABEL_CACHE) -> None:
         self.by = by
         self.limit = limit
-        self._known: dict[tuple[int, bytes | str | None], tuple[str, Kind]] = {}
+        self._known: dict[tuple[int, bytes | str | None, str | None], tuple[str, Kind]] = {}
 
     def __call__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[str, Kind]:
         mode = self.by.mode
-        key: tuple[int, bytes | str | None]
+        key: tuple[int, bytes | str | None, str | None]
         if mode == "status":
-            key = (status, None)
+            key = (status, None, None)
         elif mode == "header":
-            key = (status, _header_value(headers, self.by.header))
+            key = (status, _header_value(headers, self.by.header), None)
         else:
-            key = (status, body)
+            key = (status, body, redirect_location(self.by, status, headers))
         known = self._known.get(key)
         if known is None:
             known = label_response(self.by, status, headers, body)
