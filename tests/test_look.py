@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 
 import pytest
 from support import run_cli, stochastic, weighted_handler
 
 from respy.check.assign import Assignment
 from respy.check.look import Look
-from respy.check.sequential import SequentialTest
+from respy.check.sequential import SequentialTest, budget
 from respy.check.verdict import CONNECTION_DEPENDENCE, decide
 from respy.demo.localserver import Request, Response
 from respy.rules.expectation import Expectation
@@ -132,6 +133,87 @@ def test_per_connection_answers_stop_the_look_as_dependent() -> None:
     assert look.stop.answers <= 150, look.stop.answers
     verdict = look.verdict(look.stop.assignment, [], 1_000)
     assert verdict.outcome == "INCONCLUSIVE" and verdict.reasons[0].startswith(CONNECTION_DEPENDENCE)
+
+
+# ---- skipping looks never changes a decision -----------------------------------------------------------------
+
+class EveryAnswer(SequentialTest):
+    """The reference: a full look at every answer (no window, no allowances: ``_region`` plans nothing ahead)."""
+
+    def _region(self, *args: object, **kwargs: object) -> float:
+        return 0.0
+
+
+EQUIVALENCE_CASES = [  # declared weights, true split (an "err" share: 503s), connections, --grace, seeds
+    ({"v1": 90, "v2": 10}, {"v1": 0.9, "v2": 0.1}, 50, 0, 8),
+    ({"v1": 90, "v2": 10}, {"v1": 0.5, "v2": 0.5}, 50, 0, 8),  # the gross misroute
+    ({"v1": 90, "v2": 10}, {"v1": 0.86, "v2": 0.14}, 7, 0, 6),  # near the band edge: undecided in 1,473
+    ({"v1": 99, "v2": 1}, {"v1": 0.99, "v2": 0.01}, 100, 0, 3),
+    ({"v1": 99, "v2": 1}, {"v1": 0.98, "v2": 0.02}, 100, 0, 3),
+    ({"v1": 70, "v2": 20, "v3": 10}, {"v1": 0.7, "v2": 0.2, "v3": 0.1}, 10, 0, 5),
+    ({"v1": 70, "v2": 20, "v3": 10}, {"v1": 0.69, "v2": 0.2, "v3": 0.1, "err": 0.01}, 10, 0, 4),
+    ({"v1": 70, "v2": 20, "v3": 10}, {"v1": 0.55, "v2": 0.3, "v3": 0.13, "err": 0.02}, 10, 0, 4),
+    ({"v1": 90, "v2": 10}, {"v1": 0.891, "v2": 0.099, "err": 0.01}, 50, 0, 6),  # errors
+    ({"v1": 90, "v2": 10}, {"v1": 0.81, "v2": 0.09, "err": 0.1}, 50, 0, 6),  # errors that forbid a PASS
+    ({"v1": 90, "v2": 10, "v3": 0}, {"v1": 0.898, "v2": 0.1, "v3": 0.002}, 50, 2, 6),  # weight 0, --grace 2
+    ({"v1": 90, "v2": 10, "v3": 0}, {"v1": 0.89, "v2": 0.1, "v3": 0.01}, 50, 2, 4),  # the hard FAIL, after grace
+    ({"v1": 100, "v2": 0}, {"v1": 0.99, "err": 0.01}, 1, 0, 6),  # one positive destination
+]
+
+
+def seeded_answers(truth: dict[str, float], seed: int, limit: int) -> list[tuple[int, str]]:
+    """Answers (ticket, label) drawn from ``truth``, then arriving out of order within blocks of 8 (as at -c 8)."""
+    rng = random.Random(seed)
+    labels = rng.choices(list(truth), weights=list(truth.values()), k=limit)
+    order = list(range(limit))
+    for start in range(0, limit, 8):
+        block = order[start:start + 8]
+        rng.shuffle(block)
+        order[start:start + 8] = block
+    return [(ticket, labels[ticket]) for ticket in order]
+
+
+def stopping_look(test_type: type[SequentialTest], weights: dict[str, float], answers: list[tuple[int, str]],
+                  connections: int, grace: int) -> tuple[object, ...]:
+    expectation = Expectation.from_weights(weights)
+    look = Look(test_type(expectation.probabilities), expectation, grace=grace)
+    for ticket, label in answers:
+        kind, status = (Kind.HTTP_ERROR, 503) if label == "err" else (Kind.OK, 200)
+        look.observe("503 oops" if label == "err" else label, kind, status, ticket, ticket % connections)
+        if look.stop is not None:
+            break
+    if look.stop is None:  # no decision in these answers (the budget would end the run): none in either
+        look.finish()
+        return (None, tuple(look.test.counts), look.test.unknown, look.connections.p_value)
+    stop = look.stop
+    verdict = look.verdict(stop.assignment, stop.batches, stop.answers)
+    # the p-value is the largest Bayes factor at the looks made (skipped answers may have had a larger one):
+    # a valid anytime p-value either way, and no part of the decision
+    reasons = tuple(re.sub(r"\(exact match: [^)]*\)", "", reason) for reason in verdict.reasons)
+    return (stop.answers, stop.reason, tuple(look.test.counts), look.test.unknown, stop.connection_p,
+            verdict.outcome, reasons, verdict.shares, verdict.requests_needed)
+
+
+@pytest.mark.parametrize(("weights", "truth", "connections", "grace", "seeds"), EQUIVALENCE_CASES)
+def test_skipping_looks_stops_where_and_decides_as_a_look_at_every_answer(
+    weights: dict[str, float], truth: dict[str, float], connections: int, grace: int, seeds: int
+) -> None:
+    """The look skips the answers that provably cannot decide; seeded runs (out of order, with errors, weight 0,
+    one destination, PASS, FAIL, "fix the errors first" and the weight-0 hard FAIL) stop at the same answer
+    with the same verdict as a full look at every answer."""
+    for seed in range(seeds):
+        limit = max(600, budget(list(Expectation.from_weights(weights).probabilities.values())))
+        answers = seeded_answers(truth, seed, limit)
+        skipping = stopping_look(SequentialTest, weights, answers, connections, grace)
+        every = stopping_look(EveryAnswer, weights, answers, connections, grace)
+        assert skipping == every, seed
+
+
+def test_skipping_looks_stops_as_a_look_at_every_answer_when_answers_depend_on_the_connection() -> None:
+    answers = [(ticket, "v2" if ticket % 10 == 3 else "v1") for ticket in range(2_000)]
+    skipping = stopping_look(SequentialTest, {"v1": 90, "v2": 10}, answers, 10, 0)
+    every = stopping_look(EveryAnswer, {"v1": 90, "v2": 10}, answers, 10, 0)
+    assert skipping == every and skipping[1] == "answers depend on the connection"
 
 
 # ---- end to end: the real client, servers on 127.0.0.1 -------------------------------------------------------

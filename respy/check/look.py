@@ -3,8 +3,9 @@
 The engine's tally hands each answer (label, kind, status, ticket, connection) to :meth:`Look.observe`. Answers
 are fed to the anytime-valid test in the order their requests were *sent* (tickets), not the order they came
 back: a version that answers faster must not be over-represented at an early look (in send order the
-routing draws are independent, whatever the latencies). One answer costs one label lookup (cached), one O(K)
-update and one look, so the test looks at every answer.
+routing draws are independent, whatever the latencies). The decision is the one a look at every answer makes:
+one answer costs a label lookup (cached) and a few counts, and the test looks only where its last look could not
+rule a decision out (``SequentialTest.look``: most answers provably cannot change a CONTINUE).
 
 The first look where the verdict is clear is the stopping look, and its decision is the verdict: the answers
 of the requests still in flight are counted in the table, never used to re-decide (a fixed-N rule applied
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from respy._errors import MappingError
 from respy.check.assign import Assignment, assign
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from respy.check.verdict import Verdict
 
 _STRAY = -1  # a weight-0 or undeclared destination: the hard check's business
+# The per-connection check runs on a schedule of its own, the same whether or not the test skips looks (an
+# anytime-valid e-value may be checked at any answers chosen in advance); its log is kept up to date per answer.
+CONNECTION_EVERY = 16  # a power of 2
 
 _STOP_REASONS = {
     PASS: "verdict clear",
@@ -68,63 +72,72 @@ class Look:
         self.connections = ConnectionCheck(len(test.positive_names), DISPERSION_ALPHA)
         self.tally: Tally | None = None  # the run's tally: its batches (send order) at the stopping look
         self.stop: Stop | None = None
-        self._categories: dict[tuple[str, Kind, int | None], int | None] = {}
-        self._rows: dict[tuple[Kind, str], list[int]] = {}
+        self._seen: dict[tuple[str, Kind, int | None], list[Any]] = {}  # (label, kind, status) -> see _first
+        self._by_label: dict[str, list[Any]] = {}
         self._pending: dict[int, tuple[str, Kind, int | None, int | None]] = {}
         self._next_ticket = 0
         self._strays = 0
-        self.answers = 0
+
+    @property
+    def answers(self) -> int:
+        """The answers taken so far, in send order (those from weight-0 destinations included)."""
+        return self.test.n + self._strays
 
     # ---- the engine's side ---------------------------------------------------------------------------------
     def observe(self, label: str, kind: Kind, status: int | None, ticket: int | None, connection: int | None) -> None:
         """One answer came back (called by ``Tally.add``)."""
+        if ticket == self._next_ticket and not self._pending:  # in order: the common case
+            if self.stop is None:
+                self._next_ticket = ticket + 1
+                self._take(label, kind, status, connection)
+            return
         if self.stop is not None:
             return
-        if ticket is None or (ticket == self._next_ticket and not self._pending):
-            self._take(label, kind, status, connection, ticket)
-            self._next_ticket += ticket is not None
+        if ticket is None:
+            self._take(label, kind, status, connection)
             return
         self._pending[ticket] = (label, kind, status, connection)
         while self.stop is None and self._next_ticket in self._pending:
             label, kind, status, connection = self._pending.pop(self._next_ticket)
-            self._take(label, kind, status, connection, self._next_ticket)
             self._next_ticket += 1
+            self._take(label, kind, status, connection)
 
     def stop_check(self, tally: object = None) -> str | None:
         """The engine's stop check: a reason once the stopping look has been reached."""
         return None if self.stop is None else f"{self.stop.reason} after {self.stop.answers} answers"
 
     # ---- one answer ----------------------------------------------------------------------------------------
-    def _take(self, label: str, kind: Kind, status: int | None, connection: int | None, ticket: int | None) -> None:
-        self.answers += 1
-        slot = self._rows.get((kind, label))
-        if slot is None:
-            slot = self._rows[(kind, label)] = [0, -1 if status is None else status]
-        slot[0] += 1
-        key = (label, kind, status)
-        category = self._categories[key] if key in self._categories else self._category(label, kind, status)
+    def _take(self, label: str, kind: Kind, status: int | None, connection: int | None) -> None:
+        """Count one answer, in send order; look when the test says a decision may have become possible
+        (``SequentialTest.add``), and check the connections every ``CONNECTION_EVERY`` answers."""
+        seen = self._by_label.get(label)  # keyed by the label alone: hashing the Kind enum costs more than all else
+        if seen is None or seen[2] is not kind or seen[3] != status:
+            seen = self._first(label, kind, status)
+        seen[0] += 1
+        category = seen[1]
         if category == _STRAY:
             self._strays += 1
             if self._strays > self.grace:
                 self._stop("an answer came from a destination the rules do not allow")
             return
         test = self.test
-        test.add(category)
-        if category is not None and connection is not None:
+        due = test.add(category)
+        if connection is not None and category is not None:
             self.connections.add(connection, category)
-        if test.n >= test.next_look:  # otherwise no decision is possible yet: look() would say CONTINUE
-            if self.connections.n and self.connections.check():  # checked at the test's looks, and at the end
-                self._stop("answers depend on the connection")
-                return
+        if not test.n & (CONNECTION_EVERY - 1) and self.connections.n and self.connections.check():
+            self._stop("answers depend on the connection")
+        elif due:  # otherwise no decision is possible yet: look() would say CONTINUE
             code = test.look()
             if code != CONTINUE:
                 self._stop(_STOP_REASONS[code])
 
-    def _category(self, label: str, kind: Kind, status: int | None) -> int | None:
-        key = (label, kind, status)
-        if key not in self._categories:
-            self._categories[key] = self._classify(Row(label, 1, kind, status))
-        return self._categories[key]
+    def _first(self, label: str, kind: Kind, status: int | None) -> list[Any]:
+        """The counter of (label, kind, status): [count, share, kind, status]; the latest one is kept by label."""
+        seen = self._seen.get((label, kind, status))
+        if seen is None:
+            seen = self._seen[(label, kind, status)] = [0, self._classify(Row(label, 1, kind, status)), kind, status]
+        self._by_label[label] = seen
+        return seen
 
     def _classify(self, row: Row) -> int | None:
         try:
@@ -144,9 +157,12 @@ class Look:
         self.stop = Stop(self.answers, reason, self._assignment(), batches, self.connections.p_value, counts)
 
     def _assignment(self) -> Assignment:
-        rows = [Row(label, count, kind, None if status < 0 else status)
-                for (kind, label), (count, status) in self._rows.items()]
-        return assign(rows, self.expectation, self.mapping)
+        rows: dict[tuple[Kind, str], list[Any]] = {}  # as the tally keeps them: (kind, label) -> [count, first status]
+        for (label, kind, status), (count, *_) in self._seen.items():
+            row = rows.setdefault((kind, label), [0, status])
+            row[0] += count
+        return assign([Row(label, count, kind, status) for (kind, label), (count, status) in rows.items()],
+                      self.expectation, self.mapping)
 
     # ---- the verdict ---------------------------------------------------------------------------------------
     def finish(self) -> None:
@@ -155,7 +171,7 @@ class Look:
             if self.stop is not None:
                 break
             label, kind, status, connection = self._pending.pop(ticket)
-            self._take(label, kind, status, connection, ticket)
+            self._take(label, kind, status, connection)
         if self.stop is None and self.connections.n:
             self.connections.check()
 

@@ -10,7 +10,7 @@ Formulas: shared/notes/statistics.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +51,11 @@ BUDGET_FACTOR = 1.7
 MAX_BUDGET = 100_000
 PASS, CONTINUE, FAIL, BLOCKED = 1, 0, -1, 2
 _FAR = 27.6  # logit(1 - 1e-12)
-_REBOUND = 32  # a look recomputes the bounds that end within this many answers, and keeps the others
 _NEWTON_STEPS = 14
+_log = math.log
+_NEVER = 1 << 62
+_ONE_OVER_E = math.exp(-1.0)
+_CAP = 4096  # the largest lam one look plans with
 
 
 def log_mixture(counts: ArrayLike, prior: ArrayLike) -> NDArray[np.float64]:
@@ -191,29 +194,11 @@ def _xlogx(x: float) -> float:
     return x * math.log(x) if x > 0 else 0.0
 
 
-def _safe_window(step: Callable[[int], float], gap: float, cap: int, refine: int = 8) -> int:
-    """A window s <= cap with s x step(s) < gap, where step(s) (the largest one-answer drop over the next s
-    answers) grows with s. s0 = gap / step(1) bounds every safe window; s1 = gap / step(s0) is safe, as
-    s1 <= s0 makes step(s1) <= step(s0); a few halvings between them get close to the largest. 1 when none."""
-    first = step(1)
-    if first <= 0:
-        return cap
-    high = min(cap, math.ceil(gap / first) - 1)
-    if high < 1:
-        return 1
-    if high * step(high) < gap:
-        return high
-    at_high = step(high)
-    low = max(1, min(high, math.ceil(gap / at_high) - 1))
-    for _ in range(refine):
-        if high - low <= 1:
-            break
-        mid = (low + high) // 2
-        if mid * step(mid) < gap:
-            low = mid
-        else:
-            high = mid
-    return low
+def _lam_for(budget: float, rate: float) -> float:
+    """The largest lam with lam x rate < budget (rate: how fast a condition's distance falls per unit lam)."""
+    if budget <= 0:
+        return 0.0
+    return math.inf if rate <= 0 else budget / rate * (1.0 - 1e-9)
 
 
 def _lbeta_half(a: float, b: float) -> float:
@@ -222,13 +207,14 @@ def _lbeta_half(a: float, b: float) -> float:
 
 
 class SequentialTest:
-    """The anytime-valid test, updated one answer at a time in O(K) (O(K^2) while there are unknown answers).
+    """The anytime-valid test, updated one answer at a time: ``add`` in O(1), a full look in O(K) (O(K^2) while
+    there are unknown answers), made only where a decision may have become possible.
 
     ``add(category)`` counts one answer (the index of its share among the positive-weight outcomes, or None for
-    an error or an answer attributed to no outcome) and ``look()`` decides: PASS, FAIL, CONTINUE, or BLOCKED
-    when the errors alone make a PASS impossible. Weight-0 outcomes are no category here: answers from them
-    are the hard check's business (``--grace``), done by the caller. Unknown answers bracket each share: its
-    lower end counts them for another share, its upper end for this one.
+    an error or an answer attributed to no outcome) and ``look()`` decides, as a full look at every answer
+    would: PASS, FAIL, CONTINUE, or BLOCKED when the errors alone make a PASS impossible. Weight-0 outcomes are
+    no category here: answers from them are the hard check's business (``--grace``), done by the caller.
+    Unknown answers bracket each share: its lower end counts them for another share, its upper end for this one.
     """
 
     def __init__(
@@ -270,17 +256,24 @@ class SequentialTest:
         self.counts = [int(c) for c in counts]
         self.unknown = int(unknown)
         self.n = sum(self.counts) + self.unknown
-        self.next_look = 0  # the answer count from which a look can change the decision (see ``look``)
-        self._expiry: dict[object, int] = {}  # per compared quantity: the answer count its last bound reaches
+        self.next_look = 0  # the answer count at which the next look is due (see ``look``)
+        self._watch = [_NEVER] * (len(self.counts) + 1)  # per kind of answer (the shares, then unknown): see look
+        self._lam = 0.0  # the last look's lam (``_region``): most often it still holds at the next
 
-    def add(self, category: int | None) -> None:
-        """One more answer: from positive-weight share ``category``, or unknown (None). O(1): the sums the
-        decision needs are rebuilt in O(K) only at a look that can change the decision (see ``look``)."""
+    def add(self, category: int | None) -> bool:
+        """One more answer: from positive-weight share ``category``, or unknown (None). O(1). True when a look
+        is due: until some kind of answer passes its allowance, no look can decide (see ``look``)."""
         self.n += 1
         if category is None:
             self.unknown += 1
+            if self.unknown >= self._watch[-1]:
+                self.next_look = 0
         else:
-            self.counts[category] += 1
+            count = self.counts[category] + 1
+            self.counts[category] = count
+            if count >= self._watch[category]:
+                self.next_look = 0
+        return self.n >= self.next_look
 
     # ---- deciding ------------------------------------------------------------------------------------------
     def _log_marginal(self, counts: Sequence[int]) -> float:
@@ -311,17 +304,26 @@ class SequentialTest:
         """PASS, FAIL, CONTINUE, or BLOCKED (the errors alone make a PASS impossible) for the counts so far.
 
         Exactly the decision at every answer, at a fraction of the cost: a look that finds no decision also
-        works out how many more answers cannot possibly change that (each answer moves every quantity the
-        decision compares by a bounded step: ``_skip``), and the looks until then return CONTINUE at once.
+        works out, per kind of answer (each share, unknown), how many more of it cannot possibly change that
+        while the other kinds stay within theirs (``_region``); the next look is due when one kind passes its
+        allowance, and looks before then return CONTINUE at once.
         """
         if self.n < self.next_look or self.n == 0:
             return CONTINUE
         code, margins = self._decide()
-        self.next_look = self.n + (self._skip(margins) if code == CONTINUE else 1)
+        n = self.n
+        if code != CONTINUE:
+            self.next_look = n + 1
+            return code
+        kinds = (*self.counts, self.unknown)
+        rates = [(c + 0.5) / (n + len(kinds) / 2) for c in kinds]
+        lam = self._region(margins, rates, max(16.0, n / 4.0), _CAP)
+        self._watch = [c + math.floor(lam * r) + 1 for c, r in zip(kinds, rates, strict=True)]
+        self.next_look = _NEVER
         return code
 
     def _decide(self) -> tuple[int, list[tuple[Any, ...]]]:
-        """The decision, and per quantity it compares its distance to flipping (for ``_skip``)."""
+        """The decision, and per quantity it compares its distance to flipping (for ``_region``)."""
         margins: list[tuple[Any, ...]] = []
         blocked, margin = self._errors_block_pass()
         margins.append(("errors", *margin))
@@ -338,6 +340,8 @@ class SequentialTest:
             log_m = self._log_marginal(counts)
             log_bf = min(log_bf, log_m - sum(c * lp for c, lp in zip(counts, self._lnp, strict=True)))
             flags.append(self._flags(counts, log_m + self._ln_alpha, margins, j if self.unknown else None))
+        # the largest Bayes factor at the looks made (a skipped answer cannot decide, but may have had a larger
+        # one): the anytime p-value, valid taken at any answers
         self.max_log_bf = max(self.max_log_bf, log_bf)
         self._last_log_bf = log_bf
         kk = len(self._p)
@@ -355,7 +359,7 @@ class SequentialTest:
         self, counts: Sequence[int], threshold: float, margins: list[tuple[Any, ...]], allocation: int | None = None
     ) -> list[tuple[bool, bool, bool, bool]]:
         """Per share: (lower end inside the band, upper end inside, wholly above, wholly below); appends to
-        ``margins`` what ``_skip`` needs: (gap, share count, counts, edge) per band edge."""
+        ``margins`` what ``_region`` needs: (gap, share count, counts, edge) per band edge."""
         n = float(self.n)
         s = sum(_xlogx(c) for c in counts)
         result = []
@@ -403,70 +407,111 @@ class SequentialTest:
         gap = u * math.log(limit) + (rest * math.log1p(-limit) if rest else 0.0) - _lbeta_half(u, rest) - self._ln_alpha
         return u / self.n > limit and gap <= 0, (gap, u, rest, limit)
 
-    # ---- how many answers cannot change a CONTINUE ---------------------------------------------------------
-    def _skip(self, margins: list[tuple[Any, ...]], cap: int = 4096) -> int:
-        """The number of answers from now within which no decision is possible (>= 1: the next answer is
-        looked at when 1).
+    # ---- how many answers of each kind cannot change a CONTINUE -------------------------------------------
+    # A look that finds no decision gives each kind of answer (each share, then unknown) an allowance,
+    # floor(lam x its current rate), such that while no kind passes its allowance no route to a decision can
+    # open. Each route needs conditions at the same answer, so each is closed by keeping one condition false:
+    # - a PASS needs every band edge it compares outside the confidence sequence (gap <= 0): one edge that
+    #   stays inside is enough, so the edge that stays inside longest;
+    # - a FAIL needs one edge outside with the share's estimate past it: for every edge, the gap staying > 0
+    #   or the estimate staying on its side, whichever holds longer;
+    # - BLOCKED needs the error share past its ceiling and the gap of that check <= 0, the same way.
+    # A gap falls by at most sum_l d_l x step_l over d_l more answers of kind l (``_step``); an estimate
+    # crosses its edge only after more than B answers of the kinds that move it there. The steps are bounded
+    # for the allowances themselves, so every answer taken within them is covered. Checked against a full
+    # look at every answer in tests/test_sequential_test.py and tests/test_look.py.
 
-        A decision needs some band edge to leave the confidence sequence (its gap to fall to <= 0) or, for an
-        edge already outside, the share's estimate to cross it. One answer of category l changes a gap by
-        ln(theta*_l) - ln(pred_l) at least: the profile likelihood gains at least ln theta*_l (its old best
-        split scored on the new answer), the mixture exactly ln(pred_l), its predictive probability. Over the
-        next s answers both are bounded using counts that grow by at most s; s is cut until s x (largest
-        step) < gap. The binary checks (errors, one destination) are bounded the same way. Checked against
-        the look at every answer in tests/test_sequential_test.py.
-        """
-        n = self.n
-        best = cap
-        for key, *margin in margins:
-            left = self._expiry.get(key, 0) - n  # a bound from an earlier look still holds until its end
-            if left < _REBOUND:  # short: a bound from the counts now may reach further
-                if key in ("errors", "single"):
-                    left = self._binary_skip(tuple(margin), cap)
-                else:
-                    gap, i, counts, edge = margin
-                    left = self._edge_skip(float(gap), int(i), counts, float(edge), n, cap)
-                self._expiry[key] = n + left
-            best = min(best, left)
-        return max(1, best)
+    def _region(self, margins: list[tuple[Any, ...]], rates: list[float], start: float, cap: int,
+                rounds: int = 3) -> float:
+        """A lam <= cap for which allowances floor(lam x rates) keep every route to a decision closed.
 
-    def _edge_skip(self, gap: float, i: int, counts: Sequence[int], t: float, n: int, cap: int) -> int:
-        c = counts[i]
-        if gap <= 0:  # the edge is outside: the decision waits for the estimate c / n to cross it
-            if c > t * n:
-                return max(1, min(cap, math.ceil(c / t - n) - 1))
-            return max(1, min(cap, math.ceil((t * n - c) / (1.0 - t)) - 1)) if c < t * n else 1
-        return _safe_window(lambda s: self._largest_step(i, counts, t, n, s), gap, cap)
-
-    def _largest_step(self, i: int, counts: Sequence[int], t: float, n: int, s: int) -> float:
-        """The most one answer can lower edge t's gap for share i during the next s answers."""
-        kk = len(counts)
-        m_top = n + s - counts[i] + 1.0  # n' - c'_i + 1 can grow at most to this
-        drops = []
-        for cat, c in enumerate(counts):
-            pred = max((self._a[cat] + c + s) / (self.k + n), (1.0 + c + s) / (kk + n))
-            if cat == i:
-                drops.append(math.log(pred / t))
+        The steps are bounded for the allowances of a trial lam (first the last look's); any lam up to the one
+        those bounds allow, and up to the trial, is then safe (the bounds only grow with the allowances). A
+        few rounds move the trial towards the largest safe lam."""
+        safe, trial = 0.0, min(float(cap), self._lam or start)
+        for _ in range(rounds):
+            best = self._largest_lam(margins, [math.floor(trial * r) for r in rates], rates)
+            if best >= trial:
+                safe = trial
+                if trial >= cap or best < 1.25 * trial:
+                    break
+                trial = min(float(cap), best)
             else:
-                drops.append(math.log(pred) - math.log1p(-t) - math.log(max(c, 1 / math.e)) + math.log(m_top))
-        return max(drops)
+                safe = max(safe, best * (1.0 - 1e-9))
+                trial = (safe + trial) / 2.0
+        self._lam = safe
+        return safe
 
-    def _binary_skip(self, margin: tuple[Any, ...], cap: int) -> int:
-        """``_skip`` for a two-outcome check: (gap, hits, misses, edge) with gap = hits ln L + misses ln(1 - L) -
-        log Jeffreys mixture - ln alpha; it fires once hits / n is past L and gap <= 0."""
-        gap, hits, misses, edge = margin
-        n = hits + misses
-        if edge <= 0 or edge >= 1 or not math.isfinite(gap):
-            return 1
-        if gap <= 0:
-            if hits > edge * n:
-                return max(1, min(cap, math.ceil(hits / edge - n) - 1))
-            return max(1, min(cap, math.ceil((edge * n - hits) / (1.0 - edge)) - 1)) if hits < edge * n else 1
-        def step(s: int) -> float:
-            return max(math.log((hits + s + 0.5) / ((n + 1.0) * edge)),
-                       math.log((misses + s + 0.5) / ((n + 1.0) * (1.0 - edge))))
+    def _largest_lam(self, margins: list[tuple[Any, ...]], allowed: list[int], rates: list[float]) -> float:
+        """The largest lam for which allowances lam x rates keep every route to a decision closed, with each
+        answer's step bounded for the allowances ``allowed``."""
+        n, kk = self.n, len(self.counts)
+        all_rates = sum(rates)
+        passing, failing = 0.0, math.inf
+        for key, *margin in margins:
+            if key in ("errors", "single"):  # (gap, hits, misses, edge): it fires at hits / n past edge, gap <= 0
+                gap, hits, misses, edge = margin
+                hit = kk if key == "errors" else 0
+                if edge <= 0 or edge >= 1 or not math.isfinite(gap):  # it fires on the first hit
+                    lam = (1.0 - 1e-9) / rates[hit] if hits == 0 else 0.0
+                else:
+                    lam = _lam_for((edge * n - hits) / (1.0 - edge) - 1e-9, rates[hit])
+                    if gap > 0:  # a hit lowers the gap by ln((hits + 1/2) / ((n + 1) edge)), a miss likewise
+                        up = math.log((hits + allowed[hit] + 0.5) / ((n + 1.0) * edge))
+                        down = math.log((misses + sum(allowed) - allowed[hit] + 0.5) / ((n + 1.0) * (1.0 - edge)))
+                        step = max(up, 0.0) * rates[hit] + max(down, 0.0) * (all_rates - rates[hit])
+                        lam = max(lam, _lam_for(gap, step))
+                if key == "single":
+                    passing = lam
+                else:
+                    failing = min(failing, lam)
+                continue
+            allocation, i, side = key
+            gap, i, counts, t = margin
+            needed_to_pass = allocation is None or (side == "top") == (allocation == i)
+            # the kinds whose answers move share i's estimate towards this edge (unknown ones: if they count
+            # for share i in this allocation and the edge is the top, or for another share and it is the bottom)
+            rate = rates[i] if side == "top" else all_rates - rates[i] - rates[kk]
+            rate += rates[kk] if allocation is None or (allocation == i) == (side == "top") else 0.0
+            if side == "top":
+                crossing = _lam_for((t * n - counts[i]) / (1.0 - t) - 1e-9, rate)
+            else:
+                crossing = _lam_for((counts[i] - t * n) / t - 1e-9, rate)
+            if not needed_to_pass and crossing >= failing:
+                continue
+            held = _lam_for(gap, self._step(allocation, i, counts, t, allowed, rates)) if gap > 0 else 0.0
+            if needed_to_pass:
+                passing = max(passing, held)
+            failing = min(failing, max(held, crossing))
+        return min(passing, failing)
 
-        return _safe_window(step, gap, cap)
+    def _step(self, allocation: int | None, i: int, counts: Sequence[int], t: float, allowed: list[int],
+              rates: list[float]) -> float:
+        """How fast edge t's gap for share i can fall per unit of lam: the most one answer of each kind can
+        lower it while every kind stays within ``allowed``, weighted by the kinds' rates.
+
+        One answer of share i changes the profile by exactly ln t, one of share l by at least
+        ln(1 - t) + ln c_l - ln(n - c_i + 1) (x ln x grows by at least ln x + 1, at most ln(x + 1) + 1); the
+        mixture (the threshold) grows by ln of the answer's predictive probability, which is at most the
+        larger of its two components' with every allowed answer of that share (and the unknown ones, which
+        may count for it) already in. An unknown answer counts for the allocation's share, or any share."""
+        n, kk = self.n, len(counts)
+        spare = allowed[kk]
+        rest = n - counts[i] + 1.0 + sum(allowed) - allowed[i]
+        ln_other = math.log(rest) - math.log1p(-t)
+        a, k = self._a, self.k
+        largest, weighted = 0.0, 0.0
+        for cat, c in enumerate(counts):
+            grown = allowed[cat] + spare
+            pred = max((a[cat] + c + grown) / (k + n + grown), (1.0 + c + grown) / (kk + n + grown))
+            # c = 0: x ln x grows by 0 = ln(1/e) + 1
+            drop = math.log(pred / t) if cat == i else math.log(pred / max(c, _ONE_OVER_E)) + ln_other
+            if drop > 0:
+                largest = max(largest, drop)
+                weighted += drop * rates[cat]
+                if allocation == cat:
+                    weighted += drop * rates[kk]
+        return weighted + (largest * rates[kk] if allocation is None else 0.0)
 
     # ---- the full state (intervals, texts): built when a decision is reported ------------------------------
     def update(self, counts: Sequence[int] | Mapping[str, int], unknown: int = 0) -> SequentialState:
@@ -490,7 +535,6 @@ class SequentialTest:
         """The state for the counts so far: decision, anytime p-value, intervals, and the reason in words."""
         if code is None:
             self.next_look = 0
-            self._expiry.clear()
             code = self.look()
         n = self.n
         c = np.asarray(self.counts, dtype=np.float64)
@@ -653,19 +697,20 @@ class ConnectionCheck:
         self.n = 0
         self.max_log_e = 0.0
         self._rows_log_m = 0.0
+        self._row_prior = categories * self.PRIOR
         self._fire_at = math.log(1.0 / alpha)
 
     def add(self, connection: int, category: int) -> None:
-        """Count one answer of share ``category`` that came on ``connection``."""
+        """Count one answer of share ``category`` that came on ``connection`` (on every answer: kept lean)."""
         row = self.rows.get(connection)
         if row is None:
             row = self.rows[connection] = [0] * (self.k + 1)  # the last cell: the row's total
-        x = row[category]
-        self._rows_log_m += math.log((self.PRIOR + x) / (self.k * self.PRIOR + row[-1]))
+        x, total = row[category], row[-1]
         row[category] = x + 1
-        row[-1] += 1
+        row[-1] = total + 1
         self.totals[category] += 1
         self.n += 1
+        self._rows_log_m += _log((self.PRIOR + x) / (self._row_prior + total))
 
     def check(self) -> bool:
         """True once the answers surely (at the check's alpha) depend on the connection."""

@@ -72,7 +72,7 @@ what a verdict guarantees (--expect at default flags, alpha 0.01; benchmarks/cal
 runs each of 90/10, 50/50, 99/1, 70/20/10 and 34/33/33):
   A wrong FAIL when the split is the declared one happens in at most alpha of runs (measured: 0.00 %).
   A wrong PASS when a share is just outside the tolerance happens in at most alpha of runs (measured: 0.40 %).
-  A correct split ends INCONCLUSIVE within the default budget in at most 1.75 % of runs (measured), and a
+  A correct split ends INCONCLUSIVE within the default budget in at most 1.45 % of runs (measured), and a
   decision once made is never lost to the answers still in flight.
 
 exit codes:
