@@ -15,11 +15,15 @@ that directory), serves on 127.0.0.1, then prints:
   process, start-up included), the CPU each process used per request (user + system, from ``wait4``), and
   the ratios respy/hey. Compare ratios from one run, never absolute figures across runs or machines;
 * respy's req/s at c = 1, 10, 50, 100, 200, with hey's at the same c (a dip both share is the server's);
-* the wall time of ``respy --help``, ``respy --version`` and a 1-request run beside ``python -c pass``;
+* the wall time of ``respy --help``, ``respy --version`` and a 1-request run (table, JSON) beside ``python -c
+  pass`` and ``python -c 'import asyncio'``, and the time from spawning ``respy URL`` to its first request;
 * respy's peak RSS for 10,000 and 1,000,000 requests (``--quick`` skips the 1M run);
 * ``--levers``: respy with one of its choices undone (httpx's lane instead of its own, asyncio instead of
   uvloop, two worker processes instead of one);
 * ``--profile``: one in-process run under cProfile: µs of CPU and Python calls per request, top functions.
+
+respy's bytecode is compiled first when it is not (an editable install under ``PYTHONDONTWRITEBYTECODE``),
+as an installed respy's is: see :func:`compile_respy`.
 """
 
 from __future__ import annotations
@@ -115,6 +119,23 @@ def nginx() -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+def compile_respy() -> str:
+    """respy's bytecode, compiled as ``pip install`` (and the container image) compile it on install.
+
+    An editable install under ``PYTHONDONTWRITEBYTECODE=1`` (this project's development machines set it) never
+    caches bytecode, so every start would recompile all of respy's modules (≈ 100 ms here): a cost no
+    installed respy pays, and one hey does not have either. Returns a line saying what was done."""
+    import compileall
+
+    import respy
+
+    package = Path(respy.__file__).parent
+    if not os.access(package, os.W_OK):
+        return f"respy's bytecode: as installed ({package})"
+    compileall.compile_dir(str(package), quiet=1)
+    return f"respy's bytecode: compiled first, as pip does on install ({package})"
 
 
 def respy_command() -> list[str]:
@@ -245,15 +266,42 @@ def report_concurrency_sweep(url: str, n: int, rounds: int) -> None:
         print(f"  c = {c:<4} respy {mine:>9,.0f}   hey {peer:>9,.0f}   ratio {mine / peer:.2f}")
 
 
+def first_request_time(command: list[str], repeat: int = 7) -> float:
+    """Spawn to the first request: the median time from starting ``command URL -n 1`` until a listening socket
+    accepts its connection (the start-up a run pays before it sends anything)."""
+    times = []
+    for _ in range(repeat):
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            listener.settimeout(30)
+            url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+            began = time.perf_counter()
+            proc = subprocess.Popen([*command, url, "-n", "1", "-q", "-o", "json"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            conn, _ = listener.accept()
+            times.append(time.perf_counter() - began)
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            proc.wait(30)
+    return statistics.median(times)
+
+
 def report_startup(url: str) -> None:
     respy = respy_command()
     peer = wall_time([sys.executable, "-c", "pass"])
     print("start-up, wall, median of 7:")
-    print(f"  python -c pass           {peer * 1000:6.0f} ms")
+    print(f"  python -c pass                 {peer * 1000:6.0f} ms")
+    print(f"  python -c 'import asyncio'     {wall_time([sys.executable, '-c', 'import asyncio']) * 1000:6.0f} ms"
+          "  (the floor of any asyncio client)")
     for label, argv in (("--help", [*respy, "--help"]), ("--version", [*respy, "--version"]),
-                        ("URL -n 1 (a plain run)", [*respy, url, "-n", "1", "-q"])):
+                        ("URL -n 1 (a plain run)", [*respy, url, "-n", "1", "-q"]),
+                        ("URL -n 1 -o json", [*respy, url, "-n", "1", "-q", "-o", "json"])):
         took = wall_time(argv)
-        print(f"  respy {label:<18} {took * 1000:6.0f} ms  (+{(took - peer) * 1000:.0f} ms)")
+        print(f"  respy {label:<24} {took * 1000:6.0f} ms  (+{(took - peer) * 1000:.0f} ms)")
+    first = first_request_time(respy)
+    print(f"  respy {'URL: to its first request':<24} {first * 1000:6.0f} ms  (+{(first - peer) * 1000:.0f} ms)")
 
 
 def report_memory(url: str, quick: bool) -> None:
@@ -327,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         if options.profile:
             report_profile(url, options.requests, options.concurrency[0])
             return 0
-        print(f"nginx on {url} ({os.cpu_count()} CPUs; figures are noisy: compare ratios taken in one run)\n")
+        print(f"nginx on {url} ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; figures are noisy: "
+              "compare ratios taken in one run)")
+        print(compile_respy() + "\n")
         report_versus_hey(url, options.requests, options.concurrency, options.rounds)
         print()
         report_startup(url)
@@ -339,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         if options.levers:
             print()
             report_levers(url, options.requests, options.concurrency[0], options.rounds)
+        print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (other work on the machine slows both tools)")
     return 0
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 from respy._errors import UsageError
 from respy.check.assign import Assignment
 from respy.rules import Expectation, short_host
+from respy.tally import format_percent
 
 if TYPE_CHECKING:
     from respy.check.stats import ChiSquareResult, DispersionResult
@@ -312,12 +313,6 @@ def _num(value: float, digits: int = 2) -> str:
 
 def _pct(share: float, digits: int = 1) -> str:
     return f"{share * 100:.{digits}f}%"
-
-
-def format_percent(count: float, total: float) -> str:
-    """The one rule for a share of a count, wherever it is printed (table, verdict line, diagnosis): one
-    decimal of ``100 * count / total`` (``-`` when there is nothing to divide)."""
-    return f"{100.0 * count / total:.1f}%" if total else "-"
 
 
 def format_p(p: float | None) -> str:

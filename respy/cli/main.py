@@ -7,6 +7,7 @@ Exit codes: 0 measured (or PASS / CONSISTENT), 1 FAIL, 2 usage or input error, 3
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -203,4 +204,11 @@ def entry_point() -> None:
     # Done: a Ctrl-C pressed now (a second one, while the output was written) must not turn exit code 130 into
     # death by SIGINT at shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # a reader that went away, or a stream already closed
+        pass
+    # Everything is written and every resource released (main's context managers closed them): skip the
+    # interpreter's teardown of its modules, which costs a plain run ~10 % of its start-up and stop time.
+    os._exit(code)

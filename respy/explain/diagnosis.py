@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from respy.check.assign import Assignment
 from respy.check.stats import chi_square
-from respy.check.verdict import format_p, format_percent
+from respy.check.verdict import format_p
 from respy.explain.analyze import ERROR, WARNING, Finding, Inputs, analyze
 from respy.rules import Expectation, IstioVersion, Outcome, RuleSet, pod_labels, replicas, semantics, short_host
+from respy.tally import format_percent
 
 if TYPE_CHECKING:
     from respy.check.verdict import Verdict

@@ -15,7 +15,7 @@ from respy.report.summary import histogram_lines, latency_summary_line, status_l
 from respy.report.table import Column, fits
 from respy.report.table import render_table as draw_table
 from respy.report.terminal import clip, escape, json_safe, one_line
-from respy.tally import Kind, Row
+from respy.tally import Kind, Row, format_percent
 
 if TYPE_CHECKING:
     from respy.check.evaluate import Evaluation
@@ -62,9 +62,7 @@ def cut(label: str, width: int = LABEL_WIDTH) -> str:
 
 
 def percent(count: int, total: int) -> str:
-    """The one rounding rule for a share of a count (:func:`respy.check.verdict.format_percent`)."""
-    from respy.check.verdict import format_percent
-
+    """The one rounding rule for a share of a count (:func:`respy.tally.format_percent`)."""
     return format_percent(count, total)
 
 

@@ -97,7 +97,8 @@ class Labeller:
         elif mode == "header":
             key = (status, _header_value(headers, self.by.header), None)
         else:
-            key = (status, body, redirect_location(self.by, status, headers))
+            # only a redirect has a Location to read (a call per answer costs as much as the rest of this)
+            key = (status, body, redirect_location(self.by, status, headers) if 300 <= status < 400 else None)
         known = self._known.get(key)
         if known is None:
             known = label_response(self.by, status, headers, body)

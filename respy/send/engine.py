@@ -32,7 +32,7 @@ from respy.send.load import (
     Target,
     wanted_workers,
 )
-from respy.send.transport import Connection, ExchangeError, Request, Watchdog, connect, serialise
+from respy.send.transport import Connection, ExchangeError, Headers, Request, Watchdog, connect, serialise
 from respy.tally import Kind, Tally
 
 __all__ = [
@@ -126,6 +126,7 @@ def raw_request(target: Target) -> Request:
         data=serialise(method, host_header, path, headers, target.data),
         is_head=method.upper() == "HEAD",
         keeps_alive=keeps_alive,
+        keeps_headers=target.by.mode == "header",
         body_cap=target.body_cap if target.by.needs_body else 0,
         max_body=target.max_body,
     )
@@ -214,14 +215,33 @@ class _FastRun:
             self.all_done.set_result(None)
 
     async def worker(self) -> None:
-        """One connection, one request at a time, until the tickets run out."""
+        """One connection, one request at a time, until the tickets run out.
+
+        Without a rate or a look after each answer, the answers of a kept-alive connection are counted from
+        the socket callback and the next request sent from there (``then``): the worker only wakes up for a
+        new connection, an error, or the end (issue 15's "flat worker", one step further)."""
         state, tally, label, loop = self.state, self.tally, self.labeller, self.loop
         request, watchdog, timeout = self.request, self.watchdog, self.target.timeout
         clock = time.perf_counter
         after_answer = self.stop_check is not None or self.ramp
+        chained = not after_answer and not state.rate
         tagged = request.keeps_alive  # without keep-alive each request has a connection of its own: no tag
         conn: Connection | None = None
         connection = -1
+        ticket: int | None = None
+        began = 0.0
+
+        def then(status: int, headers: Headers, body: bytes) -> float | None:
+            nonlocal ticket, began
+            text, kind = label(status, headers, body)
+            tally.add(text, kind, status, clock() - began, ticket, connection if tagged else None)
+            state.completed += 1
+            ticket = state.take_ticket()
+            if ticket is None:
+                return None
+            began = clock()
+            return loop.time() + timeout
+
         try:
             while (ticket := state.take_ticket()) is not None:
                 if state.rate:
@@ -238,7 +258,12 @@ class _FastRun:
                         conn = None
                         connection = state.next_connection()
                         conn = await connect(request, watchdog, deadline, connection)
-                    status, headers, body = await conn.exchange(deadline)
+                        if chained:
+                            conn.then = then
+                    answer = await conn.exchange(deadline)
+                    if answer is None:
+                        continue  # ``then`` counted every answer, the last included
+                    status, headers, body = answer
                 except ExchangeError as exc:
                     text, kind, status = "error: " + exc.reason, Kind.TRANSPORT, None
                 else:
