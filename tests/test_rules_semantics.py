@@ -331,11 +331,15 @@ def test_httproute_redirect_filter_defaults_to_302() -> None:
     assert expect(route(rules)).probabilities == {"HTTP 302 (redirect)": 1.0}
 
 
-def test_httproute_parent_port_must_match_an_explicit_port() -> None:
+def test_httproute_parent_port_must_match_the_dialled_port() -> None:
+    # conversion.go augmentPortMatch: a parentRef port puts the route on that port only; a URL without a port
+    # dials the scheme's default (80), which the sidecar passes through (shown against Envoy: httproute-port-80)
     rules = "  - backendRefs: [{name: a, port: 80}]\n"
     with pytest.raises(NotRoutedError):
         expect(route(rules), "http://reviews:8080/")
-    assert winner(route(rules), "http://reviews/") == "a"  # no port given: not held against the route
+    with pytest.raises(NotRoutedError):
+        expect(route(rules), "http://reviews/")
+    assert winner(route(rules), "http://reviews:9080/") == "a"
 
 
 def test_httproute_with_gateway_parent_needs_that_gateway() -> None:

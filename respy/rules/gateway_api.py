@@ -133,7 +133,9 @@ def _parent_rank(ctx: Context, route: K8sObject, ref: Mapping[str, Any]) -> tupl
     if _is_service_ref(ref):
         # routing-semantics §4.3: GAMMA, the route applies to mesh traffic addressed to that Service
         port = ref.get("port") if has(ctx.istio_version, GAMMA_CONSUMER) else None  # parentRef ports: >= 1.19
-        if not ctx.vantage.is_mesh or (port and ctx.request.explicit_port and port != ctx.request.port):
+        # the dialled port (the URL's, or the scheme's default) must be the parentRef's: istiod programs the route
+        # on that port's route table only (conversion.go augmentPortMatch), other ports pass through
+        if not ctx.vantage.is_mesh or (port and port != ctx.request.port):
             return None
         fqdn = service_fqdn(str(ref.get("name")), parent_ns)
         rank = host_rank(fqdn, ctx.names)

@@ -32,7 +32,6 @@ class Request:
     query: tuple[tuple[str, str], ...]
     method: str
     headers: Mapping[str, str]
-    port_given: bool = False
 
     @classmethod
     def build(cls, url: str, headers: Mapping[str, str] | None, method: str) -> Request:
@@ -53,13 +52,8 @@ class Request:
             query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
             method=method.upper(),
             headers=lowered,
-            port_given=_split_port(netloc)[1] is not None,
         )
 
-    @property
-    def explicit_port(self) -> bool:
-        """Whether the URL names its port (else the port is the scheme's default)."""
-        return self.port_given
 
     def query_param(self, key: str) -> str | None:
         # routing-semantics §2.5: repeated query parameters -> only the first value is considered
