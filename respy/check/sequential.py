@@ -682,8 +682,10 @@ class ConnectionCheck:
     """Anytime-valid check that answers do not depend on the connection they came on.
 
     log E = sum over connections of log DirMult(counts | Jeffreys) - max over a common split of the log
-    likelihood (stats.log_homogeneity_evalue). The connections' term is kept up to date with one logarithm per
-    answer; the common split's in O(K) whenever ``check`` is called (a subset of answers keeps Ville's bound).
+    likelihood. With the true common split in the denominator the ratio is a product of martingales; the
+    maximum likelihood only lowers it, so P(ever E >= 1/alpha) <= alpha (universal inference, Wasserman et al.
+    2020). The connections' term is kept up to date with one logarithm per answer; the common split's in O(K)
+    whenever ``check`` is called (a subset of answers keeps Ville's bound).
     A split made per connection (an L4 balancer) makes it grow fast once each connection has carried a few
     answers.
     """

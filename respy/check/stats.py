@@ -226,27 +226,6 @@ def max_tolerance(probs: Sequence[float]) -> float:
     return min(positive) / 2.0 if positive else 0.5
 
 
-def log_homogeneity_evalue(table: ArrayLike, prior: float = 0.5) -> float:
-    """log of an anytime-valid e-value against "every row (connection) has the same split".
-
-    Numerator: each row its own split, drawn from Dirichlet(prior, ...) (a Dirichlet-multinomial mixture per
-    row); denominator: the best common split (maximum likelihood). For the true common split p the ratio
-    with L(p) in the denominator is a product of martingales; the maximum likelihood only lowers it, so
-    P(ever >= 1/alpha) <= alpha however often it is checked (universal inference, Wasserman et al. 2020).
-    """
-    x = np.asarray(table, dtype=np.float64)
-    x = x[x.sum(axis=1) > 0]
-    if x.size == 0:
-        return 0.0
-    k = x.shape[1]
-    rows = x.sum(axis=1)
-    numerator = np.sum(special.gammaln(x + prior)) - x.size * special.gammaln(prior)
-    numerator += np.sum(special.gammaln(k * prior) - special.gammaln(k * prior + rows))
-    totals = x.sum(axis=0)
-    pooled = float(np.sum(special.xlogy(totals, totals)) - special.xlogy(totals.sum(), totals.sum()))
-    return float(numerator - pooled)
-
-
 def _homogeneity(table: NDArray[np.float64]) -> NDArray[np.float64]:
     """Pearson statistic of batches x categories against the pooled split; works on stacks of tables."""
     sizes = table.sum(axis=-1, keepdims=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from respy.check.assign import Assignment
 from respy.check.stats import chi_square
 from respy.check.verdict import format_p
-from respy.explain.analyze import ERROR, WARNING, Finding, Inputs, analyze
+from respy.explain.analyze import Finding, Inputs, analyze
 from respy.rules import Expectation, IstioVersion, Outcome, RuleSet, pod_labels, replicas, semantics, short_host
 from respy.tally import format_percent
 
@@ -212,7 +212,7 @@ def _findings(rules: RuleSet | None, host: str, namespace: str, istio_version: I
     if rules is None or not rules.objects or not host:
         return []
     found = analyze(rules, host=host, namespace=namespace, istio_version=istio_version)
-    problems = [f for f in found if f.severity in (ERROR, WARNING)]
+    problems = [f for f in found if f.is_problem]
     return problems or found
 
 

@@ -50,7 +50,6 @@ class Service:
     ports: list[ServicePort]
     selector: dict[str, str] | None
     vip: str
-    made_up: bool = False
 
     @property
     def fqdn(self) -> str:
@@ -67,7 +66,6 @@ class Workload:
     name: str
     namespace: str
     labels: Mapping[str, str]
-    made_up: bool = False
 
     @property
     def version(self) -> str:
@@ -242,7 +240,7 @@ def _ensure_service(inventory: Inventory, host: str, ports: Iterable[int], vip: 
         return
     name, namespace = host.split(".")[:2]
     made = [ServicePort(p, "http", "http") for p in sorted(ports)]
-    inventory.services[host] = Service(name, namespace, made, {"app": name}, vip, made_up=True)
+    inventory.services[host] = Service(name, namespace, made, {"app": name}, vip)
     listed = ", ".join(str(p.number) for p in made)
     inventory.assumptions.append(f"no Service {namespace}/{name} given: assumed one with HTTP port(s) {listed}")
 
@@ -254,9 +252,9 @@ def _ensure_workloads(inventory: Inventory, service: Service, subsets: Mapping[s
     for subset, labels in subsets.items():
         merged = {**service.selector, **labels}
         if not any(_selects(merged, w.labels) for w in made):
-            made.append(Workload(f"{service.name}-{subset}", service.namespace, merged, made_up=True))
+            made.append(Workload(f"{service.name}-{subset}", service.namespace, merged))
     if not made:
-        made.append(Workload(service.name, service.namespace, dict(service.selector), made_up=True))
+        made.append(Workload(service.name, service.namespace, dict(service.selector)))
     inventory.workloads.extend(made)
     versions = ", ".join(w.version for w in made)
     inventory.assumptions.append(f"no pods of {service.namespace}/{service.name} given: assumed one backend per "

@@ -128,10 +128,6 @@ class ConfigDump:
     def route_config(self, name: str) -> Json | None:
         return self.route_configs.get(name)
 
-    def all_route_configs(self) -> list[Json]:
-        """Every route configuration: RDS ones by name first, then unnamed static ones (as istioctl lists them)."""
-        return [*self.route_configs.values(), *self.unnamed_route_configs]
-
     def endpoints_of(self, cluster: str) -> list[Endpoint] | None:
         """The cluster's endpoints; None when the dump cannot say (EDS clusters in a dump without include_eds)."""
         if self.endpoints is not None and cluster in self.endpoints:
