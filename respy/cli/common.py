@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from respy import _options
 from respy._errors import UsageError
-from respy.report.render import TableOptions, can_encode, measurement_dict, render_csv, render_json, render_text
+from respy.report.header import can_encode
 from respy.report.terminal import escape, terminal_columns
 
 if TYPE_CHECKING:
@@ -152,6 +152,9 @@ def warn(warnings: list[str], streams: Streams, prog: str = "respy") -> None:
 
 def emit(measurement: Measurement, evaluation: Evaluation | None, output: str, streams: Streams,
          sidecar: SidecarReport | None = None) -> None:
+    # on use, for start-up: a run prints nothing of this before its first request
+    from respy.report.render import TableOptions, measurement_dict, render_csv, render_json, render_text
+
     if output == "json":
         text = render_json(measurement, evaluation, sidecar)
         if not can_encode(text, streams.out):  # e.g. a non-UTF-8 body on an ASCII stdout: escape, still valid JSON

@@ -17,8 +17,8 @@ from respy._errors import RespyError, UsageError
 from respy._options import check_method, check_url, parse_by, parse_header, parse_maps, readable_file
 from respy.cli.common import Streams, emit, exit_code, warn
 from respy.measurement import Measurement, redact_url
+from respy.report.header import header_line
 from respy.report.progress import ProgressLine
-from respy.report.render import header_line
 from respy.send.engine import Load, RunResult, Target, run, run_blocking
 from respy.send.load import RunSize
 from respy.send.procs import choose_procs, run_in_procs

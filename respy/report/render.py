@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from respy.report.summary import histogram_lines, latency_summary_line, status_line
 from respy.report.table import Column, fits
@@ -26,34 +25,6 @@ if TYPE_CHECKING:
 TOP_ROWS = 20
 LABEL_WIDTH = 60
 DIAGNOSIS_WIDTH = 100
-PHONE = "☎️"
-
-
-def can_encode(text: str, stream: TextIO) -> bool:
-    encoding = getattr(stream, "encoding", None)
-    if encoding is None:  # an in-memory text stream holds any character
-        return True
-    try:
-        text.encode(encoding)
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True
-
-
-def header_line(
-    url: str, planned: int | None, duration: float | None, stream: TextIO = sys.stdout, *, sequential: bool = False
-) -> str:
-    """The original respy's signature line: ``☎️   1000 requests to URL...``."""
-    icon = PHONE if can_encode(PHONE, stream) else "=>"
-    if sequential:
-        what = f"up to {planned:,} requests (until the verdict is clear)"
-    elif planned is None and duration:
-        what = f"requests for {duration:g} s"
-    elif duration:
-        what = f"up to {planned:,} requests for {duration:g} s"
-    else:
-        what = f"{planned:,} requests"
-    return f"{icon}   {what} to {url}..."
 
 
 def cut(label: str, width: int = LABEL_WIDTH) -> str:

@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 
 from respy._errors import UsageError
-from respy.tally import Kind, kind_of_status
+from respy.tally import Entry, Kind, Tally, kind_of_status
 
 MAX_LABEL_CHARS = 1000  # labels are stored: bound them (the table cuts them further for display)
 
@@ -81,15 +81,17 @@ LABEL_CACHE = 4096  # distinct answers remembered with their label (bodies up to
 
 
 class Labeller:
-    """``label_response`` for a stream of answers, worked out once per distinct answer: a load run sees the
-    same few (status, body) pairs again and again, and a dict lookup is cheaper than decoding and stripping."""
+    """The row of ``tally`` an answer is counted in (``label_response``, then :meth:`Tally.entry`), worked out
+    once per distinct answer: a load run sees the same few (status, body) pairs again and again, and one dict
+    lookup is cheaper than decoding, stripping and finding the row."""
 
-    def __init__(self, by: By, limit: int = LABEL_CACHE) -> None:
+    def __init__(self, by: By, tally: Tally, limit: int = LABEL_CACHE) -> None:
         self.by = by
+        self.tally = tally
         self.limit = limit
-        self._known: dict[tuple[int, bytes | str | None, str | None], tuple[str, Kind]] = {}
+        self._known: dict[tuple[int, bytes | str | None, str | None], Entry] = {}
 
-    def __call__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[str, Kind]:
+    def __call__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> Entry:
         mode = self.by.mode
         key: tuple[int, bytes | str | None, str | None]
         if mode == "status":
@@ -101,7 +103,7 @@ class Labeller:
             key = (status, body, redirect_location(self.by, status, headers) if 300 <= status < 400 else None)
         known = self._known.get(key)
         if known is None:
-            known = label_response(self.by, status, headers, body)
+            known = self.tally.entry(*label_response(self.by, status, headers, body), status)
             if len(self._known) < self.limit:
                 self._known[key] = known
         return known

@@ -179,7 +179,7 @@ class _FastRun:
         self.target, self.state, self.tally = target, state, tally
         self.stop_check, self.check_every, self.ramp = stop_check, check_every, ramp
         self.request = raw_request(target)
-        self.labeller = Labeller(target.by)
+        self.labeller = Labeller(target.by, tally)
         self.watchdog = Watchdog(self.loop)
         self.most = load.concurrency if load.requests is None else min(load.concurrency, load.requests)
         self.workers: set[asyncio.Task[None]] = set()
@@ -233,13 +233,13 @@ class _FastRun:
 
         def then(status: int, headers: Headers, body: bytes) -> float | None:
             nonlocal ticket, began
-            text, kind = label(status, headers, body)
-            tally.add(text, kind, status, clock() - began, ticket, connection if tagged else None)
+            now = clock()
+            tally.count(label(status, headers, body), status, now - began, ticket, connection if tagged else None)
             state.completed += 1
             ticket = state.take_ticket()
             if ticket is None:
                 return None
-            began = clock()
+            began = now  # the next request goes out as soon as this returns
             return loop.time() + timeout
 
         try:
@@ -264,14 +264,13 @@ class _FastRun:
                     if answer is None:
                         continue  # ``then`` counted every answer, the last included
                     status, headers, body = answer
+                    entry = label(status, headers, body)
                 except ExchangeError as exc:
-                    text, kind, status = "error: " + exc.reason, Kind.TRANSPORT, None
-                else:
-                    text, kind = label(status, headers, body)  # type: ignore[arg-type]  # set on success
+                    status, entry = None, tally.entry("error: " + exc.reason, Kind.TRANSPORT)
                 finally:
                     state.in_flight -= 1
                 # tagged with the connection it came on, for the per-connection independence check
-                tally.add(text, kind, status, clock() - began, ticket, connection if tagged else None)
+                tally.count(entry, status, clock() - began, ticket, connection if tagged else None)
                 state.completed += 1
                 if after_answer:
                     self._after_answer()

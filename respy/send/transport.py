@@ -126,6 +126,8 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, request: Request, watchdog: Watchdog, index: int = 0) -> None:
         self.request = request
+        self.body_cap = request.body_cap
+        self.max_body = request.max_body
         self.watchdog = watchdog
         self.index = index  # which connection of the run this is (answers are tagged with it)
         self.loop = watchdog.loop
@@ -144,7 +146,7 @@ class Connection(asyncio.Protocol):
         self.interim = False
         self.parts: list[bytes] = []
         self.head_chunks: list[bytes] = []  # what arrived until the head was complete (bounded by MAX_HEAD)
-        self.kept = self.body_size = self.head_size = self.received = 0
+        self.body_size = self.received = 0  # received: bytes of this exchange so far (the head's, until it is done)
         self.failure: str | None = None
         self.then: Then | None = None  # see exchange()
         self.parked: tuple[asyncio.Future[Answer | None], Answer] | None = None
@@ -166,11 +168,11 @@ class Connection(asyncio.Protocol):
         if self.fresh_parser_needed:
             self.parser = httptools.HttpResponseParser(self)
             self.fresh_parser_needed = False
+        # what on_headers_complete sets for every answer (status, interim, framed) is not reset here
         self.parts = []
         self.head_chunks = []
-        self.kept = self.body_size = self.head_size = self.received = 0
-        self.head_done = self.interim = self.reusable = False
-        self.failure = None
+        self.body_size = self.received = 0
+        self.head_done = self.reusable = False
         self.waiter = waiter
         self.deadline = deadline
         assert self.transport is not None
@@ -216,17 +218,13 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self.fail(self.failure or f"malformed response ({exc})")
         else:
-            if not self.head_done and self.waiter is not None:
-                self.head_size += len(data)
-                if self.head_size > MAX_HEAD:
-                    self.fail(f"malformed response (head over {MAX_HEAD // 1024} KiB)")
-        if self.parked is not None:
-            self._unpark()
-
-    def _unpark(self) -> None:
-        """After a read is parsed: the answer it completed goes to ``then`` (and the next request out) if the
-        connection is still reusable (the rest of the read held no second answer), else to the waiter."""
-        assert self.parked is not None
+            # every read so far left the head incomplete (``received`` counts from this exchange's start)
+            if not self.head_done and self.received > MAX_HEAD and self.waiter is not None:
+                self.fail(f"malformed response (head over {MAX_HEAD // 1024} KiB)")
+        if self.parked is None:
+            return
+        # After the read is parsed: the answer it completed goes to ``then`` (and the next request out) if the
+        # connection is still reusable (the rest of the read held no second answer), else to the waiter.
         waiter, answer = self.parked
         self.parked = None
         if waiter.done():  # cancelled
@@ -273,44 +271,38 @@ class Connection(asyncio.Protocol):
             self.reusable = False  # a second answer to one request: drop the connection after this read
             if self.transport is not None:
                 self.transport.close()
-        self.status = 0
-        self.headers = []
-        self.head_done = False
-        self.framed = False
 
     def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        self.status = status
-        self.interim = 100 <= status < 200 and status != 101
-        if self.interim:
-            return  # 100 Continue, 103 Early Hints: the real answer follows
+        parser = self.parser
+        status = self.status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.interim = True  # 100 Continue, 103 Early Hints: the real answer follows
+            return
+        self.interim = False
         self.head_done = True
-        if status in (204, 304) or status < 200:
-            self.framed = True  # no body, whatever the headers say
         if self.request.is_head:
-            self.framed = True
+            self.framed = True  # no body, whatever the headers say
             self.fresh_parser_needed = True  # llhttp would read a body of Content-Length bytes: start afresh
-            self._complete(keep_alive=self.parser.should_keep_alive())
-        elif self.parser.should_keep_alive():
-            self.framed = True  # llhttp keeps alive only an answer whose end it can find without the close
+            self._complete(keep_alive=parser.should_keep_alive())
+        else:
+            # no body for 204, 304 (or a 1xx), and llhttp keeps alive only an answer whose end it can find
+            # without the close
+            self.framed = status in (204, 304) or status < 200 or parser.should_keep_alive()
 
     def on_body(self, data: bytes) -> None:
         if self.waiter is None:
             return  # after a HEAD answer: nothing to keep
-        size = self.body_size = self.body_size + len(data)
-        request = self.request
-        if size > request.max_body:
-            self.failure = f"body over the --max-body limit ({size_text(request.max_body)}): connection dropped"
+        before = self.body_size
+        size = self.body_size = before + len(data)
+        if size > self.max_body:
+            self.failure = f"body over the --max-body limit ({size_text(self.max_body)}): connection dropped"
             raise _AbortError
-        if self.kept < request.body_cap:
-            piece = data[: request.body_cap - self.kept]
-            self.parts.append(piece)
-            self.kept += len(piece)
+        if before < self.body_cap:
+            self.parts.append(data if size <= self.body_cap else data[: self.body_cap - before])
 
     def on_message_complete(self) -> None:
         if self.interim:
-            self.interim = False
-            return
+            return  # the real answer follows (its on_headers_complete resets ``interim``)
         if self.waiter is not None:
             self._complete(keep_alive=self.parser.should_keep_alive())
 
@@ -326,7 +318,7 @@ class Connection(asyncio.Protocol):
         if 300 <= self.status < 400 and not self.request.keeps_headers:
             headers = _head_headers(self.head_chunks)  # a redirect is labelled by its Location
         if self.then is not None and self.reusable:
-            self.parked = (waiter, (self.status, headers, body))  # see _unpark, once this read is parsed
+            self.parked = (waiter, (self.status, headers, body))  # see data_received, once this read is parsed
         else:
             waiter.set_result((self.status, headers, body))
 
@@ -337,6 +329,10 @@ class Connection(asyncio.Protocol):
 
 class HeadersConnection(Connection):
     """A :class:`Connection` that keeps every answer's headers (``--by header:NAME`` labels with them)."""
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.headers = []  # an interim answer's headers are not the answer's
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
