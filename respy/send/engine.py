@@ -32,7 +32,7 @@ from respy.send.load import (
     Target,
     wanted_workers,
 )
-from respy.send.transport import Connection, ExchangeError, Headers, Request, Watchdog, connect, serialise
+from respy.send.transport import Connection, ExchangeError, Headers, Outbox, Request, Watchdog, connect, serialise
 from respy.tally import Kind, Tally
 
 __all__ = [
@@ -50,6 +50,9 @@ __all__ = [
 ]
 
 USER_AGENT = "respy"
+# From this concurrency on, requests go out together (transport.Outbox). Measured in-process against a local
+# nginx, CPU per request with / without: c = 2 +7 %, c = 4 +1 %, c = 10 −3 %, c = 50 −8 %, c = 100 −6 %.
+OUTBOX_FROM = 8
 PROGRESS_EVERY_S = 0.2
 T = TypeVar("T")
 
@@ -182,6 +185,7 @@ class _FastRun:
         self.labeller = Labeller(target.by, tally)
         self.watchdog = Watchdog(self.loop)
         self.most = load.concurrency if load.requests is None else min(load.concurrency, load.requests)
+        self.outbox = Outbox(self.loop) if self.most >= OUTBOX_FROM else None
         self.workers: set[asyncio.Task[None]] = set()
         self.all_done: asyncio.Future[None] = self.loop.create_future()
 
@@ -257,7 +261,7 @@ class _FastRun:
                             conn.close()
                         conn = None
                         connection = state.next_connection()
-                        conn = await connect(request, watchdog, deadline, connection)
+                        conn = await connect(request, watchdog, deadline, connection, self.outbox)
                         if chained:
                             conn.then = then
                     answer = await conn.exchange(deadline)
