@@ -7,7 +7,8 @@ Neither httpx nor anyio is imported for it. https, HTTP/2 and trio go through ``
 
 Measured by issue 15's profile (benchmarks/throughput.py): the raw lane instead of httpx objects ×2.15,
 llhttp fed from ``data_received`` ×1.35, one watchdog instead of a timer per wait ×1.09, the labelling
-cache ×1.23, a flat worker per connection ×1.20.
+cache ×1.23, a flat worker per connection ×1.20; later, from c = 8, the requests of one loop pass sent
+together (``transport.Outbox``, 6–8 % less CPU per request).
 """
 
 from __future__ import annotations
