@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from respy.check.assign import Assignment, assign
+from respy.check.assign import Assignment, assign, attribute_by_sidecar
 from respy.check.health import Health, assess, with_breaches
 from respy.check.verdict import DEFAULT_ALPHA, Verdict, decide, verdict_line
 from respy.explain.diagnosis import Diagnosis, diagnose_verdict
@@ -22,6 +22,7 @@ from respy.rules.expectation import Expectation
 if TYPE_CHECKING:
     from respy.check.look import Look
     from respy.check.sequential import SequentialTest
+    from respy.sidecar.errors import SidecarErrors
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,18 @@ def evaluate(
     sequential: Sequential | None = None,
     notes: Sequence[str] = (),
     against: str = "declared",
+    sidecar_errors: SidecarErrors | None = None,
 ) -> Evaluation:
     """The verdict on ``measurement`` (fixed-N, or ``sequential``'s), and on FAIL what the counts fit instead and
     which manifest in ``rules`` is to blame. ``against`` names where ``expectation`` came from in the verdict line
-    (``declared``: the YAML; ``programmed``: the sidecar's config)."""
+    (``declared``: the YAML; ``programmed``: the sidecar's config). ``sidecar_errors``: the 5xx the sidecar's
+    counters saw per destination during the run, to attribute the errors the answers alone do not."""
     budget = sequential.budget if sequential is not None else None
     if measurement.requests and measurement.answered == 0 and not settings.judge_silence:
         return Evaluation(expectation=expectation)
     assignment = assign(measurement.rows, expectation, dict(settings.mapping))
+    if sidecar_errors is not None:
+        assignment = attribute_by_sidecar(assignment, measurement.rows, sidecar_errors)
     verdict = _decide(measurement, expectation, assignment, settings, sequential)
     diagnosis = None
     if verdict.outcome == "FAIL":  # the split failed (not only a health limit): say what the counts fit instead

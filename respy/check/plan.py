@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from respy._options import check_mapping
 from respy.check.evaluate import CheckSettings, Evaluation, Sequential, evaluate
@@ -20,6 +20,9 @@ from respy.rules import RuleSet, load_cluster, load_inputs, resolve
 from respy.rules.expectation import Expectation
 from respy.send.load import RunSize
 from respy.tally import Tally
+
+if TYPE_CHECKING:
+    from respy.sidecar.errors import SidecarErrors
 
 CLUSTER = "cluster"
 
@@ -72,9 +75,10 @@ class CheckPlan:
         look = self.sequential.look if self.sequential is not None else None
         return None if look is None else look.stop_check()
 
-    def evaluate(self, measurement: Measurement) -> Evaluation:
+    def evaluate(self, measurement: Measurement, sidecar_errors: SidecarErrors | None = None) -> Evaluation:
         return evaluate(measurement, self.expectation, self.settings, rules=self.rules, sequential=self.sequential,
-                        notes=[*self.expectation.notes, *self.notes], against=self.against)
+                        notes=[*self.expectation.notes, *self.notes], against=self.against,
+                        sidecar_errors=sidecar_errors)
 
 
 def plan_check(expect: Sequence[str], settings: CheckSettings, request: RequestShape, size: RunSize, *,
