@@ -49,7 +49,7 @@ def test_the_counters_delta_is_mapped_to_destinations_by_istiods_cluster_names()
 
 
 def test_a_cluster_outside_the_route_is_not_a_destination() -> None:
-    counts = {f"outbound|9080||ratings.default.svc.cluster.local": ClusterCounts(by_status={"503": 50})}
+    counts = {"outbound|9080||ratings.default.svc.cluster.local": ClusterCounts(by_status={"503": 50})}
     assert sidecar_errors(counts, PROGRAMMED).by_status == {}
 
 
