@@ -290,3 +290,23 @@ def test_errors_no_cluster_counted_stay_unattributed_with_a_note(backends: tuple
     note = next(r for r in data["verdict"]["reasons"] if r.startswith("The sidecar's counters do not account"))
     assert f"for {errors:,} 503 answers that name no destination: they show 0 503s" in note
     assert any("is routed to but not defined" in found["message"] for found in data["located"])
+
+
+@stochastic
+def test_a_sequential_check_fails_a_subset_without_endpoints_too(backends: tuple[LocalServer, LocalServer]) -> None:
+    """The pod's usual run: ``--expect`` and no ``-n``, so the check stops once it is clear. From the answers alone
+    the unattributed 503s stop it early, INCONCLUSIVE ("fix the errors first"); the counters, read after the run,
+    attribute the 503s the stopping look saw as well, and it FAILs naming ``multiple``."""
+    single, _ = backends
+    config, port = weighted_90_10(single.port, None)
+    require_envoy()
+    with EnvoyProcess(config) as envoy:
+        result = run_cli(f"http://127.0.0.1:{port}/version", "-H", "Host: weather-backend:5000", "-c", "10",
+                         "--alpha", "0.001", "--envoy-admin", envoy.admin_url, "-o", "json", "-q",
+                         "--expect", str(RULES))
+    data = result.json()
+    verdict = data["verdict"]
+    assert verdict["test"] == "sequential Dirichlet-multinomial"
+    assert result.code == 1 and verdict["outcome"] == "FAIL", verdict["reasons"]
+    assert verdict["reasons"][0].startswith("'multiple' served none of")
+    assert set(verdict["extra"]["unserved_by_sidecar"]) == {"multiple"}

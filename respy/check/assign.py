@@ -241,13 +241,15 @@ def _is_5xx(row: Row) -> bool:
 
 
 def _unattributed_5xx(rows: Sequence[Row], assignment: Assignment) -> dict[int, tuple[int, list[str]]]:
-    """Per status: how many 5xx answers no outcome claimed, and their labels."""
+    """Per status: how many 5xx answers no outcome claimed, and their labels. The counts are the assignment's
+    (``rows`` give each label's status): a sequential look's assignment counts fewer answers than the run's rows."""
     found: dict[int, tuple[int, list[str]]] = {}
     for row in rows:
         if _is_5xx(row) and row.label in assignment.unknown_labels:
             assert row.status is not None
             count, labels = found.get(row.status, (0, []))
-            found[row.status] = (count + row.count, [*labels, row.label])
+            if row.label not in labels:
+                found[row.status] = (count + assignment.unknown_labels[row.label], [*labels, row.label])
     return found
 
 

@@ -7,7 +7,7 @@ explain the same counts the same way. It takes typed settings, never parsed flag
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -88,10 +88,14 @@ def evaluate(
     budget = sequential.budget if sequential is not None else None
     if measurement.requests and measurement.answered == 0 and not settings.judge_silence:
         return Evaluation(expectation=expectation)
-    assignment = assign(measurement.rows, expectation, dict(settings.mapping))
+    attribute = None
     if sidecar_errors is not None:
-        assignment = attribute_by_sidecar(assignment, measurement.rows, sidecar_errors)
-    verdict = _decide(measurement, expectation, assignment, settings, sequential)
+        def attribute(found: Assignment) -> Assignment:
+            return attribute_by_sidecar(found, measurement.rows, sidecar_errors)
+    assignment = assign(measurement.rows, expectation, dict(settings.mapping))
+    if attribute is not None:
+        assignment = attribute(assignment)
+    verdict = _decide(measurement, expectation, assignment, settings, sequential, attribute)
     diagnosis = None
     if verdict.outcome == "FAIL":  # the split failed (not only a health limit): say what the counts fit instead
         diagnosis = diagnose_verdict(verdict, assignment, expectation, rules, namespace=settings.namespace,
@@ -105,14 +109,14 @@ def evaluate(
 
 
 def _decide(measurement: Measurement, expectation: Expectation, assignment: Assignment, settings: CheckSettings,
-            sequential: Sequential | None) -> Verdict:
+            sequential: Sequential | None, attribute: Callable[[Assignment], Assignment] | None = None) -> Verdict:
     batches = measurement.tally.batches.complete()
     if sequential is None:
         return decide(assignment, expectation, alpha=settings.alpha, tolerance=settings.tolerance,
                       strict=settings.strict, grace=settings.grace, batches=batches,
                       connections=measurement.tally.connections.table())
     if sequential.look is not None:  # the decision made at the stopping look is the verdict
-        return sequential.look.verdict(assignment, batches, measurement.requests)
+        return sequential.look.verdict(assignment, batches, measurement.requests, attribute)
     from respy.check.sequential import decide_sequential  # numpy and scipy load with it: only when sequential
 
     return decide_sequential(sequential.test, assignment, expectation, grace=settings.grace, budget=sequential.budget,

@@ -69,6 +69,14 @@ class CheckPlan:
             look.tally = tally
         return tally
 
+    def errors_attributed_after_run(self) -> None:
+        """The sidecar's counters, read after the run, may attribute the errors the answers alone do not: a
+        sequential run does not stop because those errors make a PASS impossible; it runs on until the verdict
+        is clear otherwise, or its budget is spent, and the counters then decide."""
+        look = self.sequential.look if self.sequential is not None else None
+        if look is not None:
+            look.stop_on_errors = False
+
     def stop_check(self, tally: Tally) -> str | None:
         """Called by the engine after answers in a sequential run: a reason to stop, or None. O(1): the look
         has already seen every answer, in send order, as the tally counted it."""

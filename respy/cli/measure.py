@@ -212,6 +212,8 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
         sidecar = open_sidecar(request.sidecar, target, streams)
         if plan is None:
             plan = programmed_plan(sidecar, request.sidecar.settings())
+        elif sidecar.before is not None:  # its counters are read again after the run: they may attribute errors
+            plan.errors_attributed_after_run()
     requests = request.size.requests
     if requests is None and not request.size.duration:
         requests = plan.sequential_budget if plan is not None and plan.sequential_budget else DEFAULT_REQUESTS
