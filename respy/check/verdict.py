@@ -392,7 +392,7 @@ def unserved_reasons(cats: Categories, assignment: Assignment, alpha: float, del
                 f"{band.share.name!r} served none of {_answers(unserved)} routed to it: the sidecar answered them "
                 f"503 itself, for want of a healthy endpoint (its counters' upstream_cx_none_healthy). Counting only "
                 f"the answers it served, its share is {_pct(band.share.observed)} (interval up to "
-                f"{_pct(band.fail_high or band.share.high)}), declared {_num(band.share.expected * 100)}% ± "
+                f"{_pct(band.share.high if band.fail_high is None else band.fail_high)}), declared {_num(band.share.expected * 100)}% ± "
                 f"{_pp(delta)}: the declared split cannot be served."
                 if band.share.count == 0 else
                 f"{band.share.name!r} served only {band.share.count:,} answers: the sidecar answered "
