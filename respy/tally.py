@@ -344,22 +344,8 @@ class Tally:
         if kind is not _OK:
             self.not_ok += 1
         if latency_s is not None:
-            # LatencyHistogram.record and RowLatency.record, inlined: a call costs as much as their work
-            if latency_s > _MIN_S:
-                index = int(_log(latency_s / _MIN_S) / _LOG_GROWTH) + 1
-                if index >= _BUCKETS:
-                    index = _BUCKETS - 1
-            else:
-                index = 0
-            histogram = self.latency
-            histogram._counts[index] += 1
-            histogram.count += 1
-            histogram.total_s += latency_s
-            if latency_s > histogram.max_s:
-                histogram.max_s = latency_s
-            if latency_s < histogram.min_s:
-                histogram.min_s = latency_s
-            counts = row_latency._counts
+            index = self.latency.record(latency_s)
+            counts = row_latency._counts  # RowLatency.record, inlined: a call costs as much as its work
             counts[index] = counts.get(index, 0) + 1
             row_latency.count += 1
             if latency_s > row_latency.max_s:
