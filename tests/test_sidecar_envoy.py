@@ -5,7 +5,8 @@ respy sends its requests through the Envoy to two local backends (``weather-back
 locate the cause. Envoy draws its weighted choice at random (not seedable), so every check here runs at
 ``--alpha 0.001``: a correct split is failed at most 0.1 % of the time (plus the independence checks' 0.1 % each;
 those tests are marked ``stochastic``: one rerun on failure); the failing cases differ from their
-expectation by 40 percentage points or by a status that is never allowed, so they fail every time.
+expectation by 40 percentage points, by a status that is never allowed, or by a destination that served none
+of its ~200 requests (0 % served against 10 % ± 5 pp), so they fail every time.
 """
 
 from __future__ import annotations
@@ -248,6 +249,7 @@ def flaky_multiple(every: int) -> tuple[Handler, dict[str, int]]:
     return handler, sent
 
 
+@stochastic
 def test_a_version_answering_503_itself_is_named_by_the_counters() -> None:
     """``multiple``'s own backend answers a third of its requests 503 with an anonymous body: the answers alone
     cannot say whose they are; the sidecar's counters for ``multiple``'s cluster can. The split is as declared
@@ -271,6 +273,7 @@ def test_a_version_answering_503_itself_is_named_by_the_counters() -> None:
     assert data["verdict"]["outcome"] != "FAIL", data["verdict"]["reasons"]  # the routing is right
 
 
+@stochastic
 def test_errors_no_cluster_counted_stay_unattributed_with_a_note(backends: tuple[LocalServer, LocalServer]) -> None:
     """The route sends 10 % to subset ``multiple`` but its cluster is not defined (the DestinationRule lacks the
     subset): Envoy answers 503 ``cluster_not_found`` and charges no cluster. Checked against the declared 90/10

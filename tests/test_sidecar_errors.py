@@ -124,3 +124,12 @@ def test_a_few_unserved_requests_do_not_fail_a_split_that_is_served() -> None:
     seen = SidecarErrors(by_status={"multiple": {503: 5}}, no_healthy={"multiple": 5})
     verdict = decide(attribute_by_sidecar(assign(answers, WEATHER), answers, seen), WEATHER)
     assert verdict.outcome == "PASS", verdict.reasons
+
+
+def test_a_destination_mostly_without_healthy_endpoints_fails_too() -> None:
+    answers = [Row("weather-backend: single", 1795, Kind.OK, 200), Row("weather-backend: multiple", 5, Kind.OK, 200),
+               Row("503 no healthy upstream", 200, Kind.HTTP_ERROR, 503)]
+    seen = SidecarErrors(by_status={"multiple": {503: 200}}, no_healthy={"multiple": 200})
+    verdict = decide(attribute_by_sidecar(assign(answers, WEATHER), answers, seen), WEATHER)
+    assert verdict.outcome == "FAIL"
+    assert verdict.reasons[0].startswith("'multiple' served only 5 answers, and not 200 answers routed to it")

@@ -388,19 +388,19 @@ def unserved_reasons(cats: Categories, assignment: Assignment, alpha: float, del
     for band in bands:
         unserved = assignment.unserved.get(band.share.name, 0)
         if unserved and band.outside and band.share.observed < band.share.expected:
-            found.append(
-                f"{band.share.name!r} served none of {_answers(unserved)} routed to it: the sidecar answered them "
-                f"503 itself, for want of a healthy endpoint (its counters' upstream_cx_none_healthy). Counting only "
-                f"the answers it served, its share is {_pct(band.share.observed)} (interval up to "
-                f"{_pct(band.share.high if band.fail_high is None else band.fail_high)}), declared {_num(band.share.expected * 100)}% ± "
-                f"{_pp(delta)}: the declared split cannot be served."
-                if band.share.count == 0 else
-                f"{band.share.name!r} served only {band.share.count:,} answers: the sidecar answered "
-                f"{_answers(unserved)} routed to it 503 itself, for want of a healthy endpoint. Counting only the "
-                f"answers it served, its share is {_pct(band.share.observed)}, declared "
-                f"{_num(band.share.expected * 100)}% ± {_pp(delta)}: the declared split cannot be served."
-            )
+            found.append(_unserved_text(band, unserved, delta))
     return found
+
+
+def _unserved_text(band: Band, unserved: int, delta: float) -> str:
+    share = band.share
+    served = f"served none of {_answers(unserved)} routed to it" if share.count == 0 else \
+        f"served only {share.count:,} answers, and not {_answers(unserved)} routed to it"
+    high = share.high if band.fail_high is None else band.fail_high
+    return (f"{share.name!r} {served}: the sidecar answered them 503 itself, for want of a healthy endpoint (its "
+            f"counters' upstream_cx_none_healthy). Counting only the answers it served, its share is "
+            f"{_pct(share.observed)} (interval up to {_pct(high)}), declared {_num(share.expected * 100)}% ± "
+            f"{_pp(delta)}: the declared split cannot be served.")
 
 
 def errors_first_reason(cats: Categories, delta: float) -> str:
