@@ -212,6 +212,8 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
         sidecar = open_sidecar(request.sidecar, target, streams)
         if plan is None:
             plan = programmed_plan(sidecar, request.sidecar.settings())
+        elif sidecar.before is not None:  # its counters are read again after the run: they may attribute errors
+            plan.errors_attributed_after_run()
     requests = request.size.requests
     if requests is None and not request.size.duration:
         requests = plan.sequential_budget if plan is not None and plan.sequential_budget else DEFAULT_REQUESTS
@@ -228,8 +230,13 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
                      sequential=sequential, tally=tally)
     measurement = Measurement.from_run(result, target, load)
     with _signals_ignored(measurement.interrupted):
+        seen = None
+        if sidecar is not None and plan is not None:
+            from respy.cli.sidecar_run import errors_after_run  # loaded already, with open_sidecar
+
+            seen = errors_after_run(sidecar)  # the counters, read before the verdict: they attribute errors
         try:
-            evaluation = plan.evaluate(measurement) if plan is not None else None
+            evaluation = plan.evaluate(measurement, seen) if plan is not None else None
         except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
             emit(measurement, None, request.output, streams)
             raise
