@@ -293,6 +293,7 @@ def test_errors_no_cluster_counted_stay_unattributed_with_a_note(backends: tuple
     note = next(r for r in data["verdict"]["reasons"] if r.startswith("The sidecar's counters do not account"))
     assert f"for {errors:,} 503 answers that name no destination: they show 0 503s" in note
     assert any("is routed to but not defined" in found["message"] for found in data["located"])
+    assert not any("healthy endpoints" in found["message"] for found in data["located"])  # no endpoints to count
 
 
 @stochastic
