@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from respy._errors import RespyError, UsageError
-from respy._options import check_method, check_url, parse_by, parse_header, parse_maps, readable_file
+from respy._options import check_method, check_proxy, check_url, parse_by, parse_header, parse_maps, readable_file
 from respy.cli.common import Streams, emit, exit_code, warn
 from respy.measurement import Measurement, redact_url
 from respy.report.header import header_line
@@ -82,7 +82,12 @@ def _sidecar_wanted(request: SidecarRequest, target: Target) -> bool:
     """Named (``--envoy-admin URL``, ``--config-dump``), or the default probe for a non-loopback address: a
     sidecar does not capture loopback traffic, so its config says nothing about such a request."""
     if request.admin is not None or request.config_dump is not None:
+        if target.proxy:
+            raise UsageError("--proxy with --envoy-admin or --config-dump: the sidecar routes the connection to "
+                             "the proxy, not to the URL, so its config says nothing about this request")
         return True
+    if target.proxy:
+        return False  # the sidecar would route the connection to the proxy: its config says nothing of the URL
     host = (urlsplit(target.url).hostname or "").strip("[]")
     if target.connect_to is not None and target.connect_to.addr:
         host = target.connect_to.addr.strip("[]")
@@ -129,7 +134,16 @@ def target_from_args(args: argparse.Namespace, url: str) -> Target:
         by=parse_by(args.by),
         max_body=args.max_body,
         connect_to=_connect_to(getattr(args, "connect_to", None)),
+        proxy=_proxy(args),
     )
+
+
+def _proxy(args: argparse.Namespace) -> str | None:
+    if not args.proxy:
+        return None
+    if getattr(args, "connect_to", None):
+        raise UsageError("--proxy and --connect-to both given: with a proxy, the proxy picks where to connect")
+    return check_proxy(args.proxy, "--proxy")
 
 
 def _headers(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:

@@ -87,8 +87,9 @@ def run_blocking(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def takes_fast_lane(target: Target) -> bool:
-    """Plain HTTP/1.1 on an asyncio loop: respy's own lane. Anything else: httpx."""
-    if target.url[:7].lower() != "http://" or target.http2:
+    """Plain HTTP/1.1 on an asyncio loop, straight to the server: respy's own lane. Anything else (https,
+    HTTP/2, a proxy, trio): httpx."""
+    if target.url[:7].lower() != "http://" or target.http2 or target.proxy:
         return False
     try:
         asyncio.get_running_loop()
