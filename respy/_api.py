@@ -68,7 +68,7 @@ def _plan(url: str, options: MeasureKwargs) -> _Plan:
     given = MeasureOptions.checked(options)
     target = Target(url=url, method=given.method, headers=given.headers, data=given.data,
                     timeout=given.timeout, http2=given.http2, verify=given.verify, cacert=given.cacert,
-                    keepalive=given.keepalive, by=given.by)
+                    keepalive=given.keepalive, by=given.by, proxy=given.proxy)
     try:
         validate_request(target)  # the engine's own request builders: bad header names or values fail here
     except (ValueError, TypeError, UnicodeError) as exc:
@@ -136,7 +136,10 @@ def measure(url: str, **options: Unpack[MeasureKwargs]) -> Measurement:
     Options (keyword only; defaults in ``respy._options.DEFAULTS``): ``requests=1000``, ``concurrency=100``,
     ``timeout=10.0`` (seconds, each whole request), ``headers`` (a mapping or pairs), ``method="GET"``,
     ``by="body"``, ``data`` (a body), ``http2=False``, ``verify=True``, ``cacert`` (a PEM file),
-    ``keepalive=True``, ``rate=None``, ``duration=None``.
+    ``keepalive=True``, ``rate=None``, ``duration=None``, ``proxy=None``.
+
+    ``proxy`` (``"http://[user:password@]host:port"``) sends every request through that HTTP proxy (https
+    through a CONNECT tunnel); environment variables such as ``HTTP_PROXY`` are not read.
 
     ``by`` is what answers are tallied by: ``"body"``, ``"status"``, ``"header:NAME"`` or ``"regex:PATTERN"``.
     ``rate`` caps requests per second; ``duration`` (seconds) stops sending after that long

@@ -38,6 +38,23 @@ def check_url(url: object) -> str:
     return url
 
 
+def check_proxy(proxy: object, name: str = "proxy") -> str:
+    """An HTTP proxy's URL (``http://[user:password@]host:port``; ``https://`` for TLS to the proxy itself).
+    The messages never repeat the value: a proxy URL may carry a password."""
+    if not isinstance(proxy, str):
+        raise UsageError(f"{name} must be a URL string, not {type(proxy).__name__}")
+    parts = urlsplit(proxy)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise UsageError(f"{name} must start with http:// or https://, e.g. http://proxy:3128")
+    if not parts.hostname:
+        raise UsageError(f"{name} has no host, e.g. http://proxy:3128")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise UsageError(f"{name} has an invalid port") from None
+    return proxy
+
+
 def check_method(method: object) -> str:
     if not isinstance(method, str) or not method.strip() or any(c.isspace() for c in method.strip()):
         raise UsageError(f"method {method!r} must be one word, e.g. 'GET' or 'POST'")
@@ -220,6 +237,7 @@ class MeasureKwargs(TypedDict, total=False):
     keepalive: bool
     rate: float | None
     duration: float | None
+    proxy: str | None
 
 
 @dataclass(frozen=True)
@@ -239,6 +257,7 @@ class MeasureOptions:
     keepalive: bool
     rate: float | None
     duration: float | None
+    proxy: str | None
 
     @classmethod
     def checked(cls, options: MeasureKwargs) -> MeasureOptions:
@@ -264,12 +283,14 @@ class MeasureOptions:
             keepalive=bool(given["keepalive"]),
             rate=None if rate is None else positive(rate, "rate"),
             duration=None if duration is None else positive(duration, "duration"),
+            proxy=None if given["proxy"] is None else check_proxy(given["proxy"]),
         )
 
 
 DEFAULTS: MeasureKwargs = {
     "requests": 1000, "concurrency": 100, "timeout": 10.0, "headers": None, "method": "GET", "by": "body",
     "data": None, "http2": False, "verify": True, "cacert": None, "keepalive": True, "rate": None, "duration": None,
+    "proxy": None,
 }
 
 

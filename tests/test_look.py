@@ -116,6 +116,17 @@ def test_errors_that_make_a_pass_impossible_stop_the_run_with_fix_the_errors_fir
     assert any("fix the errors first" in reason for reason in verdict.reasons)
 
 
+def test_errors_the_sidecar_may_attribute_later_are_no_reason_to_stop() -> None:
+    """With the sidecar's counters to be read after the run, the same answers do not stop the look: the errors may
+    yet be attributed; the run goes on to its budget (the look says nothing) and the counters then decide."""
+    look, _ = look_for({"v1": 90, "v2": 10})
+    look.stop_on_errors = False
+    for ticket, label in enumerate(itertools.islice(itertools.cycle([*ninety_ten(9), "503 oops"]), 2_000)):
+        kind = Kind.HTTP_ERROR if label.startswith("503") else Kind.OK
+        look.observe(label, kind, 503 if kind is Kind.HTTP_ERROR else 200, ticket, None)
+    assert look.stop is None and look.answers == 2_000
+
+
 def test_an_error_naming_its_version_counts_for_that_version_and_is_reported() -> None:
     expectation = Expectation.from_weights({"v1": 90, "v2": 10})
     assignment = Assignment({"v1": 1800, "v2": 100}, {}, total=2000, errors={"v2": 100})

@@ -13,10 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from respy._errors import MappingError
 from respy.rules import Expectation, Outcome
 from respy.tally import Kind, Row
+
+if TYPE_CHECKING:
+    from respy.sidecar.errors import SidecarErrors
 
 # Characters that continue a token. '.' and '-' continue it only when a word character follows them, so
 # "v1" matches in "version v1." and "v1, instance" but not in "v10", "v1.2" or "app-v1-pod";
@@ -40,6 +44,12 @@ class Assignment:
     # Error answers (not 2xx, no declared status) that name the destination they came from, e.g. a 503 whose
     # body or --by header says "v2": the request was routed there, so they count for its share (not in counts).
     errors: dict[str, int] = field(default_factory=dict)
+    # Of ``errors``, those the sidecar's per-cluster counters attributed (``attribute_by_sidecar``); of those, the
+    # sidecar's own 503s for want of a healthy endpoint (``unserved``: no version received them); and why any
+    # 5xx were left unattributed although the counters were read.
+    sidecar_errors: dict[str, int] = field(default_factory=dict)
+    unserved: dict[str, int] = field(default_factory=dict)
+    sidecar_notes: tuple[str, ...] = ()
 
 
 def token_pattern(identifier: str) -> re.Pattern[str]:
@@ -181,3 +191,99 @@ def attribute_errors(assignment: Assignment, by_destination: Mapping[str, int]) 
             errors[name] = errors.get(name, 0) + moved
             left -= moved
     return replace(assignment, errors=errors, unknown=left)
+
+
+def attribute_by_sidecar(assignment: Assignment, rows: Sequence[Row], seen: SidecarErrors) -> Assignment:
+    """Attribute the 5xx answers that the answers alone left unattributed, status by status, to the destinations
+    whose clusters' counters (``seen``: their delta over the run) account for them.
+
+    The counters count every request through the sidecar, respy's and any other, and include the errors already
+    attributed by body or header: those are taken off first. Of one status, respy's N unattributed answers go
+    to the one destination whose counters show at least N more, or to each destination as counted when the
+    counters show exactly N in all; otherwise (fewer: e.g. a route to an undefined cluster, which no cluster
+    counts; more on several destinations: other traffic) they stay unattributed and a note says why.
+    """
+    unattributed = _unattributed_5xx(rows, assignment)
+    named = _named_5xx(rows, assignment)
+    moved: dict[str, int] = {}
+    labels: dict[str, str | None] = {}
+    notes: list[str] = []
+    unserved: dict[str, int] = {}
+    for status, (count, status_labels) in sorted(unattributed.items()):
+        left = {name: n - named.get((name, status), 0) for name, n in seen.counted(status).items()
+                if name in assignment.counts}
+        left = {name: n for name, n in left.items() if n > 0}
+        share = _share_out(count, left)
+        if share is None:
+            notes.append(_unaccounted(status, count, left, seen))
+            continue
+        for name, n in share.items():
+            moved[name] = moved.get(name, 0) + n
+            if status == 503 and seen.no_healthy.get(name):
+                unserved[name] = unserved.get(name, 0) + min(n, seen.no_healthy[name])
+        owner = next(iter(share)) if len(share) == 1 else None
+        labels.update(dict.fromkeys(status_labels, owner))
+    if not moved and not notes:
+        return assignment
+    moved_all = attribute_errors(assignment, moved)
+    claimed = dict(moved_all.claimed)
+    claimed.update({label: owner for label, owner in labels.items() if owner is not None})
+    sidecar = dict(assignment.sidecar_errors)
+    for name, n in moved.items():
+        sidecar[name] = sidecar.get(name, 0) + n
+    return replace(moved_all, claimed=claimed,
+                   unknown_labels={k: v for k, v in assignment.unknown_labels.items() if k not in labels},
+                   sidecar_errors=sidecar, unserved=unserved, sidecar_notes=(*assignment.sidecar_notes, *notes))
+
+
+def _is_5xx(row: Row) -> bool:
+    return row.kind is Kind.HTTP_ERROR and row.status is not None and 500 <= row.status <= 599
+
+
+def _unattributed_5xx(rows: Sequence[Row], assignment: Assignment) -> dict[int, tuple[int, list[str]]]:
+    """Per status: how many 5xx answers no outcome claimed, and their labels. The counts are the assignment's
+    (``rows`` give each label's status): a sequential look's assignment counts fewer answers than the run's rows."""
+    found: dict[int, tuple[int, list[str]]] = {}
+    for row in rows:
+        if _is_5xx(row) and row.label in assignment.unknown_labels:
+            assert row.status is not None
+            count, labels = found.get(row.status, (0, []))
+            if row.label not in labels:
+                found[row.status] = (count + assignment.unknown_labels[row.label], [*labels, row.label])
+    return found
+
+
+def _named_5xx(rows: Sequence[Row], assignment: Assignment) -> dict[tuple[str, int], int]:
+    """Per destination and status: 5xx answers already attributed by their body or header."""
+    found: dict[tuple[str, int], int] = {}
+    for row in rows:
+        owner = assignment.claimed.get(row.label)
+        if _is_5xx(row) and owner in assignment.errors:
+            assert row.status is not None and owner is not None
+            found[(owner, row.status)] = found.get((owner, row.status), 0) + row.count
+    return found
+
+
+def _share_out(count: int, counted: Mapping[str, int]) -> dict[str, int] | None:
+    """Where ``count`` errors went when the counters account for them; None when they do not."""
+    if len(counted) == 1 and next(iter(counted.values())) >= count:
+        return {next(iter(counted)): count}
+    if counted and sum(counted.values()) == count:
+        return dict(counted)
+    return None
+
+
+def _unaccounted(status: int, count: int, counted: Mapping[str, int], seen: SidecarErrors) -> str:
+    total = sum(counted.values())
+    errors = f"{count:,} {status} answer" + ("" if count == 1 else "s")
+    if total < count:
+        shown = ", ".join(f"{n:,} on {name}" for name, n in counted.items())
+        clusters = ", ".join(c for names in seen.clusters.values() for c in names) or "none"
+        return (f"The sidecar's counters do not account for {errors} that name no destination: they show "
+                f"{total:,} {status}s for the route's clusters during the run{f' ({shown})' if shown else ''} "
+                f"(clusters: {clusters}). A route to a cluster that is not defined, or requests that bypass the "
+                "sidecar, leave no count; they are left unattributed.")
+    shown = ", ".join(f"{n:,} on {name}" for name, n in counted.items())
+    return (f"The sidecar's counters show more {status}s ({shown}) than the {errors} respy saw name no "
+            "destination: other traffic went through the sidecar during the run, so which destination respy's "
+            "came from cannot be told; they are left unattributed.")

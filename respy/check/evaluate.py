@@ -7,11 +7,11 @@ explain the same counts the same way. It takes typed settings, never parsed flag
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from respy.check.assign import Assignment, assign
+from respy.check.assign import Assignment, assign, attribute_by_sidecar
 from respy.check.health import Health, assess, with_breaches
 from respy.check.verdict import DEFAULT_ALPHA, Verdict, decide, verdict_line
 from respy.explain.diagnosis import Diagnosis, diagnose_verdict
@@ -22,6 +22,7 @@ from respy.rules.expectation import Expectation
 if TYPE_CHECKING:
     from respy.check.look import Look
     from respy.check.sequential import SequentialTest
+    from respy.sidecar.errors import SidecarErrors
 
 
 @dataclass(frozen=True)
@@ -78,15 +79,23 @@ def evaluate(
     sequential: Sequential | None = None,
     notes: Sequence[str] = (),
     against: str = "declared",
+    sidecar_errors: SidecarErrors | None = None,
 ) -> Evaluation:
     """The verdict on ``measurement`` (fixed-N, or ``sequential``'s), and on FAIL what the counts fit instead and
     which manifest in ``rules`` is to blame. ``against`` names where ``expectation`` came from in the verdict line
-    (``declared``: the YAML; ``programmed``: the sidecar's config)."""
+    (``declared``: the YAML; ``programmed``: the sidecar's config). ``sidecar_errors``: the 5xx the sidecar's
+    counters saw per destination during the run, to attribute the errors the answers alone do not."""
     budget = sequential.budget if sequential is not None else None
     if measurement.requests and measurement.answered == 0 and not settings.judge_silence:
         return Evaluation(expectation=expectation)
+    attribute = None
+    if sidecar_errors is not None:
+        def attribute(found: Assignment) -> Assignment:
+            return attribute_by_sidecar(found, measurement.rows, sidecar_errors)
     assignment = assign(measurement.rows, expectation, dict(settings.mapping))
-    verdict = _decide(measurement, expectation, assignment, settings, sequential)
+    if attribute is not None:
+        assignment = attribute(assignment)
+    verdict = _decide(measurement, expectation, assignment, settings, sequential, attribute)
     diagnosis = None
     if verdict.outcome == "FAIL":  # the split failed (not only a health limit): say what the counts fit instead
         diagnosis = diagnose_verdict(verdict, assignment, expectation, rules, namespace=settings.namespace,
@@ -100,14 +109,14 @@ def evaluate(
 
 
 def _decide(measurement: Measurement, expectation: Expectation, assignment: Assignment, settings: CheckSettings,
-            sequential: Sequential | None) -> Verdict:
+            sequential: Sequential | None, attribute: Callable[[Assignment], Assignment] | None = None) -> Verdict:
     batches = measurement.tally.batches.complete()
     if sequential is None:
         return decide(assignment, expectation, alpha=settings.alpha, tolerance=settings.tolerance,
                       strict=settings.strict, grace=settings.grace, batches=batches,
                       connections=measurement.tally.connections.table())
     if sequential.look is not None:  # the decision made at the stopping look is the verdict
-        return sequential.look.verdict(assignment, batches, measurement.requests)
+        return sequential.look.verdict(assignment, batches, measurement.requests, attribute)
     from respy.check.sequential import decide_sequential  # numpy and scipy load with it: only when sequential
 
     return decide_sequential(sequential.test, assignment, expectation, grace=settings.grace, budget=sequential.budget,

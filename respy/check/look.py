@@ -14,7 +14,7 @@ to the larger count, as respy did before, lost 19-25 % of decided PASSes at -c 1
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +77,9 @@ class Look:
         self._pending: dict[int, tuple[str, Kind, int | None, int | None]] = {}
         self._next_ticket = 0
         self._strays = 0
+        # False when something read after the run (the sidecar's counters) may still attribute the errors: then
+        # errors that make a PASS impossible from the answers alone are no reason to stop
+        self.stop_on_errors = True
 
     @property
     def answers(self) -> int:
@@ -128,7 +131,7 @@ class Look:
             self._stop("answers depend on the connection")
         elif due:  # otherwise no decision is possible yet: look() would say CONTINUE
             code = test.look()
-            if code != CONTINUE:
+            if code != CONTINUE and (code != BLOCKED or self.stop_on_errors):
                 self._stop(_STOP_REASONS[code])
 
     def _first(self, label: str, kind: Kind, status: int | None) -> list[Any]:
@@ -175,9 +178,12 @@ class Look:
         if self.stop is None and self.connections.n:
             self.connections.check()
 
-    def verdict(self, assignment: Assignment, batches: Sequence[dict[str, int]], total: int) -> Verdict:
+    def verdict(self, assignment: Assignment, batches: Sequence[dict[str, int]], total: int,
+                attribute: Callable[[Assignment], Assignment] | None = None) -> Verdict:
         """The verdict: the stopping look's decision, or (no stop: budget spent, run ended) the test on every
-        answer. ``assignment``/``batches`` are the whole run's; ``total`` its requests, in-flight ones included."""
+        answer. ``assignment``/``batches`` are the whole run's; ``total`` its requests, in-flight ones included.
+        ``attribute``: what the whole run's ``assignment`` went through after ``assign`` (the sidecar's counters,
+        read after the run), applied to the stopping look's too."""
         self.finish()
         test = self.test  # its running maximum Bayes factor (the anytime p-value) carries over
         if self.stop is None:
@@ -185,7 +191,8 @@ class Look:
                                      batches=batches, connection_p=self.connections.p_value,
                                      connection_counts=self.connections.table())
         stop = self.stop
-        decided = decide_sequential(test, stop.assignment, self.expectation, grace=self.grace, budget=self.budget,
+        at_stop = attribute(stop.assignment) if attribute is not None else stop.assignment
+        decided = decide_sequential(test, at_stop, self.expectation, grace=self.grace, budget=self.budget,
                                     batches=stop.batches, connection_p=stop.connection_p,
                                     connection_counts=stop.connection_counts)
         return replace(decided, requests=total, decided_after=stop.answers)

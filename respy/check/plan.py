@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from respy._options import check_mapping
 from respy.check.evaluate import CheckSettings, Evaluation, Sequential, evaluate
@@ -20,6 +20,9 @@ from respy.rules import RuleSet, load_cluster, load_inputs, resolve
 from respy.rules.expectation import Expectation
 from respy.send.load import RunSize
 from respy.tally import Tally
+
+if TYPE_CHECKING:
+    from respy.sidecar.errors import SidecarErrors
 
 CLUSTER = "cluster"
 
@@ -66,15 +69,24 @@ class CheckPlan:
             look.tally = tally
         return tally
 
+    def errors_attributed_after_run(self) -> None:
+        """The sidecar's counters, read after the run, may attribute the errors the answers alone do not: a
+        sequential run does not stop because those errors make a PASS impossible; it runs on until the verdict
+        is clear otherwise, or its budget is spent, and the counters then decide."""
+        look = self.sequential.look if self.sequential is not None else None
+        if look is not None:
+            look.stop_on_errors = False
+
     def stop_check(self, tally: Tally) -> str | None:
         """Called by the engine after answers in a sequential run: a reason to stop, or None. O(1): the look
         has already seen every answer, in send order, as the tally counted it."""
         look = self.sequential.look if self.sequential is not None else None
         return None if look is None else look.stop_check()
 
-    def evaluate(self, measurement: Measurement) -> Evaluation:
+    def evaluate(self, measurement: Measurement, sidecar_errors: SidecarErrors | None = None) -> Evaluation:
         return evaluate(measurement, self.expectation, self.settings, rules=self.rules, sequential=self.sequential,
-                        notes=[*self.expectation.notes, *self.notes], against=self.against)
+                        notes=[*self.expectation.notes, *self.notes], against=self.against,
+                        sidecar_errors=sidecar_errors)
 
 
 def plan_check(expect: Sequence[str], settings: CheckSettings, request: RequestShape, size: RunSize, *,

@@ -37,6 +37,7 @@ from respy.check.verdict import (
     independence,
     requests_to_decide,
     resolve_tolerance,
+    unserved_reasons,
 )
 from respy.rules import Expectation
 
@@ -627,8 +628,10 @@ def decide_sequential(
     checks = independence(assignment, cats, batches=batches, seed=seed, connection_p=connection_p,
                           connection_counts=connection_counts, delta=test.delta, alpha=test.alpha)
     end = conclude(_decision(test, state, shares, cats, assignment, budget), hard=hard, checks=checks, cats=cats,
-                   assignment=assignment, notes=test.notes)
-    extra = {"k": test.k, "hedge": test.hedge, "max_log_bf": test.max_log_bf, **common_extra(hard, cats, checks)}
+                   assignment=assignment, notes=test.notes,
+                   unserved=unserved_reasons(cats, assignment, test.alpha, test.delta))
+    extra = {"k": test.k, "hedge": test.hedge, "max_log_bf": test.max_log_bf,
+             **common_extra(hard, cats, checks, assignment)}
     return Verdict(
         end.outcome,
         TEST_NAME,

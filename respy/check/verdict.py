@@ -339,12 +339,15 @@ def _share_text(share: ShareEstimate, level: float, delta: float) -> str:
 def unknown_reason(cats: Categories, assignment: Assignment) -> list[str]:
     """Say how many answers were errors or unattributed, and which destinations named errors came from."""
     found = []
-    if assignment.errors:
-        named = ", ".join(f"{_answers(c)} from {name!r}" for name, c in sorted(assignment.errors.items()))
+    by_answer = {name: c - assignment.sidecar_errors.get(name, 0) for name, c in assignment.errors.items()}
+    by_answer = {name: c for name, c in by_answer.items() if c > 0}
+    if by_answer:
+        named = ", ".join(f"{_answers(c)} from {name!r}" for name, c in sorted(by_answer.items()))
         found.append(
             f"Errors that name the destination they came from: {named}. They count as routed there, and the "
             "version that produced them is the one to fix."
         )
+    found += sidecar_reasons(assignment)
     if not cats.unknown or not cats.total:
         return found
     labels = sorted(assignment.unknown_labels.items(), key=lambda item: -item[1])
@@ -356,6 +359,48 @@ def unknown_reason(cats: Categories, assignment: Assignment) -> list[str]:
         f"be attributed: {listed}{more}. They are not dropped: each share is bracketed between counting none "
         "and all of them as its own.",
     ]
+
+
+def sidecar_reasons(assignment: Assignment) -> list[str]:
+    """Errors the sidecar's counters attributed (``assign.attribute_by_sidecar``), and why any were not."""
+    found = []
+    for name, count in sorted(assignment.sidecar_errors.items()):
+        unserved = assignment.unserved.get(name, 0)
+        own = (f", all of them the sidecar's own 503s for want of a healthy endpoint: no {name!r} pod received "
+               "those requests" if unserved == count else
+               f", {unserved:,} of them the sidecar's own 503s for want of a healthy endpoint" if unserved else "")
+        found.append(f"{count:,} error{'' if count == 1 else 's'} attributed to {name!r} by the sidecar's counters "
+                     f"(Envoy's upstream_rq_5xx for its cluster over the run){own}. They count as routed there"
+                     + (", and the version that produced them is the one to fix." if not unserved else "."))
+    return [*found, *assignment.sidecar_notes]
+
+
+def unserved_reasons(cats: Categories, assignment: Assignment, alpha: float, delta: float) -> list[str]:
+    """FAIL reasons for a destination whose requests, by the sidecar's counters, mostly found no healthy endpoint:
+    counting only the answers it really served, its share is wholly below the declared band. The routing chose
+    it, but the declared split cannot be served (its share answers 503 "no healthy upstream")."""
+    if not assignment.unserved or not cats.total:
+        return []
+    served = tuple(max(count - assignment.unserved.get(name, 0), 0) for name, count in zip(cats.names, cats.counts,
+                                                                                           strict=True))
+    bands = share_bands(replace(cats, counts=served), alpha, delta)
+    found = []
+    for band in bands:
+        unserved = assignment.unserved.get(band.share.name, 0)
+        if unserved and band.outside and band.share.observed < band.share.expected:
+            found.append(_unserved_text(band, unserved, delta))
+    return found
+
+
+def _unserved_text(band: Band, unserved: int, delta: float) -> str:
+    share = band.share
+    served = f"served none of {_answers(unserved)} routed to it" if share.count == 0 else \
+        f"served only {share.count:,} answers, and not {_answers(unserved)} routed to it"
+    high = share.high if band.fail_high is None else band.fail_high
+    return (f"{share.name!r} {served}: the sidecar answered them 503 itself, for want of a healthy endpoint (its "
+            f"counters' upstream_cx_none_healthy). Counting only the answers it served, its share is "
+            f"{_pct(share.observed)} (interval up to {_pct(high)}), declared {_num(share.expected * 100)}% ± "
+            f"{_pp(delta)}: the declared split cannot be served.")
 
 
 def errors_first_reason(cats: Categories, delta: float) -> str:
@@ -558,9 +603,11 @@ def conclude(
     cats: Categories,
     assignment: Assignment,
     notes: Sequence[str] = (),
+    unserved: Sequence[str] = (),
 ) -> Conclusion:
-    """The end every verdict shares: the hard checks win (FAIL), dependent answers make it INCONCLUSIVE,
-    then notes, the test's reasons and the account of errors and unattributed answers."""
+    """The end every verdict shares: the hard checks and a destination the sidecar could not serve
+    (``unserved_reasons``) win (FAIL), dependent answers make it INCONCLUSIVE, then notes, the test's
+    reasons and the account of errors and unattributed answers."""
     outcome, reasons, needed = decision.outcome, list(decision.reasons), decision.needed
     if checks.fired and not hard.failed:
         # dependent answers void the per-answer test: FAIL only if it fails counting each connection once
@@ -570,10 +617,17 @@ def conclude(
     if hard.failed:
         outcome, needed = "FAIL", None
         reasons = hard.reasons() + reasons
+    if unserved:
+        if outcome == "PASS":  # as routed, the split holds; as served, it does not: say both, served first
+            reasons = [f"As routed (each error counted where the sidecar sent it): {reason[0].lower()}{reason[1:]}"
+                       for reason in reasons]
+        outcome, needed = "FAIL", None
+        reasons = [*unserved, *reasons]
     return Conclusion(outcome, [*notes, *reasons, *unknown_reason(cats, assignment)], needed)
 
 
-def common_extra(hard: HardCheck, cats: Categories, checks: Independence) -> dict[str, object]:
+def common_extra(hard: HardCheck, cats: Categories, checks: Independence,
+                 assignment: Assignment | None = None) -> dict[str, object]:
     """The ``extra`` fields both tests report (the JSON's ``verdict.extra``)."""
     return {
         "unknown": cats.unknown,
@@ -581,6 +635,8 @@ def common_extra(hard: HardCheck, cats: Categories, checks: Independence) -> dic
         "leaks": dict(hard.leaks),
         "undeclared": dict(hard.undeclared),
         "errors_by_destination": dict(cats.errors),
+        "errors_by_sidecar": dict(assignment.sidecar_errors) if assignment is not None else {},
+        "unserved_by_sidecar": dict(assignment.unserved) if assignment is not None else {},
         **checks.extra(),
     }
 
@@ -613,7 +669,7 @@ def decide(
     if cats.total == 0:
         nothing = Conclusion("INCONCLUSIVE", ["No answer could be attributed to a declared outcome: nothing to test."])
         end = conclude(nothing, hard=hard, checks=Independence(), cats=cats, assignment=assignment)
-        extra = {"p_method": "none", **common_extra(hard, cats, Independence())}
+        extra = {"p_method": "none", **common_extra(hard, cats, Independence(), assignment)}
         return Verdict(end.outcome, "none", None, None, None, alpha, delta, assignment.total,
                        reasons=tuple(end.reasons), extra=extra)
     level = interval_level(alpha)
@@ -630,8 +686,9 @@ def decide(
             )
     checks = independence(assignment, cats, batches=batches, connections=connections, seed=seed, delta=delta,
                           alpha=alpha)
-    end = conclude(decision, hard=hard, checks=checks, cats=cats, assignment=assignment, notes=notes)
-    extra = {"p_method": exact.method, **common_extra(hard, cats, checks), "interval_level": level}
+    end = conclude(decision, hard=hard, checks=checks, cats=cats, assignment=assignment, notes=notes,
+                   unserved=unserved_reasons(cats, assignment, alpha, delta))
+    extra = {"p_method": exact.method, **common_extra(hard, cats, checks, assignment), "interval_level": level}
     return Verdict(
         end.outcome,
         "chi-square",

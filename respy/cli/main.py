@@ -129,6 +129,10 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--http2", action="store_true", help="use HTTP/2 where the server offers it (TLS, ALPN)")
     group.add_argument("-k", "--insecure", action="store_true", help="do not verify the server's TLS certificate")
     group.add_argument("--cacert", metavar="FILE", help="trust this CA bundle (PEM) for TLS. Example: --cacert ca.pem")
+    group.add_argument("-x", "--proxy", metavar="URL",
+                       help="send every request through this HTTP proxy (as hey's -x and curl's -x; https goes "
+                            "through a CONNECT tunnel). HTTP_PROXY and the like are not read. "
+                            "Example: -x http://proxy:3128")
     group.add_argument("--no-keepalive", "--disable-keepalive", dest="keepalive", action="store_false",
                        help="a new connection for every request: needed to sample splits made per connection (L4)")
     group.add_argument("--host", dest="host_header", metavar="HOST",

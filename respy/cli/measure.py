@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from respy._errors import RespyError, UsageError
-from respy._options import check_method, check_url, parse_by, parse_header, parse_maps, readable_file
+from respy._options import check_method, check_proxy, check_url, parse_by, parse_header, parse_maps, readable_file
 from respy.cli.common import Streams, emit, exit_code, warn
 from respy.measurement import Measurement, redact_url
 from respy.report.header import header_line
@@ -82,7 +82,12 @@ def _sidecar_wanted(request: SidecarRequest, target: Target) -> bool:
     """Named (``--envoy-admin URL``, ``--config-dump``), or the default probe for a non-loopback address: a
     sidecar does not capture loopback traffic, so its config says nothing about such a request."""
     if request.admin is not None or request.config_dump is not None:
+        if target.proxy:
+            raise UsageError("--proxy with --envoy-admin or --config-dump: the sidecar routes the connection to "
+                             "the proxy, not to the URL, so its config says nothing about this request")
         return True
+    if target.proxy:
+        return False  # the sidecar would route the connection to the proxy: its config says nothing of the URL
     host = (urlsplit(target.url).hostname or "").strip("[]")
     if target.connect_to is not None and target.connect_to.addr:
         host = target.connect_to.addr.strip("[]")
@@ -129,7 +134,16 @@ def target_from_args(args: argparse.Namespace, url: str) -> Target:
         by=parse_by(args.by),
         max_body=args.max_body,
         connect_to=_connect_to(getattr(args, "connect_to", None)),
+        proxy=_proxy(args),
     )
+
+
+def _proxy(args: argparse.Namespace) -> str | None:
+    if not args.proxy:
+        return None
+    if getattr(args, "connect_to", None):
+        raise UsageError("--proxy and --connect-to both given: with a proxy, the proxy picks where to connect")
+    return check_proxy(args.proxy, "--proxy")
 
 
 def _headers(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
@@ -212,6 +226,8 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
         sidecar = open_sidecar(request.sidecar, target, streams)
         if plan is None:
             plan = programmed_plan(sidecar, request.sidecar.settings())
+        elif sidecar.before is not None:  # its counters are read again after the run: they may attribute errors
+            plan.errors_attributed_after_run()
     requests = request.size.requests
     if requests is None and not request.size.duration:
         requests = plan.sequential_budget if plan is not None and plan.sequential_budget else DEFAULT_REQUESTS
@@ -228,8 +244,13 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
                      sequential=sequential, tally=tally)
     measurement = Measurement.from_run(result, target, load)
     with _signals_ignored(measurement.interrupted):
+        seen = None
+        if sidecar is not None and plan is not None:
+            from respy.cli.sidecar_run import errors_after_run  # loaded already, with open_sidecar
+
+            seen = errors_after_run(sidecar)  # the counters, read before the verdict: they attribute errors
         try:
-            evaluation = plan.evaluate(measurement) if plan is not None else None
+            evaluation = plan.evaluate(measurement, seen) if plan is not None else None
         except RespyError:  # e.g. an ambiguous label, seen only now: what was measured is still printed
             emit(measurement, None, request.output, streams)
             raise

@@ -13,13 +13,14 @@ import httpx
 
 from respy._errors import RespyError
 from respy._options import check_mapping
-from respy.check.assign import assign
+from respy.check.assign import assign, attribute_by_sidecar
 from respy.check.evaluate import CheckSettings, Evaluation
 from respy.check.plan import CheckPlan
 from respy.check.programmed import programmed_expectation
 from respy.check.verdict import Verdict, decide
 from respy.explain.sidecar import SidecarReport, sidecar_report
 from respy.measurement import Measurement
+from respy.sidecar.errors import SidecarErrors, sidecar_errors
 from respy.sidecar.programmed import Programmed
 from respy.sidecar.view import SidecarView
 
@@ -56,27 +57,40 @@ def programmed_plan(view: SidecarView, settings: CheckSettings) -> CheckPlan | N
                             "give --expect to check the YAML you declared"])
 
 
+def errors_after_run(view: SidecarView) -> SidecarErrors | None:
+    """After the run, before the verdict: the counters read again, and the 5xx they saw per destination (to
+    attribute the errors the answers alone do not). None when they could not be read or the route is not HTTP."""
+    view.finish()
+    programmed = view.programmed
+    if view.counts is None or programmed is None or programmed.kind != "http":
+        return None
+    return sidecar_errors(view.counts, programmed)
+
+
 def finish_sidecar(view: SidecarView | None, evaluation: Evaluation | None, measurement: Measurement,
                    plan: CheckPlan | None, *, declared_given: bool) -> SidecarReport | None:
     """After the run: the sidecar's counters, the answers checked against the programmed split, the report."""
     if view is None:
         return None
-    view.finish()
+    seen = errors_after_run(view)
     verdict = evaluation.verdict if evaluation is not None else None
-    against_programmed = _against_programmed(view.programmed, measurement, plan) if declared_given else verdict
+    against_programmed = _against_programmed(view.programmed, measurement, plan, seen) if declared_given else verdict
     declared = plan.expectation if declared_given and plan is not None else None
     return sidecar_report(view, declared=declared, verdict=verdict, observed_vs_programmed=against_programmed)
 
 
 def _against_programmed(programmed: Programmed | None, measurement: Measurement,
-                        plan: CheckPlan | None) -> Verdict | None:
+                        plan: CheckPlan | None, seen: SidecarErrors | None) -> Verdict | None:
     """The observed split checked against the programmed one, with the run's own settings."""
     if programmed is None or not programmed.checkable or plan is None or not measurement.answered:
         return None
     expectation = programmed_expectation(programmed)
     settings = plan.settings
     try:
-        return decide(assign(measurement.rows, expectation), expectation, alpha=settings.alpha,
+        assignment = assign(measurement.rows, expectation)
+        if seen is not None:
+            assignment = attribute_by_sidecar(assignment, measurement.rows, seen)
+        return decide(assignment, expectation, alpha=settings.alpha,
                       tolerance=settings.tolerance, strict=settings.strict, grace=settings.grace,
                       batches=measurement.tally.batches.complete(),
                       connections=measurement.tally.connections.table())

@@ -119,7 +119,7 @@ def _tcp_targets(programmed: Programmed) -> str:
 def _data_plane(programmed: Programmed, view: SidecarView, verdict: Verdict | None) -> list[Located]:
     found = []
     for cluster in programmed.clusters:
-        if cluster.share > 0 and cluster.total is not None and cluster.healthy == 0:
+        if cluster.known and cluster.share > 0 and cluster.total is not None and cluster.healthy == 0:
             share = f"{cluster.share * 100:.4g}%"
             found.append(Located(DATA_PLANE, f"cluster {cluster.name} has 0 healthy endpoints (of {cluster.total}): "
                                              f"its {share} share answers 503 (no healthy upstream)"))

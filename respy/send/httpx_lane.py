@@ -58,7 +58,7 @@ def make_transport(target: Target, context: ssl.SSLContext) -> httpx.AsyncBaseTr
     """httpx's transport with a pool of one."""
     keepalive = 1 if target.keepalive else 0
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=keepalive)
-    return httpx.AsyncHTTPTransport(verify=context, http2=target.http2, limits=limits, retries=0)
+    return httpx.AsyncHTTPTransport(verify=context, http2=target.http2, limits=limits, retries=0, proxy=target.proxy)
 
 
 async def send_once(
@@ -129,7 +129,8 @@ class _Pool:
     async def worker(self) -> None:
         target, state, tally = self.target, self.state, self.tally
         request = build_request(target)
-        async with make_transport(target, self.context) as transport:
+        transport = make_transport(target, self.context)
+        try:
             # one connection per worker as far as we can see (httpx's pool reconnects out of sight)
             connection = state.next_connection() if target.keepalive else None
             while (ticket := state.take_ticket()) is not None:
@@ -141,6 +142,11 @@ class _Pool:
                     label, kind, status = await send_once(transport, request, target)
                 finally:
                     state.in_flight -= 1
+                if kind is Kind.TRANSPORT:
+                    # A fresh pool after a failed exchange: httpcore may keep a failed connection's slot (a
+                    # proxy tunnel whose TLS handshake failed does), and the next request would wait for it.
+                    await transport.aclose()
+                    transport = make_transport(target, self.context)
                 tally.add(label, kind, status, time.perf_counter() - began, ticket, connection)
                 state.completed += 1
                 checking = self.stop_check is not None and state.completed % self.check_every == 0
@@ -148,6 +154,9 @@ class _Pool:
                     state.stop(reason)
                 if self.ramp:
                     self.grow()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await transport.aclose()
 
 
 async def _wait_for_slot(state: RunState, ticket: int) -> None:

@@ -41,6 +41,7 @@ class Target:
     by: By = field(default_factory=lambda: By("body"))
     max_body: int = DEFAULT_MAX_BODY  # bytes of one body read (and mostly dropped) before the connection is cut
     connect_to: ConnectTo | None = None  # --connect-to: dial elsewhere, keep the URL's Host and TLS name
+    proxy: str | None = None  # -x/--proxy: an HTTP proxy every request goes through (httpx's lane)
 
 
 @dataclass(frozen=True)

@@ -133,8 +133,8 @@ class SidecarView:
             return None
 
     def finish(self) -> None:
-        """Read the counters again after the run: what the sidecar itself routed, per cluster."""
-        if self.before is None:
+        """Read the counters again after the run (once): what the sidecar itself routed, per cluster."""
+        if self.before is None or self.counts is not None:
             return
         after = self._stats()
         if after is not None:
