@@ -26,15 +26,8 @@ Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 def check_url(url: object) -> str:
     if not isinstance(url, str):
         raise UsageError(f"the URL must be a string, not {type(url).__name__}")
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise UsageError(f"URL {url!r} must start with http:// or https://")
-    if not parts.hostname:
-        raise UsageError(f"URL {url!r} has no host")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise UsageError(f"URL {url!r} has an invalid port") from None
+    if problem := _http_url_problem(url):
+        raise UsageError(f"URL {url!r} {problem}")
     return url
 
 
@@ -43,16 +36,24 @@ def check_proxy(proxy: object, name: str = "proxy") -> str:
     The messages never repeat the value: a proxy URL may carry a password."""
     if not isinstance(proxy, str):
         raise UsageError(f"{name} must be a URL string, not {type(proxy).__name__}")
-    parts = urlsplit(proxy)
+    if problem := _http_url_problem(proxy):
+        example = "" if problem.endswith("port") else ", e.g. http://proxy:3128"
+        raise UsageError(f"{name} {problem}{example}")
+    return proxy
+
+
+def _http_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as an http(s) URL, as a predicate ("has no host"), or None."""
+    parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
-        raise UsageError(f"{name} must start with http:// or https://, e.g. http://proxy:3128")
+        return "must start with http:// or https://"
     if not parts.hostname:
-        raise UsageError(f"{name} has no host, e.g. http://proxy:3128")
+        return "has no host"
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise UsageError(f"{name} has an invalid port") from None
-    return proxy
+        return "has an invalid port"
+    return None
 
 
 def check_method(method: object) -> str:

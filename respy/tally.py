@@ -310,9 +310,7 @@ class Tally:
         ticket: int | None = None,
         connection: int | None = None,
     ) -> None:
-        entry = self._entries.get((kind, label))
-        self.count(entry if entry is not None else self._enter(label, kind, status), status, latency_s, ticket,
-                   connection)
+        self.count(self.entry(label, kind, status), status, latency_s, ticket, connection)
 
     def entry(self, label: str, kind: Kind, status: int | None = None) -> Entry:
         """The row answers labelled ``label`` are counted in, for :meth:`count` (made on first sight, with
