@@ -133,3 +133,18 @@ def test_a_destination_mostly_without_healthy_endpoints_fails_too() -> None:
     verdict = decide(attribute_by_sidecar(assign(answers, WEATHER), answers, seen), WEATHER)
     assert verdict.outcome == "FAIL"
     assert verdict.reasons[0].startswith("'multiple' served only 5 answers, and not 200 answers routed to it")
+
+
+def test_counters_for_destinations_the_expectation_does_not_name_are_said_so() -> None:
+    # Inline weights named v1/v2 while the route's subsets are single/multiple: the counters cannot be used,
+    # and the note names both sets of names rather than only saying 0 were counted.
+    inline = Expectation(outcomes=(Outcome("v1", 0.9, ("v1",)), Outcome("v2", 0.1, ("v2",))), host="weather-backend")
+    answers = [Row("v1", 1800, Kind.OK, 200), Row("503 service unavailable", 200, Kind.HTTP_ERROR, 503)]
+    result = attribute_by_sidecar(assign(answers, inline), answers, SidecarErrors(by_status={"multiple": {503: 200}}))
+    assert result.unknown == 200 and result.sidecar_errors == {}
+    (note,) = result.sidecar_notes
+    assert "200 on 'multiple'; declared: 'v1', 'v2'" in note
+    declared_names = attribute_by_sidecar(assign(rows(1800, 200), WEATHER), rows(1800, 200),
+                                          SidecarErrors(by_status={"ratings": {503: 5}}))
+    assert "do not account for 200 503 answers" in declared_names.sidecar_notes[0]
+    assert "5 on 'ratings'" in declared_names.sidecar_notes[0]

@@ -210,12 +210,13 @@ def attribute_by_sidecar(assignment: Assignment, rows: Sequence[Row], seen: Side
     notes: list[str] = []
     unserved: dict[str, int] = {}
     for status, (count, status_labels) in sorted(unattributed.items()):
-        left = {name: n - named.get((name, status), 0) for name, n in seen.counted(status).items()
-                if name in assignment.counts}
+        counted = seen.counted(status)
+        left = {name: n - named.get((name, status), 0) for name, n in counted.items() if name in assignment.counts}
         left = {name: n for name, n in left.items() if n > 0}
         share = _share_out(count, left)
         if share is None:
-            notes.append(_unaccounted(status, count, left, seen))
+            undeclared = {name: n for name, n in counted.items() if name not in assignment.counts}
+            notes.append(_unaccounted(status, count, left, seen, undeclared, tuple(assignment.counts)))
             continue
         for name, n in share.items():
             moved[name] = moved.get(name, 0) + n
@@ -273,7 +274,8 @@ def _share_out(count: int, counted: Mapping[str, int]) -> dict[str, int] | None:
     return None
 
 
-def _unaccounted(status: int, count: int, counted: Mapping[str, int], seen: SidecarErrors) -> str:
+def _unaccounted(status: int, count: int, counted: Mapping[str, int], seen: SidecarErrors,
+                 undeclared: Mapping[str, int], declared: Sequence[str]) -> str:
     total = sum(counted.values())
     errors = f"{count:,} {status} answer" + ("" if count == 1 else "s")
     if total < count:
@@ -281,9 +283,21 @@ def _unaccounted(status: int, count: int, counted: Mapping[str, int], seen: Side
         clusters = ", ".join(c for names in seen.clusters.values() for c in names) or "none"
         return (f"The sidecar's counters do not account for {errors} that name no destination: they show "
                 f"{total:,} {status}s for the route's clusters during the run{f' ({shown})' if shown else ''} "
-                f"(clusters: {clusters}). A route to a cluster that is not defined, or requests that bypass the "
-                "sidecar, leave no count; they are left unattributed.")
+                f"(clusters: {clusters}). {_undeclared_text(status, undeclared, declared)}A route to a cluster "
+                "that is not defined, or requests that bypass the sidecar, leave no count; they are left "
+                "unattributed.")
     shown = ", ".join(f"{n:,} on {name}" for name, n in counted.items())
     return (f"The sidecar's counters show more {status}s ({shown}) than the {errors} respy saw name no "
             "destination: other traffic went through the sidecar during the run, so which destination respy's "
             "came from cannot be told; they are left unattributed.")
+
+
+def _undeclared_text(status: int, undeclared: Mapping[str, int], declared: Sequence[str]) -> str:
+    """Why counters the sidecar did keep were not used: they are for destinations the expectation does not name
+    (say inline weights with names of their own, while the route's subsets are named otherwise)."""
+    if not undeclared:
+        return ""
+    shown = ", ".join(f"{n:,} on {name!r}" for name, n in undeclared.items())
+    names = ", ".join(repr(name) for name in declared)
+    return (f"The route's clusters also counted {status}s for destinations the expectation does not declare "
+            f"({shown}; declared: {names}): name the destinations as the route's subsets are named to use them. ")
