@@ -6,7 +6,8 @@ the errors respy saw. The same paths through a real Envoy are in tests/test_side
 
 from __future__ import annotations
 
-from respy.check.assign import assign, attribute_by_sidecar
+from respy.check.assign import Assignment, assign, attribute_by_sidecar
+from respy.check.sequential import SequentialTest, decide_sequential
 from respy.check.verdict import decide
 from respy.rules.expectation import Expectation, Outcome
 from respy.sidecar.admin import ClusterCounts, parse_cluster_stats, stats_delta
@@ -133,6 +134,39 @@ def test_a_destination_mostly_without_healthy_endpoints_fails_too() -> None:
     verdict = decide(attribute_by_sidecar(assign(answers, WEATHER), answers, seen), WEATHER)
     assert verdict.outcome == "FAIL"
     assert verdict.reasons[0].startswith("'multiple' served only 5 answers, and not 200 answers routed to it")
+
+
+def unservable(answers: int) -> tuple[Assignment, SidecarErrors]:
+    """``answers`` routed 90/10, every one routed to multiple the sidecar's own 503 (no healthy endpoint)."""
+    single = answers * 9 // 10
+    found = [Row("weather-backend: single", single, Kind.OK, 200),
+             Row("503 no healthy upstream", answers - single, Kind.HTTP_ERROR, 503)]
+    seen = SidecarErrors(by_status={"multiple": {503: answers - single}}, no_healthy={"multiple": answers - single})
+    return attribute_by_sidecar(assign(found, WEATHER), found, seen), seen
+
+
+def test_a_sequential_run_judges_the_unserved_share_with_its_anytime_valid_interval() -> None:
+    """The sequential run stopped when the data said so, where a fixed-N bound does not hold its error rate: at
+    150 answers (0 of 15 served) the exact bound (3.5 %) is below the band, the anytime-valid one is not; at
+    500 (0 of 50) both are, and the reason gives the anytime-valid bound."""
+    early, _ = unservable(150)
+    assert decide(early, WEATHER).outcome == "FAIL"  # the fixed-N test's own stopping point is fixed
+    sequential = decide_sequential(SequentialTest(WEATHER.probabilities), early, WEATHER)
+    assert sequential.outcome == "INCONCLUSIVE", sequential.reasons
+    late, _ = unservable(500)
+    test = SequentialTest(WEATHER.probabilities)
+    failed = decide_sequential(test, late, WEATHER)
+    assert failed.outcome == "FAIL"
+    high = test.intervals_for([450, 0])[1].high
+    assert 0.02 < high < 0.05 and f"interval up to {high * 100:.1f}%" in failed.reasons[0]
+
+
+def test_intervals_for_other_counts_are_the_tests_own_intervals_for_them() -> None:
+    test = SequentialTest(WEATHER.probabilities)
+    before = test.update([100, 20])
+    assert test.intervals_for([450, 50], unknown=7) == SequentialTest(WEATHER.probabilities).update(
+        [450, 50], unknown=7).intervals
+    assert test.update([100, 20]).intervals == before.intervals  # intervals_for left the test's state alone
 
 
 def test_counters_for_destinations_the_expectation_does_not_name_are_said_so() -> None:

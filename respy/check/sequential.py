@@ -557,6 +557,16 @@ class SequentialTest:
         self.state = SequentialState(outcome is not None, outcome, p_value, reason, intervals, n, log_bf)
         return self.state
 
+    def intervals_for(self, counts: Sequence[int] | Mapping[str, int], unknown: int = 0) -> tuple[Interval, ...]:
+        """The anytime-valid interval of each share for other counts than the test's own (aligned as in
+        :meth:`update`), unknown answers bracketed as in :meth:`current`; the test's state is untouched. With one
+        share (its interval needs the test's own counts) or no answers: no information, [0, 1]."""
+        c = np.asarray(self._aligned(counts), dtype=np.float64)
+        if len(self._p) == 1 or c.sum() + unknown == 0:
+            return tuple(Interval(0.0, 1.0) for _ in range(len(c)))
+        allocations = c[None, :] if not unknown else c[None, :] + unknown * np.eye(len(c))
+        return self._intervals(allocations)
+
     def _intervals(self, allocations: NDArray[np.float64]) -> tuple[Interval, ...]:
         if len(self._p) == 1:
             return (Interval(self._single_low(), 1.0),)
@@ -624,12 +634,13 @@ def decide_sequential(
     hard = hard_check(assignment, expectation, grace)
     cats = categories(assignment, expectation)
     state = test.update(dict(zip(cats.names, cats.counts, strict=True)), unknown=cats.unknown) if cats.total else None
-    shares = _shares(cats.names, cats.probs, cats.counts, state)
+    shares = _shares(cats, state.intervals if state is not None else None)
     checks = independence(assignment, cats, batches=batches, seed=seed, connection_p=connection_p,
                           connection_counts=connection_counts, delta=test.delta, alpha=test.alpha)
     end = conclude(_decision(test, state, shares, cats, assignment, budget), hard=hard, checks=checks, cats=cats,
                    assignment=assignment, notes=test.notes,
-                   unserved=unserved_reasons(cats, assignment, test.alpha, test.delta))
+                   unserved=unserved_reasons(cats, assignment, test.alpha, test.delta,
+                                             bands_for=lambda served: _bands(test, served)))
     extra = {"k": test.k, "hedge": test.hedge, "max_log_bf": test.max_log_bf,
              **common_extra(hard, cats, checks, assignment)}
     return Verdict(
@@ -670,15 +681,18 @@ def _decision(
                                        f"±{test.delta * 100:g} pp."], needed)
 
 
-def _shares(
-    names: Sequence[str], probs: Sequence[float], counts: Sequence[int], state: SequentialState | None
-) -> tuple[ShareEstimate, ...]:
-    identified = sum(counts)
-    intervals = state.intervals if state is not None and state.intervals else [Interval(0.0, 1.0)] * len(names)
+def _shares(cats: Categories, intervals: Sequence[Interval] | None) -> tuple[ShareEstimate, ...]:
+    identified = cats.identified
+    intervals = intervals or [Interval(0.0, 1.0)] * len(cats.names)
     return tuple(
         ShareEstimate(name, p, x / identified if identified else 0.0, x, interval.low, interval.high)
-        for name, p, x, interval in zip(names, probs, counts, intervals, strict=True)
+        for name, p, x, interval in zip(cats.names, cats.probs, cats.counts, intervals, strict=True)
     )
+
+
+def _bands(test: SequentialTest, cats: Categories) -> tuple[Band, ...]:
+    """``cats``' shares against the band with the test's anytime-valid intervals (its state untouched)."""
+    return tuple(Band(share, test.delta) for share in _shares(cats, test.intervals_for(cats.counts, cats.unknown)))
 
 
 class ConnectionCheck:

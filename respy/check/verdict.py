@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -375,15 +375,26 @@ def sidecar_reasons(assignment: Assignment) -> list[str]:
     return [*found, *assignment.sidecar_notes]
 
 
-def unserved_reasons(cats: Categories, assignment: Assignment, alpha: float, delta: float) -> list[str]:
+def unserved_reasons(
+    cats: Categories,
+    assignment: Assignment,
+    alpha: float,
+    delta: float,
+    bands_for: Callable[[Categories], Sequence[Band]] | None = None,
+) -> list[str]:
     """FAIL reasons for a destination whose requests, by the sidecar's counters, mostly found no healthy endpoint:
     counting only the answers it really served, its share is wholly below the declared band. The routing chose
-    it, but the declared split cannot be served (its share answers 503 "no healthy upstream")."""
+    it, but the declared split cannot be served (its share answers 503 "no healthy upstream").
+
+    ``bands_for`` gives the served counts' bands with the test's own intervals (the sequential test's
+    anytime-valid ones: its run stopped at a time the data chose); by default the fixed-N test's exact bounds.
+    """
     if not assignment.unserved or not cats.total:
         return []
     served = tuple(max(count - assignment.unserved.get(name, 0), 0) for name, count in zip(cats.names, cats.counts,
                                                                                            strict=True))
-    bands = share_bands(replace(cats, counts=served), alpha, delta)
+    served_cats = replace(cats, counts=served)
+    bands = bands_for(served_cats) if bands_for is not None else share_bands(served_cats, alpha, delta)
     found = []
     for band in bands:
         unserved = assignment.unserved.get(band.share.name, 0)
