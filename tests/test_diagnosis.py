@@ -213,8 +213,10 @@ def test_a_sidecar_egress_that_leaves_out_the_namespace_is_named(fixtures_dir: P
     rules = load_inputs([str(fixtures_dir / f) for f in TUTORIAL])
     rules = RuleSet(objects=(*rules.objects, *load_text(sidecar, "sidecar.yaml")))
     best = diagnose(draw([0.5, 0.5]), resolve(rules, url=URL), rules=rules).best
-    assert best is not None and "Sidecar default/default egress hosts istio-system/* leave out default" \
-        in best.explanation
+    assert best is not None
+    assert ("most likely first: 1) the client's Sidecar resource does not import the VirtualService, so the "
+            "client's sidecar gets no route from it: Sidecar default/default (egress hosts istio-system/*) leaves "
+            "out default/weather-backend.default.svc.cluster.local") in best.explanation
 
 
 def test_a_client_namespace_without_injection_is_named(fixtures_dir: Path) -> None:

@@ -16,7 +16,18 @@ from respy.check.assign import Assignment
 from respy.check.stats import chi_square
 from respy.check.verdict import format_p
 from respy.explain.analyze import Finding, Inputs, analyze
-from respy.rules import Expectation, IstioVersion, Outcome, RuleSet, pod_labels, replicas, semantics, short_host
+from respy.rules import (
+    Expectation,
+    IstioVersion,
+    Outcome,
+    RuleSet,
+    client_scope,
+    pod_labels,
+    replicas,
+    semantics,
+    short_host,
+    vs_hosts,
+)
 from respy.tally import format_percent
 
 if TYPE_CHECKING:
@@ -284,16 +295,20 @@ def equal_split_causes(rules: RuleSet | None, expectation: Expectation, namespac
     Since Istio 1.3 an unnamed port is sniffed and HTTP on it is routed by the HTTP table, so the port name is
     a cause only on 1.1/1.2 (first there: the tutorial's bug). Otherwise a client without a sidecar (IST0102
     NamespaceNotInjected / IST0103 PodMissingProxy) bypasses every rule; then rules not visible to the client,
-    then a Host that names another host.
+    then a Host that names another host. A Sidecar resource given that leaves out the VirtualService comes first:
+    the manifests show it.
     """
-    causes = [_no_sidecar(sidecar, rules, namespace), _not_visible(rules, expectation, namespace),
-              _host_mismatch(expectation)]
+    causes = [_no_sidecar(sidecar, rules, namespace), _not_visible(namespace), _host_mismatch(expectation)]
     port = ("the Service port's name does not start with http- (nor appProtocol: http): before Istio 1.3 such a "
             "port is plain TCP and http rules do not apply (IST0118)")
     if istio_version is not None and not semantics.has(istio_version, semantics.SNIFFING):
         causes.insert(0, port)
     elif istio_version is None:
         causes.append(port + "; only if the mesh runs Istio 1.1/1.2")
+    hidden = _hidden_by_sidecar(rules, expectation, namespace) if rules is not None else None
+    if hidden is not None:
+        causes.insert(0, f"the client's Sidecar resource does not import the VirtualService, so the client's "
+                         f"sidecar gets no route from it: {hidden} (add it to the egress hosts)")
     numbered = "; ".join(f"{i}) {c}" for i, c in enumerate(causes, 1))
     return f"Likely causes for {semantics.version_text(istio_version)}" \
            f"{'' if istio_version else ' (version unknown: give --istio-version)'}, most likely first: {numbered}"
@@ -320,24 +335,23 @@ def _not_injected(rules: RuleSet, namespace: str) -> bool:
     return False
 
 
-def _not_visible(rules: RuleSet | None, expectation: Expectation, namespace: str) -> str:
-    text = (f"the VirtualService is not visible to clients in namespace {namespace} (its exportTo, its "
+def _not_visible(namespace: str) -> str:
+    return (f"the VirtualService is not visible to clients in namespace {namespace} (its exportTo, its "
             "namespace, or a Sidecar's egress hosts)")
-    if rules is None:
-        return text
-    for sidecar in rules.of_kind("Sidecar"):
-        if sidecar.ns(namespace) != namespace:
-            continue
-        hosts = [h for e in sidecar.spec.get("egress") or [] for h in e.get("hosts") or []]
-        target_ns = semantics.host_namespace(expectation.host) or namespace
-        if hosts and not any(_egress_covers(h, target_ns, namespace) for h in hosts):
-            return text + f" ({sidecar.ref_in(namespace)} egress hosts {', '.join(hosts)} leave out {target_ns})"
-    return text
 
 
-def _egress_covers(entry: str, target_ns: str, own_ns: str) -> bool:
-    scope, _, _ = entry.partition("/")
-    return scope in ("*", "~") or (own_ns if scope == "." else scope) == target_ns
+def _hidden_by_sidecar(rules: RuleSet, expectation: Expectation, namespace: str) -> str | None:
+    """The client's Sidecar resource, when its egress hosts leave out the VirtualServices for the host (as
+    ``rules.client_scope`` reads it: the catch-all listener, the diagnosis knowing no port)."""
+    scope = client_scope(rules, namespace, None)
+    if scope is None:
+        return None
+    covering = [vs for vs in rules.of_kind("VirtualService") if expectation.host in vs_hosts(vs, namespace)]
+    left_out = [vs for vs in covering if not scope.imports(vs.ns(namespace), vs_hosts(vs, namespace))]
+    if not left_out:
+        return None
+    names = ", ".join(f"{vs.ns(namespace)}/{expectation.host}" for vs in left_out)
+    return f"{scope.describe(scope.sidecar.ref_in(namespace))} leaves out {names}"
 
 
 def _host_mismatch(expectation: Expectation) -> str:

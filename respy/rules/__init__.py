@@ -3,7 +3,8 @@
 This package is the only door other stages use: the resolver (``resolve``), the objects read (``load_*``,
 ``RuleSet``) and the one copy of the routing semantics (``semantics``: hosts, exportTo, DestinationRule
 lookup, catch-alls, port protocols, Istio versions; ``destination_rules``: how istiod merges and picks
-DestinationRules; ``workloads``: destinations -> pods) that ``analyze``
+DestinationRules; ``workloads``: destinations -> pods; ``sidecar_scope``: what a Sidecar resource imports) that
+``analyze``
 and the diagnosis share with the resolver.
 """
 
@@ -34,6 +35,7 @@ from respy.rules.semantics import (
     unknown_fields,
     visible,
 )
+from respy.rules.sidecar_scope import EgressScope, client_scope, vs_hosts
 from respy.rules.workloads import (
     WORKLOAD_KINDS,
     Workload,
@@ -51,6 +53,7 @@ __all__ = [
     "L4_PROTOCOLS",
     "SNIFFING",
     "WORKLOAD_KINDS",
+    "EgressScope",
     "Expectation",
     "IstioVersion",
     "K8sObject",
@@ -60,6 +63,7 @@ __all__ = [
     "Workload",
     "backend_weight",
     "binds_mesh",
+    "client_scope",
     "destination_rule",
     "expand_destination",
     "has",
@@ -86,6 +90,7 @@ __all__ = [
     "short_host",
     "unknown_fields",
     "visible",
+    "vs_hosts",
     "workloads_of",
 ]
 
