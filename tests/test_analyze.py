@@ -307,3 +307,17 @@ def test_httproute_backends_istio_drops() -> None:
     assert [f.message for f in findings] == [
         "rules[0]: backend Service default/web-v3 is not among the Services given",
         "rules[0]: backend other/web-v2 is in another namespace and no ReferenceGrant allows it"]
+
+
+def test_several_sidecars_without_a_selector_in_one_namespace() -> None:
+    # IST0111 MultipleSidecarsWithoutWorkloadSelectors (pkg/config/analysis/msg/messages.yaml); one with a
+    # workloadSelector, or one in another namespace, is not counted
+    def sidecar(name: str, ns: str = "default", selector: str = "") -> str:
+        return (f"apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: {name}, namespace: {ns}}}\n"
+                f"spec:\n{selector}  egress: [{{hosts: ['./*']}}]\n---\n")
+    text = (sidecar("a") + sidecar("b") + sidecar("picky", selector="  workloadSelector: {labels: {app: x}}\n")
+            + sidecar("c", ns="other"))
+    findings = [f for f in analyze(RuleSet(objects=tuple(load_text(text, "r.yaml")))) if f.code == "RSP020"]
+    assert [(f.object, f.istio_code, f.severity) for f in findings] == [
+        ("Sidecar default/a", "IST0111", ERROR), ("Sidecar default/b", "IST0111", ERROR)]
+    assert "2 Sidecars without a workloadSelector in namespace default" in findings[0].message

@@ -581,6 +581,26 @@ def check_duplicate_hosts(index: Inputs) -> Iterator[Finding]:
                 "merge them into one VirtualService for the host (or bind all but one to gateways only)", (host,))
 
 
+def check_sidecars_without_selector(index: Inputs) -> Iterator[Finding]:
+    """IST0111 MultipleSidecarsWithoutWorkloadSelectors: istiod uses the oldest (``push_context.go``
+    ``doGetSidecarScope`` returns the first, sorted by creationTimestamp); respy reads the same one."""
+    by_namespace: dict[str, list[K8sObject]] = defaultdict(list)
+    for sidecar in index.rules.of_kind("Sidecar"):
+        if not _map(sidecar.spec.get("workloadSelector")):
+            by_namespace[index.ns(sidecar)].append(sidecar)
+    for namespace, sidecars in by_namespace.items():
+        if len(sidecars) < 2:
+            continue
+        names = ", ".join(_ref(index, s) for s in sidecars)
+        for sidecar in sidecars:
+            yield Finding(
+                "RSP020", "IST0111", ERROR, _ref(index, sidecar), _where(sidecar, ("spec",)),
+                f"is one of {len(sidecars)} Sidecars without a workloadSelector in namespace {namespace} ({names})",
+                "Only one Sidecar scopes the namespace's pods (istiod takes the oldest): which VirtualServices "
+                "their sidecars import, and so whether a split applies, depends on which one that is.",
+                "merge them into one Sidecar for the namespace, or give all but one a workloadSelector")
+
+
 def check_weights(index: Inputs) -> Iterator[Finding]:
     for vs in index.vss:
         for section in ("http", "tcp", "tls"):
@@ -863,6 +883,7 @@ CHECKS = (
     check_unknown_dr_hosts,
     check_route_hosts,
     check_duplicate_hosts,
+    check_sidecars_without_selector,
     check_weights,
     check_unreachable_rules,
     check_gateways,
