@@ -115,3 +115,29 @@ def test_a_gateway_uses_no_sidecar() -> None:
 
 def test_client_scope_is_none_without_a_sidecar() -> None:
     assert client_scope(RuleSet(objects=tuple(load_text(VS, "rules.yaml"))), "default", 9080) is None
+
+
+GAMMA = ("apiVersion: v1\nkind: Service\nmetadata: {name: reviews-v1, namespace: default}\n"
+         "spec: {ports: [{port: 9080}]}\n---\n"
+         "apiVersion: v1\nkind: Service\nmetadata: {name: reviews-v2, namespace: default}\n"
+         "spec: {ports: [{port: 9080}]}\n---\n"
+         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: reviews, namespace: default}\n"
+         "spec:\n  parentRefs: [{group: '', kind: Service, name: reviews, port: 9080}]\n  rules:\n"
+         "  - backendRefs: [{name: reviews-v1, port: 9080, weight: 90}, {name: reviews-v2, port: 9080, weight: 10}]\n")
+
+
+@pytest.mark.parametrize(("egress", "imported"), [
+    (hosts("./*"), True),
+    (hosts("*/*.svc.cluster.local"), True),  # the parent Service's FQDN within the entry (Name.SubsetOf)
+    (hosts(f"default/{FQDN}"), True),
+    (hosts("istio-system/*"), False),
+    (hosts("other/*"), False),  # the route's namespace counts, as the VirtualService istiod makes keeps it
+])
+def test_a_gamma_route_is_imported_as_the_virtual_service_istiod_makes_of_it(egress: str, imported: bool) -> None:
+    # route_collections.go: one VirtualService per parent host, in the route's namespace, hosts [the Service's
+    # FQDN]; SelectVirtualServices matches it with gateway semantics (UseGatewaySemantics)
+    expectation = resolve(RuleSet(objects=tuple(load_text(GAMMA + sidecar(egress), "rules.yaml"))),
+                          url="http://reviews:9080/")
+    assert {k: round(v, 6) for k, v in expectation.probabilities.items()} == {"reviews-v1": 0.9, "reviews-v2": 0.1}
+    found = [w for w in expectation.warnings if "does not import HTTPRoute default/reviews" in w]
+    assert bool(found) is not imported

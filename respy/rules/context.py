@@ -9,6 +9,7 @@ from respy.rules.destination_rules import MergedRule, destination_rule, has_work
 from respy.rules.load import K8sObject, RuleSet
 from respy.rules.request import Request, Vantage
 from respy.rules.semantics import IstioVersion, request_names, rule_host, service_fqdn
+from respy.rules.sidecar_scope import client_scope, selector_sidecars
 from respy.rules.workloads import Workload, workloads_of
 
 
@@ -59,6 +60,25 @@ class Context:
 
     def ref(self, obj: K8sObject) -> str:
         return obj.ref_in(self.namespace)
+
+    def check_sidecar_import(self, obj: K8sObject, hosts: list[str], *, gateway_semantics: bool = False) -> None:
+        """Warn when the client's Sidecar resource does not import ``obj`` (a VirtualService, or an HTTPRoute as
+        the VirtualService istiod makes of it: ``gateway_semantics``) with ``hosts`` (FQDNs): the client's sidecar
+        gets no route from it (``sidecar_scope``). The declared split stays the expectation, so the check fails
+        as the mesh does; the warning says why, and what to add."""
+        for sidecar in selector_sidecars(self.rules, self.namespace):
+            labels = dict((sidecar.spec.get("workloadSelector") or {}).get("labels") or {})
+            self.warn(f"{self.ref(sidecar)} has a workloadSelector: it scopes only client pods with the labels "
+                      f"{labels}, which respy does not know; it is not used")
+        scope = client_scope(self.rules, self.namespace, self.request.port)
+        namespace = obj.ns(self.namespace)
+        if scope is None or scope.imports(namespace, hosts, gateway_semantics=gateway_semantics):
+            return
+        entries = ", ".join(f"{namespace}/{h}" for h in hosts)
+        self.warn(f"{scope.describe(self.ref(scope.sidecar))} does not import {self.ref(obj)} for clients in "
+                  f"namespace {self.namespace}: their sidecars get no route from it, so Kubernetes spreads the "
+                  f"requests over the Service's pods whatever its weights say (add {entries} to the egress hosts); "
+                  "the declared split stays the expectation")
 
     def destination_rule(self, host: str) -> MergedRule | None:
         """The DestinationRule the client uses for ``host``, merged as istiod merges several for one host

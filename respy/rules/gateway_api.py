@@ -108,6 +108,8 @@ def resolve_routes(ctx: Context, hits: Sequence[HostHit]) -> Resolution:
         return Resolution([status_outcome(404, "no route matches", 1.0, ctx.source(chosen[0]))],
                           f"{refs}: no rule matches", host, list(chosen), ctx.warnings)
     candidates = _action(ctx, entry)
+    if ctx.vantage.is_mesh and entry.route.spec.get("parentRefs"):
+        ctx.check_sidecar_import(entry.route, [host], gateway_semantics=True)
     described = f"{ctx.ref(entry.route)}, rules[{entry.rule_index}]"
     return Resolution(candidates, described, host, [entry.route], ctx.warnings)
 

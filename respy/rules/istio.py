@@ -27,7 +27,7 @@ from respy.rules.semantics import (
     version_text,
     visible,
 )
-from respy.rules.sidecar_scope import client_scope, selector_sidecars, vs_hosts
+from respy.rules.sidecar_scope import vs_hosts
 
 IGNORED_HEADER_KEYS = frozenset({"uri", "scheme", "method", "authority"})
 # pilot/pkg/model/virtualservice.go mergeHTTPRoute: what a delegate's rule takes from its root rule when unset
@@ -479,21 +479,9 @@ def _without_headers_match(specs: Mapping[str, Any], headers: Mapping[str, str])
 
 def _warn_not_imported(ctx: Context, used: Sequence[K8sObject]) -> None:
     """A VirtualService the client's Sidecar resource does not import gives its proxy no route (``sidecar_scope``):
-    the declared split stays the expectation, so the check fails as the mesh does, and this says why."""
-    for sidecar in selector_sidecars(ctx.rules, ctx.namespace):
-        labels = dict((sidecar.spec.get("workloadSelector") or {}).get("labels") or {})
-        ctx.warn(f"{ctx.ref(sidecar)} has a workloadSelector: it scopes only client pods with the labels {labels}, "
-                 "which respy does not know; it is not used")
-    scope = client_scope(ctx.rules, ctx.namespace, ctx.request.port)
-    if scope is None:
-        return
+    the declared split stays the expectation, so the check fails as the mesh does, and a warning says why."""
     for vs in (obj for obj in used if obj.kind == "VirtualService"):
-        if not scope.imports(vs.ns(ctx.namespace), vs_hosts(vs, ctx.namespace)):
-            hosts = ", ".join(f"{vs.ns(ctx.namespace)}/{h}" for h in vs_hosts(vs, ctx.namespace))
-            ctx.warn(f"{scope.describe(ctx.ref(scope.sidecar))} does not import {ctx.ref(vs)} for clients in "
-                     f"namespace {ctx.namespace}: their sidecars get no route from it, so Kubernetes spreads the "
-                     f"requests over the Service's pods whatever its weights say (add {hosts} to the egress "
-                     "hosts); the declared split stays the expectation")
+        ctx.check_sidecar_import(vs, vs_hosts(vs, ctx.namespace))
 
 
 def _warn_unreachable(ctx: Context, hit: RuleHit) -> None:

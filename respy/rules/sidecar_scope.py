@@ -48,12 +48,15 @@ class EgressScope:
     hosts: tuple[str, ...]  # the listener's ``hosts`` as written; () when no listener takes the port
     port: int | None = None
 
-    def imports(self, namespace: str, hosts: Sequence[str]) -> bool:
-        """Whether a VirtualService in ``namespace`` with ``hosts`` (FQDNs) is imported."""
+    def imports(self, namespace: str, hosts: Sequence[str], *, gateway_semantics: bool = False) -> bool:
+        """Whether a VirtualService in ``namespace`` with ``hosts`` (FQDNs) is imported. ``gateway_semantics``:
+        one istiod made of an HTTPRoute, whose hosts must each fall within an entry (``Name.SubsetOf``), where a
+        VirtualService's wildcards may match either way round (``Name.Matches``)."""
         by_namespace = self._by_namespace()
         entries = [found for found in (by_namespace.get(namespace), by_namespace.get("*")) if found is not None]
-        return any(any(_vs_matches(host, e.names) for e in entries) and not any(_excluded(host, e.excluded)
-                                                                                 for e in entries) for host in hosts)
+        matches = _subset_matches if gateway_semantics else _vs_matches
+        return any(any(matches(host, e.names) for e in entries) and not any(_excluded(host, e.excluded)
+                                                                            for e in entries) for host in hosts)
 
     def describe(self, ref: str) -> str:
         """``Sidecar default/default (egress hosts istio-system/*)`` for messages."""
@@ -119,6 +122,10 @@ def _vs_matches(host: str, names: Sequence[str]) -> bool:
         return True
     wild = host.startswith("*")
     return any((wild or name.startswith("*")) and hosts_overlap(host, name) for name in names)
+
+
+def _subset_matches(host: str, names: Sequence[str]) -> bool:
+    return any(_subset_of(host, name) for name in names)
 
 
 def _excluded(host: str, excluded: Sequence[str]) -> bool:
