@@ -15,6 +15,8 @@ Sources (istio/istio at 86c9f01f):
   SortVHostRoutes (catch-alls last); no host at all -> ``blackhole:<port>`` with no routes (404).
 - pilot/pkg/model/service.go BuildSubsetKey: clusters ``outbound|<port>|<subset>|<fqdn>``.
 - pilot/pkg/model/push_context.go getGatewayNames: no ``gateways`` = ``mesh``; sortConfigByCreationTime.
+- pilot/pkg/model/sidecar.go, virtualservice.go SelectVirtualServices: a sidecar gets only the VirtualServices its
+  Sidecar resource imports (``respy.rules.sidecar_scope``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from respy.rules import K8sObject, RuleSet, destination_rule
+from respy.rules import EgressScope, K8sObject, RuleSet, client_scope, destination_rule
 from respy.sandbox.httproute import GeneratedVirtualService, from_http_routes
 from respy.sandbox.inventory import CLUSTER_DOMAIN, Inventory, Service, Workload, fqdn
 from respy.sandbox.routes import FAULT_FILTER, Json, RouteContext, RuleSource, http_routes
@@ -61,7 +63,8 @@ def program(rules: RuleSet, inventory: Inventory, *, namespace: str, backend: Ba
     bind_vips = sys.platform.startswith("linux") if bind_vips is None else bind_vips
     notes: list[str] = []
     virtual_services = _virtual_services(rules, namespace, notes)
-    builder = _Builder(inventory, namespace, virtual_services, notes, istio_1_2, bind_vips)
+    builder = _Builder(inventory, namespace, virtual_services, notes, istio_1_2, bind_vips,
+                       lambda port: client_scope(rules, namespace, port) if gateway is None else None)
     if gateway is None:
         listeners, mode = builder.sidecar_listeners(), "sidecar"
     else:
@@ -172,8 +175,10 @@ def _exported_to(vs: GeneratedVirtualService, client_namespace: str) -> bool:
 
 class _Builder:
     def __init__(self, inventory: Inventory, namespace: str, virtual_services: list[GeneratedVirtualService],
-                 notes: list[str], istio_1_2: bool, bind_vips: bool) -> None:
+                 notes: list[str], istio_1_2: bool, bind_vips: bool,
+                 scope_for: Callable[[int], EgressScope | None] = lambda port: None) -> None:
         self.inventory = inventory
+        self.scope_for = scope_for  # the client's Sidecar resource, per port (sidecar.go GetEgressListenerForRDS)
         self.namespace = namespace
         self.virtual_services = virtual_services
         self.notes = notes
@@ -246,8 +251,9 @@ class _Builder:
         vhosts: list[Json] = []
         seen_names: set[str] = set()
         seen_domains: set[str] = set()
+        scope = self.scope_for(port)
         for vs in self.virtual_services:
-            if "mesh" not in vs.gateways or not _exported_to(vs, self.namespace):
+            if "mesh" not in vs.gateways or not _exported_to(vs, self.namespace) or not self._imported(vs, scope):
                 continue
             hosts, services = self._separate(vs, registry, claimed)
             if port != 80 and not services:
@@ -312,6 +318,15 @@ class _Builder:
             return
         domains_seen.update(d.lower() for d in domains)
         vhosts.append({"name": name, "domains": domains, "routes": routes, "include_request_attempt_count": True})
+
+    def _imported(self, vs: GeneratedVirtualService, scope: EgressScope | None) -> bool:
+        """virtualservice.go SelectVirtualServices: the client's Sidecar resource imports the VirtualService."""
+        if scope is None or scope.imports(vs.source.namespace, [h.lower() for h in vs.hosts],
+                                          gateway_semantics=vs.source.gateway_semantics):
+            return True
+        self._note(f"{vs.origin}: not imported by {scope.describe(scope.sidecar.ref_in(self.namespace))} on port "
+                   f"{scope.port}: not programmed for this sidecar")
+        return False
 
     def _note_unused_mesh_rules(self) -> None:
         for vs in self.virtual_services:
