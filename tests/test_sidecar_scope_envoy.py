@@ -3,8 +3,9 @@
 Bookinfo's reviews 90/10 with a Sidecar whose egress hosts are ``istio-system/*`` only: respy's resolver warns
 before sending that the client's sidecar gets no route from the VirtualService (``respy.rules.sidecar_scope``,
 istio/istio @86c9f01f ``virtualservice.go`` ``SelectVirtualServices``); the sandbox programs a real Envoy as
-istiod would (no route from it: the Service's default route over every pod); respy run through that Envoy
-FAILs and its diagnosis names the Sidecar first.
+istiod would (no route from it: the Service's default route over every pod), which respy reads back from
+Envoy's admin; respy run through that Envoy FAILs, says the route is from no VirtualService, and its diagnosis
+names the Sidecar first.
 
 Envoy's choice among the pods cannot be seeded, but the FAIL cannot come by chance: 600 answers over three
 pods with no weighted route would have to come out 90/10 between v1 and v2 (p far below 1e-16).
@@ -43,8 +44,9 @@ def test_a_sidecar_that_leaves_out_the_virtual_service_fails_the_split_and_is_na
                    for n in mesh.notes)
         address = mesh.url("reviews", 9080).split("//")[1].rstrip("/")
         run = subprocess.run([sys.executable, "-m", "respy", "http://reviews:9080/", "--connect-to",
-                              f"reviews:9080:{address}", *(a for r in rules for a in ("--expect", r)),
-                              "-n", "600", "-c", "10"], capture_output=True, text=True, timeout=120)
+                              f"reviews:9080:{address}", "--envoy-admin", mesh.admin_url,
+                              *(a for r in rules for a in ("--expect", r)), "-n", "600", "-c", "10"],
+                             capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stderr
     assert ("warning: Sidecar default/default (egress hosts istio-system/*) does not import VirtualService "
             "default/reviews") in run.stderr
@@ -52,6 +54,10 @@ def test_a_sidecar_that_leaves_out_the_virtual_service_fails_the_split_and_is_na
     assert rows == {"reviews: v1", "reviews: v2", "reviews: v3"}  # every pod answers: no weighted route
     assert "FAIL  reviews" in run.stdout
     explanation = " ".join(run.stdout.split())
+    # the programmed view: the sidecar's route is istiod's default for the Service, from no VirtualService
+    assert ("where it goes wrong: [control plane] programmed 100 (reviews) by no VirtualService (istiod's default "
+            "route for the Service) and observed 100, but declared 90/10 (v1/v2): VirtualService default/reviews "
+            "is not applied to this pod") in explanation
     assert ("most likely first: 1) the client's Sidecar resource does not import the VirtualService, so the "
             "client's sidecar gets no route from it: Sidecar default/default (egress hosts istio-system/*)"
             ) in explanation

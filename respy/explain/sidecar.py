@@ -100,9 +100,16 @@ def _control_plane(programmed: Programmed, declared: Expectation | None, host_po
     declared_shares = declared.probabilities
     if same_split(programmed_shares, declared_shares):
         return []
-    source = programmed.source.describe() if programmed.source else "the sidecar's route"
     told = split_words(programmed_shares)
     seen = f" and observed {told.split(' ')[0]}" if verdict is not None and verdict.passed else ""
+    if programmed.source is None:
+        # the route names no Istio config: istiod's default route for the Service (every pod of it)
+        return [Located(CONTROL_PLANE, f"programmed {told} by no VirtualService (istiod's default route for the "
+                                       f"Service){seen}, but declared {split_words(declared_shares)}: "
+                                       f"{rule or 'the routing rule'} is not applied to this pod: not visible to "
+                                       "its namespace (exportTo, or a Sidecar resource's egress hosts), or not "
+                                       "pushed by istiod yet")]
+    source = programmed.source.describe()
     return [Located(CONTROL_PLANE, f"programmed {told} (by {source}){seen}, but declared "
                                    f"{split_words(declared_shares)}: the applied {_kind(source)} is not the file "
                                    "you gave (or istiod has not pushed it yet)")]
