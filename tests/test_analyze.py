@@ -321,3 +321,15 @@ def test_several_sidecars_without_a_selector_in_one_namespace() -> None:
     assert [(f.object, f.istio_code, f.severity) for f in findings] == [
         ("Sidecar default/a", "IST0111", ERROR), ("Sidecar default/b", "IST0111", ERROR)]
     assert "2 Sidecars without a workloadSelector in namespace default" in findings[0].message
+
+
+def test_a_sidecar_istio_refuses_is_reported() -> None:
+    # validation.go ValidateSidecar: a short egress host is refused; istioctl reports schema errors as IST0106
+    text = ("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: default}\n"
+            "spec:\n  egress: [{hosts: ['default/reviews', './*']}]\n---\n"
+            "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: other}\n"
+            "spec:\n  egress: [{hosts: ['./*', 'istio-system/*']}]\n")
+    findings = [f for f in analyze(RuleSet(objects=tuple(load_text(text, "r.yaml")))) if f.code == "RSP021"]
+    assert [(f.object, f.istio_code, f.severity) for f in findings] == [("Sidecar default/default", "IST0106", ERROR)]
+    assert findings[0].message == ("is refused by Istio's validation: egress host 'default/reviews': short names "
+                                   "(non FQDN) are not allowed")

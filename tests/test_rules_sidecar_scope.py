@@ -54,13 +54,32 @@ def left_out(text: str, **kwargs: str) -> bool:
     (hosts("*/*.default.svc.cluster.local"), True),  # a wildcard either way round (Name.Matches)
     (hosts("istio-system/*"), False),  # the tutorial's namespace left out
     (hosts("default/ratings.default.svc.cluster.local"), False),
-    (hosts("default/reviews"), False),  # egress hosts are not expanded: the VirtualService's host is its FQDN
     (hosts("*/*", f"~default/{FQDN}"), False),  # "~" excludes (Excluded: the host is a subset of it)
     (hosts("~/*"), False),  # imports nothing
     ("  outboundTrafficPolicy: {mode: ALLOW_ANY}\n", True),  # no egress: "*/*" (initSidecarScopeInternalIndexes)
 ])
 def test_egress_hosts_import_the_virtual_service_as_istiod_selects_it(egress: str, imported: bool) -> None:
     assert left_out(VS + sidecar(egress)) is not imported
+
+
+@pytest.mark.parametrize(("egress", "why"), [
+    (hosts("default/reviews"), "egress host 'default/reviews': short names (non FQDN) are not allowed"),
+    (hosts("default/rev*.example.com"), "partial wildcard 'rev*.example.com' not allowed"),
+    (hosts("Default/*"), "invalid namespace value 'Default'"),
+    (hosts("*"), "host must be of form namespace/dnsName"),
+    (hosts("./*") + hosts("istio-system/*", port=9080)[len("  egress:\n"):],
+     "the egress listener with empty port should be the last listener in the list"),
+    ("  egress:\n  - port: {number: 9080, protocol: HTTP, name: http}\n",
+     "egress listener must contain at least one host"),
+    ("  workloadSelector: null\n", "empty configuration provided"),
+])
+def test_a_sidecar_istio_refuses_is_not_applied(egress: str, why: str) -> None:
+    # validation.go ValidateSidecar / agent/validation.go ValidateNamespaceSlashWildcardHostname: the webhook
+    # refuses it, so istiod never sees it; the root namespace's Sidecar applies instead, if there is one
+    found = warnings(VS + sidecar(egress))
+    assert len(found) == 1 and "Sidecar default/default is refused by Istio's validation (" in found[0]
+    assert why in found[0] and found[0].endswith("so it is not applied")
+    assert left_out(VS + sidecar(egress) + sidecar(hosts("istio-system/*"), ns="istio-system"))
 
 
 def test_the_warning_names_the_sidecar_its_hosts_and_what_to_add() -> None:

@@ -38,6 +38,7 @@ from respy.rules import (
     service_exports,
     service_fqdn,
     short_host,
+    sidecar_problems,
     unknown_fields,
     visible,
 )
@@ -601,6 +602,21 @@ def check_sidecars_without_selector(index: Inputs) -> Iterator[Finding]:
                 "merge them into one Sidecar for the namespace, or give all but one a workloadSelector")
 
 
+def check_sidecar_validation(index: Inputs) -> Iterator[Finding]:
+    """IST0106 SchemaValidationError for a Sidecar: Istio's validation refuses it (``sidecar_problems``), so it
+    scopes no pod and every VirtualService stays visible, which its author did not mean."""
+    for sidecar in index.rules.of_kind("Sidecar"):
+        problems = sidecar_problems(sidecar)
+        if problems:
+            yield Finding(
+                "RSP021", "IST0106", ERROR, _ref(index, sidecar), _where(sidecar, ("spec", "egress")),
+                f"is refused by Istio's validation: {'; '.join(problems)}",
+                "A refused Sidecar is never applied: its namespace's pods import every VirtualService (or the root "
+                "namespace's Sidecar applies), not what it lists.",
+                "write each egress host as namespace/FQDN (`./*`, `istio-system/*`, `prod/reviews.prod.svc.cluster."
+                "local`), with the listener without a port last")
+
+
 def check_weights(index: Inputs) -> Iterator[Finding]:
     for vs in index.vss:
         for section in ("http", "tcp", "tls"):
@@ -884,6 +900,7 @@ CHECKS = (
     check_route_hosts,
     check_duplicate_hosts,
     check_sidecars_without_selector,
+    check_sidecar_validation,
     check_weights,
     check_unreachable_rules,
     check_gateways,

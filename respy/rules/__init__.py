@@ -35,7 +35,7 @@ from respy.rules.semantics import (
     unknown_fields,
     visible,
 )
-from respy.rules.sidecar_scope import EgressScope, client_scope, vs_hosts
+from respy.rules.sidecar_scope import EgressScope, client_scope, sidecar_problems, vs_hosts
 from respy.rules.workloads import (
     WORKLOAD_KINDS,
     Workload,
@@ -88,6 +88,7 @@ __all__ = [
     "service_exports",
     "service_fqdn",
     "short_host",
+    "sidecar_problems",
     "unknown_fields",
     "visible",
     "vs_hosts",

@@ -8,8 +8,8 @@ from functools import cached_property
 from respy.rules.destination_rules import MergedRule, destination_rule, has_workload_selector
 from respy.rules.load import K8sObject, RuleSet
 from respy.rules.request import Request, Vantage
-from respy.rules.semantics import IstioVersion, request_names, rule_host, service_fqdn
-from respy.rules.sidecar_scope import client_scope, selector_sidecars
+from respy.rules.semantics import ROOT_NAMESPACE, IstioVersion, request_names, rule_host, service_fqdn
+from respy.rules.sidecar_scope import client_scope, selector_sidecars, sidecar_problems
 from respy.rules.workloads import Workload, workloads_of
 
 
@@ -66,6 +66,12 @@ class Context:
         the VirtualService istiod makes of it: ``gateway_semantics``) with ``hosts`` (FQDNs): the client's sidecar
         gets no route from it (``sidecar_scope``). The declared split stays the expectation, so the check fails
         as the mesh does; the warning says why, and what to add."""
+        for sidecar in self.rules.of_kind("Sidecar"):
+            problems = sidecar_problems(sidecar) if sidecar.ns(self.namespace) in (self.namespace, ROOT_NAMESPACE) \
+                else []
+            if problems:
+                self.warn(f"{self.ref(sidecar)} is refused by Istio's validation ({problems[0]}), so it is not "
+                          "applied")
         for sidecar in selector_sidecars(self.rules, self.namespace):
             labels = dict((sidecar.spec.get("workloadSelector") or {}).get("labels") or {})
             self.warn(f"{self.ref(sidecar)} has a workloadSelector: it scopes only client pods with the labels "

@@ -22,6 +22,7 @@ requests over the Service's pods whatever the weights say.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ from typing import Any
 from respy.rules.destination_rules import creation_order, has_workload_selector
 from respy.rules.load import K8sObject, RuleSet
 from respy.rules.semantics import ROOT_NAMESPACE, hosts_overlap, rule_host
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # labels.IsDNS1123Label
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,9 @@ class EgressScope:
 def client_scope(rules: RuleSet, namespace: str, port: int | None,
                  root_namespace: str = ROOT_NAMESPACE) -> EgressScope | None:
     """The egress scope of a sidecar client in ``namespace`` dialling ``port`` (``None``: the catch-all
-    listener), or ``None`` when no Sidecar applies (everything is imported)."""
-    sidecars = [s for s in rules.of_kind("Sidecar") if not has_workload_selector(s)]
+    listener), or ``None`` when no Sidecar applies (everything is imported). A Sidecar Istio's validation
+    refuses (``sidecar_problems``) never reaches istiod, so it is not one that applies."""
+    sidecars = [s for s in rules.of_kind("Sidecar") if not has_workload_selector(s) and not sidecar_problems(s)]
     plain = creation_order([s for s in sidecars if s.ns(namespace) == namespace], namespace)
     if not plain:
         plain = [s for s in sidecars if s.ns(namespace) == root_namespace]
@@ -91,6 +95,52 @@ def client_scope(rules: RuleSet, namespace: str, port: int | None,
         return None
     sidecar = plain[0]
     return EgressScope(sidecar, namespace, _listener_hosts(sidecar.spec.get("egress"), port), port)
+
+
+def sidecar_problems(sidecar: K8sObject) -> list[str]:
+    """Why Istio's validation refuses a Sidecar's outbound side (``pkg/config/validation/validation.go``
+    ``ValidateSidecar``, ``agent/validation.go`` ``ValidateNamespaceSlashWildcardHostname``); [] when it does not."""
+    spec = sidecar.spec
+    if not any(spec.get(key) for key in ("egress", "ingress", "outboundTrafficPolicy", "inboundConnectionPool")):
+        return ["empty configuration provided"]
+    egress = spec.get("egress") or []
+    if not isinstance(egress, list):
+        return ["egress must be a list of listeners"]
+    problems: list[str] = []
+    ports: set[int] = set()
+    for index, listener in enumerate(egress):
+        if not isinstance(listener, Mapping):
+            problems.append("egress listener may not be null")
+            continue
+        port = listener.get("port")
+        if not port:
+            if index != len(egress) - 1:
+                problems.append("the egress listener with empty port should be the last listener in the list")
+        elif isinstance(port, Mapping) and isinstance(port.get("number"), int) and port["number"] > 0:
+            if port["number"] in ports:
+                problems.append("ports on IP bound listeners must be unique")
+            ports.add(port["number"])
+        hosts = listener.get("hosts") or []
+        if not hosts:
+            problems.append("egress listener must contain at least one host")
+        problems += [f"egress host {h!r}: {why}" for h in hosts if (why := _host_problem(str(h)))]
+    return problems
+
+
+def _host_problem(entry: str) -> str | None:
+    namespace, slash, name = entry.partition("/")
+    if not slash:
+        return "host must be of form namespace/dnsName"
+    if not namespace or not name:
+        return "config namespace and dnsName in host entry cannot be empty"
+    bare = namespace.removeprefix("~")
+    if bare not in ("", "*", ".") and not _DNS_LABEL.fullmatch(bare):
+        return f"invalid namespace value {namespace!r}"
+    if name != "*" and "." not in name:
+        return "short names (non FQDN) are not allowed"
+    if "*" in name and name != "*" and not name.startswith("*."):
+        return f"partial wildcard {name!r} not allowed"
+    return None
 
 
 def selector_sidecars(rules: RuleSet, namespace: str) -> list[K8sObject]:
