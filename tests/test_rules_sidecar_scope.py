@@ -160,3 +160,23 @@ def test_a_gamma_route_is_imported_as_the_virtual_service_istiod_makes_of_it(egr
     assert {k: round(v, 6) for k, v in expectation.probabilities.items()} == {"reviews-v1": 0.9, "reviews-v2": 0.1}
     found = [w for w in expectation.warnings if "does not import HTTPRoute default/reviews" in w]
     assert bool(found) is not imported
+
+
+TCP = ("apiVersion: v1\nkind: Service\nmetadata: {name: tcp-echo, namespace: default}\n"
+       "spec: {selector: {app: tcp-echo}, ports: [{port: 9000, name: tcp}]}\n---\n"
+       "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: tcp-echo, namespace: default}\n"
+       "spec:\n  host: tcp-echo\n  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]\n"
+       "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: tcp-echo, namespace: default}\n"
+       "spec:\n  hosts: [tcp-echo]\n  tcp:\n  - match: [{port: 9000}]\n    route:\n"
+       "    - {destination: {host: tcp-echo, port: {number: 9000}, subset: v1}, weight: 80}\n"
+       "    - {destination: {host: tcp-echo, port: {number: 9000}, subset: v2}, weight: 20}\n")
+
+
+@pytest.mark.parametrize(("egress", "imported"), [(hosts("./*"), True), (hosts("istio-system/*"), False)])
+def test_tcp_rules_are_scoped_too(egress: str, imported: bool) -> None:
+    # the tcp_proxy's weighted clusters come from a VirtualService the Sidecar must import like any other
+    expectation = resolve(RuleSet(objects=tuple(load_text(TCP + "---\n" + sidecar(egress)[4:], "rules.yaml"))),
+                          url="http://tcp-echo:9000/")
+    assert {k: round(v, 6) for k, v in expectation.probabilities.items()} == {"v1": 0.8, "v2": 0.2}
+    found = [w for w in expectation.warnings if "does not import VirtualService default/tcp-echo" in w]
+    assert bool(found) is not imported

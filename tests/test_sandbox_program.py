@@ -220,6 +220,24 @@ def test_tcp_rules_are_a_weighted_tcp_proxy_per_connection() -> None:
     assert answers <= {"reviews: v1", "reviews: v2"} and "reviews: v1" in answers
 
 
+def test_a_sidecar_resource_that_leaves_out_the_tcp_rule_gets_the_services_cluster() -> None:
+    """virtualservice.go SelectVirtualServices: a VirtualService the client's Sidecar does not import programs no
+    weighted tcp_proxy; the Service's own cluster (every pod) carries the connections."""
+    text = RULES.replace("{name: http, port: 9080}", "{name: tcp, port: 9080}") + (
+        "  tcp:\n  - match: [{port: 9080}]\n    route:\n"
+        "    - {destination: {host: reviews, subset: v1}, weight: 80}\n"
+        "    - {destination: {host: reviews, subset: v2}, weight: 20}\n---\n"
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: default}\n"
+        "spec:\n  egress: [{hosts: ['istio-system/*']}]\n")
+    rules = rules_of(text)
+    programmed = program(rules, build_inventory(rules, "default", 80), namespace="default",
+                         backend=lambda service, workload: ("127.0.0.1", 1))
+    (listener,) = programmed.bootstrap["static_resources"]["listeners"]
+    proxy = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    assert proxy["cluster"] == "outbound|9080||reviews.default.svc.cluster.local"
+    assert any("not imported by Sidecar default/default" in n for n in programmed.notes)
+
+
 def test_destination_rules_for_one_host_are_merged_into_the_clusters() -> None:
     # destination_rule.go mergeDestinationRule: the later rule's new subsets are added (a subset cluster each,
     # cluster_builder.go), the first rule's trafficPolicy is kept (sortConfigBySelectorAndCreationTime: oldest first)

@@ -273,6 +273,7 @@ def resolve_tcp(ctx: Context, service: K8sObject, port: Mapping[str, Any], hits:
                           [service], ctx.warnings)
     vs, index, tcp_rule = rule
     validate(ctx, vs)
+    ctx.check_sidecar_import(vs, vs_hosts(vs, ctx.namespace))
     used = [vs]
     candidates = _destinations(ctx, vs, tcp_rule["route"], ("spec", "tcp", index, "route"), used)
     return Resolution(candidates, f"{ctx.ref(vs)}, tcp[{index}] (per connection)", host, used, ctx.warnings)

@@ -226,8 +226,11 @@ class _Builder:
     def _tcp_rule(self, host: str | None, port: int, gateways: frozenset[str]) -> Mapping[str, Any] | None:
         """tcp.go / gateway.go buildGatewayNetworkFiltersFromTCPRoutes: the first tcp rule of a VirtualService for
         the host whose match (port, gateways) holds here."""
+        scope = self.scope_for(port) if "mesh" in gateways else None
         for vs in self.virtual_services:
             if not (gateways & set(vs.gateways)) or (host is not None and not any(_covers(h, host) for h in vs.hosts)):
+                continue
+            if vs.tcp and not self._imported(vs, scope):
                 continue
             for rule in vs.tcp:
                 matches = rule.get("match") or [{}]
