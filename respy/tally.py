@@ -342,12 +342,7 @@ class Tally:
         if kind is not _OK:
             self.not_ok += 1
         if latency_s is not None:
-            index = self.latency.record(latency_s)
-            counts = row_latency._counts  # RowLatency.record, inlined: a call costs as much as its work
-            counts[index] = counts.get(index, 0) + 1
-            row_latency.count += 1
-            if latency_s > row_latency.max_s:
-                row_latency.max_s = latency_s
+            row_latency.record(self.latency.record(latency_s), latency_s)
         if self.observer is not None:
             self.observer(label, kind, status, ticket, connection)
 

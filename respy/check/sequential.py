@@ -538,9 +538,8 @@ class SequentialTest:
             self.next_look = 0
             code = self.look()
         n = self.n
-        c = np.asarray(self.counts, dtype=np.float64)
-        allocations = c[None, :] if not self.unknown else c[None, :] + self.unknown * np.eye(len(c))
-        intervals = self._intervals(allocations) if n else tuple(Interval(0.0, 1.0) for _ in self.counts)
+        intervals = self._intervals(_bracketed(self.counts, self.unknown)) if n else \
+            tuple(Interval(0.0, 1.0) for _ in self.counts)
         log_bf = getattr(self, "_last_log_bf", 0.0)
         p_value = min(1.0, math.exp(-self.max_log_bf))
         band = f"±{self.delta * 100:g} pp"
@@ -561,11 +560,10 @@ class SequentialTest:
         """The anytime-valid interval of each share for other counts than the test's own (aligned as in
         :meth:`update`), unknown answers bracketed as in :meth:`current`; the test's state is untouched. With one
         share (its interval needs the test's own counts) or no answers: no information, [0, 1]."""
-        c = np.asarray(self._aligned(counts), dtype=np.float64)
-        if len(self._p) == 1 or c.sum() + unknown == 0:
-            return tuple(Interval(0.0, 1.0) for _ in range(len(c)))
-        allocations = c[None, :] if not unknown else c[None, :] + unknown * np.eye(len(c))
-        return self._intervals(allocations)
+        aligned = self._aligned(counts)
+        if len(self._p) == 1 or sum(aligned) + unknown == 0:
+            return tuple(Interval(0.0, 1.0) for _ in aligned)
+        return self._intervals(_bracketed(aligned, unknown))
 
     def _intervals(self, allocations: NDArray[np.float64]) -> tuple[Interval, ...]:
         if len(self._p) == 1:
@@ -598,6 +596,12 @@ class SequentialTest:
             f"{self.positive_names[j]}: anytime-valid interval {interval.low:.1%}–{interval.high:.1%}, "
             f"declared {self.probs[j] * 100:.4g}% ± {self.delta * 100:.4g} pp"
         )
+
+
+def _bracketed(counts: Sequence[int], unknown: int) -> NDArray[np.float64]:
+    """The counts with every unknown answer given to share j, one row per j (one row when there are none)."""
+    c = np.asarray(counts, dtype=np.float64)
+    return c[None, :] if not unknown else c[None, :] + unknown * np.eye(len(c))
 
 
 def budget(probs: Sequence[float], alpha: float = DEFAULT_ALPHA, tolerance: float | None = None) -> int:

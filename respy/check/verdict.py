@@ -637,8 +637,7 @@ def conclude(
     return Conclusion(outcome, [*notes, *reasons, *unknown_reason(cats, assignment)], needed)
 
 
-def common_extra(hard: HardCheck, cats: Categories, checks: Independence,
-                 assignment: Assignment | None = None) -> dict[str, object]:
+def common_extra(hard: HardCheck, cats: Categories, checks: Independence, assignment: Assignment) -> dict[str, object]:
     """The ``extra`` fields both tests report (the JSON's ``verdict.extra``)."""
     return {
         "unknown": cats.unknown,
@@ -646,8 +645,8 @@ def common_extra(hard: HardCheck, cats: Categories, checks: Independence,
         "leaks": dict(hard.leaks),
         "undeclared": dict(hard.undeclared),
         "errors_by_destination": dict(cats.errors),
-        "errors_by_sidecar": dict(assignment.sidecar_errors) if assignment is not None else {},
-        "unserved_by_sidecar": dict(assignment.unserved) if assignment is not None else {},
+        "errors_by_sidecar": dict(assignment.sidecar_errors),
+        "unserved_by_sidecar": dict(assignment.unserved),
         **checks.extra(),
     }
 

@@ -245,7 +245,7 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
     measurement = Measurement.from_run(result, target, load)
     with _signals_ignored(measurement.interrupted):
         seen = None
-        if sidecar is not None and plan is not None:
+        if sidecar is not None:
             from respy.cli.sidecar_run import errors_after_run  # loaded already, with open_sidecar
 
             seen = errors_after_run(sidecar)  # the counters, read before the verdict: they attribute errors
@@ -259,7 +259,8 @@ def run_and_report(request: RunRequest, streams: Streams) -> int:
         if sidecar is not None:
             from respy.cli.sidecar_run import finish_sidecar  # loaded already, with open_sidecar
 
-            report = finish_sidecar(sidecar, evaluation, measurement, plan, declared_given=request.check is not None)
+            report = finish_sidecar(sidecar, evaluation, measurement, plan, seen,
+                                    declared_given=request.check is not None)
         emit(measurement, evaluation, request.output, streams, report)
     return exit_code(measurement, evaluation)
 

@@ -68,11 +68,11 @@ def errors_after_run(view: SidecarView) -> SidecarErrors | None:
 
 
 def finish_sidecar(view: SidecarView | None, evaluation: Evaluation | None, measurement: Measurement,
-                   plan: CheckPlan | None, *, declared_given: bool) -> SidecarReport | None:
-    """After the run: the sidecar's counters, the answers checked against the programmed split, the report."""
+                   plan: CheckPlan | None, seen: SidecarErrors | None, *, declared_given: bool) -> SidecarReport | None:
+    """After the run: the answers checked against the programmed split (``seen``: ``errors_after_run``'s
+    counters), the report."""
     if view is None:
         return None
-    seen = errors_after_run(view)
     verdict = evaluation.verdict if evaluation is not None else None
     against_programmed = _against_programmed(view.programmed, measurement, plan, seen) if declared_given else verdict
     declared = plan.expectation if declared_given and plan is not None else None

@@ -346,8 +346,8 @@ def _hidden_by_sidecar(rules: RuleSet, expectation: Expectation, namespace: str)
     scope = client_scope(rules, namespace, None)
     if scope is None:
         return None
-    covering = [vs for vs in rules.of_kind("VirtualService") if expectation.host in vs_hosts(vs, namespace)]
-    left_out = [vs for vs in covering if not scope.imports(vs.ns(namespace), vs_hosts(vs, namespace))]
+    hosts = [(vs, vs_hosts(vs, namespace)) for vs in rules.of_kind("VirtualService")]
+    left_out = [vs for vs, names in hosts if expectation.host in names and not scope.imports(vs.ns(namespace), names)]
     if not left_out:
         return None
     names = ", ".join(f"{vs.ns(namespace)}/{expectation.host}" for vs in left_out)
